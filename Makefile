@@ -1,0 +1,29 @@
+# The two commands a new user runs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Builds the `demo` study on the offline defaults (SQLite, in-process tasks,
+# local files), renders its stimuli, then serves it on 127.0.0.1:$(PORT).
+demo: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL -u STORAGE_URL $(PY) manage.py migrate --noinput
+	env -u DATABASE_URL -u REDIS_URL -u STORAGE_URL $(PY) manage.py setup_demo --port $(PORT)
+	env -u DATABASE_URL -u REDIS_URL -u STORAGE_URL $(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf var

@@ -1,0 +1,3 @@
+from psyplatform.celery import app as celery_app
+
+__all__ = ("celery_app",)

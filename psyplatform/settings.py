@@ -1,0 +1,191 @@
+"""One settings module, read from the environment.
+
+Every setting has an embedded default (SQLite, in-process tasks, a local media
+folder), so a fresh clone runs with no configuration. See README.md for the
+full list.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.getenv("VAR_DIR", BASE_DIR / "var"))
+
+
+def envbool(name: str, default: str = "False") -> bool:
+    return os.getenv(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+def envint(name: str, default: int) -> int:
+    return int(os.getenv(name, str(default)))
+
+
+SECRET_KEY = os.getenv("SECRET_KEY", "insecure-embedded-default-change-me")
+# Pseudonyms are keyed separately so that rotating SECRET_KEY (sessions,
+# tokens) does not change every participant's pseudonym in past exports.
+PSEUDONYM_KEY = os.getenv("PSEUDONYM_KEY", SECRET_KEY)
+DEBUG = envbool("DEBUG", "True")
+ALLOWED_HOSTS = os.getenv("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
+CSRF_TRUSTED_ORIGINS = [o for o in os.getenv("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+PUBLIC_BASE_URL = os.getenv("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "stimuli",
+    "experiments",
+    "workers",
+    "recruitment",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "psyplatform.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "psyplatform.wsgi.application"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.getenv("DATABASE_URL", f"sqlite:///{VAR_DIR / 'psyplatform.sqlite3'}"),
+        conn_max_age=envint("DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so that a Celery worker thread in the tests sees the
+    # same test database; a timeout so that concurrent writers wait, not fail.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.getenv("STATIC_ROOT", VAR_DIR / "staticfiles"))
+
+
+def storage_settings(url: str) -> dict:
+    """STORAGES["default"] from STORAGE_URL.
+
+    Unset or file:///path: a local folder served at MEDIA_URL.
+    s3://bucket/prefix?endpoint_url=http://minio:9000&region=eu-west-1: S3 or
+    any S3-compatible store (credentials from the usual AWS_* variables).
+    """
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        options = {
+            "bucket_name": parsed.netloc,
+            "location": parsed.path.strip("/"),
+            "file_overwrite": False,
+            "querystring_auth": envbool("S3_QUERYSTRING_AUTH", "False"),
+        }
+        if "endpoint_url" in query:
+            options["endpoint_url"] = query["endpoint_url"]
+        if "region" in query:
+            options["region_name"] = query["region"]
+        if "custom_domain" in query:
+            options["custom_domain"] = query["custom_domain"]
+        return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+    if parsed.scheme not in ("", "file"):
+        raise ValueError(f"STORAGE_URL must start with file:// or s3://, not {url!r}")
+    return {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": parsed.path or str(MEDIA_ROOT)},
+    }
+
+
+MEDIA_URL = os.getenv("MEDIA_URL", "/media/")
+MEDIA_ROOT = Path(os.getenv("MEDIA_ROOT", VAR_DIR / "media"))
+STORAGE_URL = os.getenv("STORAGE_URL", "")
+STORAGES = {
+    "default": storage_settings(STORAGE_URL),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Local working files of the GPU worker (activation arrays); never served.
+WORK_DIR = Path(os.getenv("WORK_DIR", VAR_DIR / "work"))
+
+REDIS_URL = os.getenv("REDIS_URL", "")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ROUTES = {"workers.tasks.render_*": {"queue": "gpu"}}
+CELERY_BEAT_SCHEDULE = {
+    "release-abandoned-slots": {
+        "task": "experiments.tasks.release_abandoned_slots",
+        "schedule": envint("RELEASE_SLOTS_EVERY_S", 300),
+    },
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "experiments.api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "psyplatform participant API",
+    "DESCRIPTION": "The calls a participant's browser makes: start or resume a session, "
+    "fetch the current trial, answer it, record events, complete.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Torch device for the workers' model forward passes ("cuda", "cpu", or empty for auto).
+TORCH_DEVICE = os.getenv("TORCH_DEVICE", "")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,16 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("experiments.api.urls")),
+    path("", include("experiments.urls")),
+]
+
+if not settings.STORAGE_URL:
+    # The embedded default serves stored stimuli itself; with S3 the store does.
+    urlpatterns += [
+        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    ]

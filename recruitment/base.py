@@ -1,0 +1,51 @@
+"""The one interface every recruiter backend implements.
+
+A backend turns what a participant's browser brings on arrival into a
+participant id (raw, for paying and blocking) plus the recruiter's own ids, and
+tells the completion page how to hand the work back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from experiments.models import Session, Study
+
+
+class ArrivalRefused(Exception):
+    """The arrival cannot start a session (for example an MTurk preview); the message says why."""
+
+
+@dataclass(frozen=True)
+class Arrival:
+    participant_id: str
+    external: dict[str, Any] = field(default_factory=dict)
+
+
+class Recruiter(Protocol):
+    name: str
+
+    def arrival(self, study: "Study", data: dict[str, Any]) -> Arrival:
+        """Validate the source-specific fields of POST /sessions; raise ArrivalRefused or ValueError."""
+
+    def hand_back(self, session: "Session") -> dict[str, Any]:
+        """What the completion page needs: a code, a redirect, or a form to post."""
+
+
+_BACKENDS: dict[str, Recruiter] = {}
+
+
+def register(backend: Recruiter) -> Recruiter:
+    _BACKENDS[backend.name] = backend
+    return backend
+
+
+def backend_for(source: str) -> Recruiter:
+    try:
+        return _BACKENDS[source]
+    except KeyError:
+        raise ValueError(
+            f"unknown source {source!r}; expected one of {', '.join(sorted(_BACKENDS))}"
+        ) from None

@@ -1,0 +1,117 @@
+"""factory_boy factories for every model the tests touch."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import factory
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from experiments.models import Study, StudyUnit, Trial, TrialImage
+from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
+
+
+class VisionModelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = VisionModel
+        django_get_or_create = ("name",)
+
+    name = "lite0"
+    timm_name = "tf_efficientnet_lite0"
+    weights = VisionModel.Weights.EFFICIENTNET_LITE0_PACKAGE
+
+
+class ImagePoolFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ImagePool
+        django_get_or_create = ("name",)
+
+    name = "skimage"
+    source = ImagePool.Source.SKIMAGE_CROPS
+    size = 200
+
+
+class UnitFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Unit
+
+    model = factory.SubFactory(VisionModelFactory)
+    layer = "blocks.3"
+    channel = factory.Sequence(lambda n: n)
+
+
+def png_bytes(seed: int) -> bytes:
+    """A small distinct image, so that every stimulus has its own content hash."""
+    image = Image.new("RGB", (8, 8), ((seed * 37) % 256, (seed * 91) % 256, (seed * 13) % 256))
+    image.putpixel((seed % 8, (seed // 8) % 8), (seed % 251, 0, 0))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class StimulusImageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StimulusImage
+
+    class Params:
+        content = factory.Sequence(lambda n: png_bytes(n) + n.to_bytes(4, "big"))
+
+    sha256 = factory.LazyAttribute(lambda o: hashlib.sha256(o.content).hexdigest())
+    file = factory.LazyAttribute(
+        lambda o: default_storage.save(f"stimuli/{o.sha256}.png", ContentFile(o.content))
+    )
+    source_key = factory.Sequence(lambda n: f"test/{n}")
+
+
+class StudyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Study
+
+    slug = factory.Sequence(lambda n: f"study-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug)
+    status = Study.Status.OPEN
+    model = factory.SubFactory(VisionModelFactory)
+    image_pool = factory.SubFactory(ImagePoolFactory)
+    trials_per_unit = 2
+    target_per_unit = 30
+
+
+class StudyUnitFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StudyUnit
+
+    study = factory.SubFactory(StudyFactory)
+    unit = factory.SubFactory(UnitFactory, model=factory.SelfAttribute("..study.model"))
+    role = StudyUnit.Role.MAIN
+    order = factory.Sequence(lambda n: n)
+
+
+class TrialFactory(factory.django.DjangoModelFactory):
+    """A 2-AFC trial with 9 + 9 references and its two queries."""
+
+    class Meta:
+        model = Trial
+
+    study = factory.SubFactory(StudyFactory)
+    unit = factory.SubFactory(UnitFactory, model=factory.SelfAttribute("..study.model"))
+    kind = Trial.Kind.MAIN
+    batch = 0
+    difficulty = "easy"
+
+    @factory.post_generation
+    def images(trial: Trial, create: bool, extracted, **kwargs) -> None:
+        if not create:
+            return
+        refs = trial.study.references_per_side
+        slots = [(TrialImage.Role.REFERENCE_MIN, r) for r in range(refs)]
+        slots += [(TrialImage.Role.REFERENCE_MAX, r) for r in range(refs)]
+        images = {slot: StimulusImageFactory() for slot in slots}
+        images[(TrialImage.Role.QUERY_POSITIVE, 0)] = StimulusImageFactory()
+        images[(TrialImage.Role.QUERY_NEGATIVE, 0)] = StimulusImageFactory()
+        TrialImage.objects.bulk_create(
+            TrialImage(trial=trial, role=role, rank=rank, image=image)
+            for (role, rank), image in images.items()
+        )
