@@ -1,3 +1,7 @@
 from django.urls import path
 
-urlpatterns: list = []
+from experiments import pages
+
+urlpatterns = [
+    path("s/<slug:slug>/", pages.participant_page, name="participant-page"),
+]

@@ -1,19 +1,38 @@
-"""One JSON shape for every API error: {"error": message, "detail": ...}."""
+"""One JSON shape for every API error: {"error": message} (plus "detail" for field errors).
+
+Domain errors raised by the services map to status codes here, so views stay thin.
+"""
 
 from typing import Any
 
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from experiments import errors
+from recruitment.base import ArrivalRefused
+
+STATUS_OF = {
+    errors.StudyUnavailable: status.HTTP_404_NOT_FOUND,
+    errors.AlreadyTakenPart: status.HTTP_409_CONFLICT,
+    errors.NoPlacesLeft: status.HTTP_409_CONFLICT,
+    errors.NotCurrentTrial: status.HTTP_409_CONFLICT,
+    errors.WrongStage: status.HTTP_409_CONFLICT,
+    errors.InvalidArrival: status.HTTP_400_BAD_REQUEST,
+    ArrivalRefused: status.HTTP_403_FORBIDDEN,
+}
+
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    for kind, code in STATUS_OF.items():
+        if isinstance(exc, kind):
+            return Response({"error": str(exc)}, status=code)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
     detail = response.data
     if isinstance(detail, dict) and set(detail) == {"detail"}:
-        message = str(detail["detail"])
-        response.data = {"error": message}
+        response.data = {"error": str(detail["detail"])}
     else:
         response.data = {"error": _first_message(detail), "detail": detail}
     return response

@@ -1,0 +1,111 @@
+"""The participant API: one thin view per operation; the work is in services and selectors."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from experiments import selectors, services
+from experiments.api import serializers as s
+from experiments.api.auth import OwnsSession, SessionTokenAuthentication
+from experiments.errors import WrongStage
+from experiments.models import Session
+
+ERRORS = {
+    400: OpenApiResponse(description="Malformed input: {'error': message, 'detail': ...}"),
+    401: OpenApiResponse(description="Missing or invalid token."),
+    403: OpenApiResponse(description="The token belongs to another session."),
+    409: OpenApiResponse(description="Not possible in the session's current state."),
+}
+
+
+class SessionView(APIView):
+    """Base for calls on one session, authorized by its bearer token."""
+
+    authentication_classes = [SessionTokenAuthentication]
+    permission_classes = [OwnsSession]
+
+    @property
+    def session(self) -> Session:
+        return self.request.auth
+
+
+class StartSession(APIView):
+    @extend_schema(
+        request=s.SessionStartSerializer,
+        responses={
+            201: s.SessionStartedSerializer,
+            200: s.SessionStartedSerializer,
+            404: OpenApiResponse(description="Unknown or closed study."),
+            **ERRORS,
+        },
+        summary="Start a session, or resume the participant's session.",
+    )
+    def post(self, request: Request) -> Response:
+        arrival = s.SessionStartSerializer(data=request.data)
+        arrival.is_valid(raise_exception=True)
+        data = arrival.validated_data
+        session, created = services.start_session(data["study"], data)
+        body = {**selectors.session_state(session), "token": session.token}
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SessionDetail(SessionView):
+    @extend_schema(responses={200: s.SessionStateSerializer, **ERRORS}, summary="Where the session stands.")
+    def get(self, request: Request, session_id: int) -> Response:
+        return Response(selectors.session_state(self.session))
+
+
+class CurrentTrial(SessionView):
+    @extend_schema(
+        responses={200: s.TrialSerializer, **ERRORS},
+        summary="The first unanswered trial, or {'done': true}.",
+    )
+    def get(self, request: Request, session_id: int) -> Response:
+        if self.session.consented_at is None:
+            raise WrongStage("Please give your consent first.")
+        return Response(selectors.current_trial(self.session))
+
+
+class AnswerTrial(SessionView):
+    @extend_schema(
+        request=s.AnswerSerializer,
+        responses={201: s.AnswerResultSerializer, 200: s.AnswerResultSerializer, **ERRORS},
+        summary="Answer the current trial; a replayed client_id returns the stored answer.",
+    )
+    def post(self, request: Request, session_id: int) -> Response:
+        answer = s.AnswerSerializer(data=request.data)
+        answer.is_valid(raise_exception=True)
+        result, created = services.answer_trial(self.session, **answer.validated_data)
+        body = s.AnswerResultSerializer(result).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class RecordEvent(SessionView):
+    @extend_schema(
+        request=s.EventSerializer,
+        responses={201: s.EventRecordedSerializer, **ERRORS},
+        summary="Record consent, instruction timing, or window focus changes.",
+    )
+    def post(self, request: Request, session_id: int) -> Response:
+        event = s.EventSerializer(data=request.data)
+        event.is_valid(raise_exception=True)
+        recorded = services.record_event(
+            self.session, event.validated_data["type"], event.validated_data["payload"]
+        )
+        return Response(s.EventRecordedSerializer(recorded).data, status=status.HTTP_201_CREATED)
+
+
+class CompleteSession(SessionView):
+    @extend_schema(
+        request=s.CompleteSerializer,
+        responses={200: s.CompletedSerializer, **ERRORS},
+        summary="Finish the session and get the completion code or recruiter hand-back.",
+    )
+    def post(self, request: Request, session_id: int) -> Response:
+        body = s.CompleteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(services.complete_session(self.session, body.validated_data["feedback"]))

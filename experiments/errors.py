@@ -1,0 +1,29 @@
+"""Why a participant's request cannot be carried out; the API maps each to a status code."""
+
+
+class SessionError(Exception):
+    """Base class: the message is shown to the participant."""
+
+
+class StudyUnavailable(SessionError):
+    """The study does not exist or is not open (404)."""
+
+
+class InvalidArrival(SessionError):
+    """The recruiter's fields on arrival are missing or malformed (400)."""
+
+
+class AlreadyTakenPart(SessionError):
+    """The participant completed this study, or a linked one (409)."""
+
+
+class NoPlacesLeft(SessionError):
+    """Every unit has its target of participants (409)."""
+
+
+class NotCurrentTrial(SessionError):
+    """An answer for a trial other than the first unanswered one (409)."""
+
+
+class WrongStage(SessionError):
+    """The call does not fit the session's stage, e.g. trials before consent (409)."""

@@ -1,0 +1,113 @@
+"""Which trials a session shows, in which order and layout.
+
+Every random choice comes from a generator seeded by the session's seed and a
+purpose string, so a session can be replayed exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from django.db.models import Max
+
+from experiments.models import Session, SessionTrial, SessionUnit, Trial, TrialImage
+
+
+def session_rng(session: Session, purpose: str) -> random.Random:
+    return random.Random(f"{session.seed}:{purpose}")
+
+
+def two_afc_layout(trial: Trial, rng: random.Random) -> tuple[dict, int]:
+    """Reference blocks (most extreme first, the other eight shuffled) and the queries' order.
+
+    Returns the layout (image ids in display order) and the display position of
+    the positive query, which is the right answer.
+    """
+    by_role: dict[str, list[TrialImage]] = defaultdict(list)
+    for image in sorted(trial.images.all(), key=lambda i: i.rank):
+        by_role[image.role].append(image)
+
+    def block(role: str) -> list[int]:
+        ids = [i.image_id for i in by_role[role]]
+        rest = ids[1:]
+        rng.shuffle(rest)
+        return ids[:1] + rest
+
+    positive = by_role[TrialImage.Role.QUERY_POSITIVE][0].image_id
+    negative = by_role[TrialImage.Role.QUERY_NEGATIVE][0].image_id
+    queries = [positive, negative]
+    rng.shuffle(queries)
+    layout = {
+        "min": block(TrialImage.Role.REFERENCE_MIN),
+        "max": block(TrialImage.Role.REFERENCE_MAX),
+        "queries": queries,
+    }
+    return layout, queries.index(positive)
+
+
+def _append(session: Session, trials: list[Trial], phase: str, attempt: int, purpose: str) -> None:
+    rng = session_rng(session, purpose)
+    start = (session.session_trials.aggregate(m=Max("index"))["m"] or -1) + 1
+    rows = []
+    for offset, trial in enumerate(trials):
+        layout, correct = two_afc_layout(trial, rng)
+        rows.append(
+            SessionTrial(
+                session=session,
+                index=start + offset,
+                trial=trial,
+                phase=phase,
+                attempt=attempt,
+                layout=layout,
+                correct_choice=correct,
+            )
+        )
+    SessionTrial.objects.bulk_create(rows)
+
+
+def plan_practice_round(session: Session) -> None:
+    """Append one more round of every practice trial, in a fresh seeded order."""
+    session.practice_attempts += 1
+    session.save(update_fields=["practice_attempts"])
+    trials = list(
+        Trial.objects.filter(study=session.study_id, kind=Trial.Kind.PRACTICE)
+        .prefetch_related("images")
+        .order_by("unit_id", "batch")
+    )
+    purpose = f"practice:{session.practice_attempts}"
+    session_rng(session, purpose + ":order").shuffle(trials)
+    _append(session, trials, Session.Phase.PRACTICE, session.practice_attempts, purpose)
+
+
+def plan_main_block(session: Session) -> None:
+    """Append the main trials of the session's units with the catch trials at random positions."""
+    slots = SessionUnit.objects.filter(session=session).select_related("study_unit")
+    wanted = {(slot.study_unit.unit_id, slot.batch) for slot in slots}
+    main_trials = [
+        trial
+        for trial in Trial.objects.filter(
+            study=session.study_id, kind=Trial.Kind.MAIN, unit_id__in={u for u, _ in wanted}
+        ).prefetch_related("images")
+        if (trial.unit_id, trial.batch) in wanted
+    ]
+    rng = session_rng(session, "main:order")
+    main_trials.sort(key=lambda t: t.unit_id)
+    rng.shuffle(main_trials)
+
+    catch_pool = list(
+        Trial.objects.filter(study=session.study_id, kind=Trial.Kind.CATCH)
+        .prefetch_related("images")
+        .order_by("unit_id", "batch")
+    )
+    # Prefer catch trials of units the participant does not see in the main block.
+    shown = {unit for unit, _ in wanted}
+    rng.shuffle(catch_pool)
+    catch_pool.sort(key=lambda t: t.unit_id in shown)
+    catch_trials = catch_pool[: session.study.n_catch_trials]
+
+    ordered = list(main_trials)
+    for trial in catch_trials:
+        ordered.insert(rng.randint(0, len(ordered)), trial)
+    _append(session, ordered, Session.Phase.MAIN, 1, "main:layout")
+
