@@ -92,14 +92,15 @@ class StudyUnitFactory(factory.django.DjangoModelFactory):
 class TrialFactory(factory.django.DjangoModelFactory):
     """A 2-AFC trial with 9 + 9 references and its two queries."""
 
-    class Meta:
-        model = Trial
-
     study = factory.SubFactory(StudyFactory)
     unit = factory.SubFactory(UnitFactory, model=factory.SelfAttribute("..study.model"))
     kind = Trial.Kind.MAIN
     batch = 0
     difficulty = "easy"
+
+    class Meta:
+        model = Trial
+        skip_postgeneration_save = True
 
     @factory.post_generation
     def images(trial: Trial, create: bool, extracted, **kwargs) -> None:
@@ -108,10 +109,11 @@ class TrialFactory(factory.django.DjangoModelFactory):
         refs = trial.study.references_per_side
         slots = [(TrialImage.Role.REFERENCE_MIN, r) for r in range(refs)]
         slots += [(TrialImage.Role.REFERENCE_MAX, r) for r in range(refs)]
-        images = {slot: StimulusImageFactory() for slot in slots}
-        images[(TrialImage.Role.QUERY_POSITIVE, 0)] = StimulusImageFactory()
-        images[(TrialImage.Role.QUERY_NEGATIVE, 0)] = StimulusImageFactory()
+        slots += [(TrialImage.Role.QUERY_POSITIVE, 0), (TrialImage.Role.QUERY_NEGATIVE, 0)]
+        images = StimulusImage.objects.bulk_create(
+            StimulusImageFactory.build() for _ in slots
+        )
         TrialImage.objects.bulk_create(
             TrialImage(trial=trial, role=role, rank=rank, image=image)
-            for (role, rank), image in images.items()
+            for (role, rank), image in zip(slots, images)
         )

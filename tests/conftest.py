@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from experiments.models import Session, SessionTrial, Study
+from tests.builders import build_2afc_study
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path_factory) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path_factory.getbasetemp() / "media")},
+        },
+    }
+
+
+class Participant:
+    """Drives the participant API the way the browser does."""
+
+    def __init__(self, study: Study, participant: str = "p1") -> None:
+        self.client = APIClient()
+        self.study = study
+        self.participant = participant
+        self.id: int | None = None
+
+    def start(self, **extra: Any):
+        body = {"study": self.study.slug, "source": "local", "participant": self.participant, **extra}
+        response = self.client.post("/api/v1/sessions", body, format="json")
+        if response.status_code in (200, 201):
+            self.id = response.json()["id"]
+            self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
+        return response
+
+    @property
+    def session(self) -> Session:
+        return Session.objects.get(pk=self.id)
+
+    def url(self, tail: str = "") -> str:
+        return f"/api/v1/sessions/{self.id}{tail}"
+
+    def event(self, type_: str, **payload: Any):
+        return self.client.post(self.url("/events"), {"type": type_, "payload": payload}, format="json")
+
+    def trial(self):
+        return self.client.get(self.url("/trial"))
+
+    def answer(self, index: int, choice: int, confidence: int = 3, client_id: str | None = None):
+        body = {
+            "index": index,
+            "choice": choice,
+            "confidence": confidence,
+            "rt_ms": 900,
+            "client_id": client_id or str(uuid.uuid4()),
+        }
+        return self.client.post(self.url("/responses"), body, format="json")
+
+    def correct_choice(self, index: int) -> int:
+        return SessionTrial.objects.get(session_id=self.id, index=index).correct_choice
+
+    def answer_current(self, right: bool = True, choice: int | None = None):
+        index = self.trial().json()["index"]
+        correct = self.correct_choice(index)
+        if choice is None:
+            choice = correct if right else 1 - correct
+        return self.answer(index, choice)
+
+    def through_instructions(self) -> None:
+        self.event("consent")
+        self.event("instructions_start")
+        self.event("instructions_end")
+
+    def pass_practice(self) -> None:
+        while self.session.phase == Session.Phase.PRACTICE:
+            self.answer_current(right=True)
+
+    def answer_all(self, right: bool = True) -> None:
+        while not self.trial().json()["done"]:
+            self.answer_current(right=right)
+
+    def complete(self, feedback: str = ""):
+        return self.client.post(self.url("/complete"), {"feedback": feedback}, format="json")
+
+
+@pytest.fixture
+def study(db) -> Study:
+    return build_2afc_study()
+
+
+@pytest.fixture
+def participant(study) -> Participant:
+    p = Participant(study)
+    p.start()
+    return p
+
+
+@pytest.fixture
+def make_participant(study):
+    def make(name: str) -> Participant:
+        p = Participant(study, name)
+        p.start()
+        return p
+
+    return make
