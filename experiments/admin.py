@@ -1,0 +1,183 @@
+"""Researchers configure, render, open and export studies here; thin classes over services."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from experiments import export
+from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
+from workers.models import Job
+from workers.services import start_rendering
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class StudyUnitProgressInline(ReadOnlyInline):
+    model = StudyUnit
+    verbose_name_plural = "units and progress (passing participants / target)"
+    fields = ("unit", "role", "progress", "held")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StudyUnit]:
+        return super().get_queryset(request).select_related("unit", "study").with_progress()
+
+    @admin.display(description="completed / target")
+    def progress(self, obj: StudyUnit) -> str:
+        if obj.role == StudyUnit.Role.PRACTICE:
+            return "-"
+        return f"{obj.completed} / {obj.study.target_per_unit}"
+
+    @admin.display(description="slots held")
+    def held(self, obj: StudyUnit) -> int:
+        return obj.held
+
+
+class JobInline(ReadOnlyInline):
+    model = Job
+    fields = ("kind", "status", "stage", "percent_done", "message", "error", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description="progress")
+    def percent_done(self, obj: Job) -> str:
+        return f"{obj.done} / {obj.total} ({obj.percent:.0f}%)"
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "protocol", "condition", "status", "recruiter", "participant_link")
+    list_filter = ("status", "protocol", "recruiter")
+    search_fields = ("slug", "name")
+    readonly_fields = ("participant_link", "completion_code", "created_at")
+    inlines = [JobInline, StudyUnitProgressInline]
+    actions = ["render_stimuli", "open_study", "close_study", "export_csv", "export_jsonl"]
+    fieldsets = (
+        (None, {"fields": ("slug", "name", "status", "participant_link", "completion_code")}),
+        ("Design", {"fields": ("protocol", "condition", "difficulty", "model", "image_pool", "seed")}),
+        (
+            "Stimuli",
+            {
+                "fields": (
+                    "n_units", "layers", "trials_per_unit", "references_per_side",
+                    "image_size", "resize_to",
+                )
+            },
+        ),
+        (
+            "Session",
+            {
+                "fields": (
+                    "n_main_trials", "n_catch_trials", "n_practice_trials", "n_practice_obvious",
+                    "practice_less_obvious_difficulty", "target_per_unit", "prompt", "lock_ms",
+                    "feedback_delay_ms", "feedback_ms", "slot_timeout_minutes",
+                )
+            },
+        ),
+        (
+            "Exclusion checks",
+            {
+                "fields": (
+                    "max_practice_attempts", "min_instruction_s", "min_catch_correct",
+                    "min_total_s", "max_total_s", "min_position_count",
+                )
+            },
+        ),
+        ("Recruitment", {"fields": ("recruiter",)}),
+    )
+
+    @admin.display(description="participant link")
+    def participant_link(self, obj: Study) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("participant-page", args=[obj.slug]) + "?participant=pilot"
+        return format_html('<a href="{}" target="_blank">{}</a>', url, url)
+
+    @admin.action(description="Render stimuli (sample units, record activations, write trials)")
+    def render_stimuli(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            job = start_rendering(study)
+            self.message_user(request, f"{study}: rendering queued as job #{job.pk}.")
+
+    @admin.action(description="Open to participants")
+    def open_study(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        not_ready = queryset.exclude(status__in=[Study.Status.READY, Study.Status.CLOSED])
+        if not_ready.exists():
+            names = ", ".join(s.slug for s in not_ready)
+            self.message_user(request, f"Render stimuli first: {names}.", messages.ERROR)
+            return
+        queryset.update(status=Study.Status.OPEN)
+
+    @admin.action(description="Close to participants")
+    def close_study(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        queryset.filter(status=Study.Status.OPEN).update(status=Study.Status.CLOSED)
+
+    def _export(self, queryset: QuerySet[Study], fmt: str) -> StreamingHttpResponse:
+        lines = export.FORMATS[fmt](export.rows(export.responses_of(queryset)))
+        response = StreamingHttpResponse(lines, content_type=export.CONTENT_TYPES[fmt])
+        response["Content-Disposition"] = f'attachment; filename="responses.{fmt}"'
+        return response
+
+    @admin.action(description="Export responses as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Study]) -> StreamingHttpResponse:
+        return self._export(queryset, "csv")
+
+    @admin.action(description="Export responses as JSON Lines")
+    def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Study]) -> StreamingHttpResponse:
+        return self._export(queryset, "jsonl")
+
+
+class CheckInline(ReadOnlyInline):
+    model = SessionCheck
+    fields = ("name", "value", "rule", "passed")
+    readonly_fields = fields
+
+
+class ResponseInline(ReadOnlyInline):
+    model = Response
+    fields = ("trial_index", "choice", "confidence", "correct", "rt_ms", "created_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Response]:
+        return super().get_queryset(request).select_related("session_trial")
+
+    @admin.display(description="index")
+    def trial_index(self, obj: Response) -> int:
+        return obj.session_trial.index
+
+
+class EventInline(ReadOnlyInline):
+    model = Event
+    fields = ("type", "payload", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "pseudonym_short", "study", "source", "status", "passed", "practice_attempts",
+        "created_at", "completed_at",
+    )
+    list_filter = ("study", "status", "passed", "source")
+    search_fields = ("pseudonym", "participant_id")
+    readonly_fields = [f.name for f in Session._meta.fields]
+    inlines = [CheckInline, EventInline, ResponseInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="participant")
+    def pseudonym_short(self, obj: Session) -> str:
+        return obj.pseudonym[:12]
