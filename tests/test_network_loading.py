@@ -1,0 +1,98 @@
+"""Loading VisionModel rows as timm networks, their layers and channel counts."""
+
+import pytest
+import timm
+import torch
+from skimage import data
+from PIL import Image
+
+from stimuli.models import VisionModel
+from stimuli.networks import (
+    Network,
+    NetworkError,
+    _renamed_by_position,
+    channel_counts,
+    default_layers,
+    hooked,
+    load_network,
+)
+
+TIGER_CAT = 282
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_network(
+        VisionModel(name="lite0", timm_name="tf_efficientnet_lite0", weights="efficientnet_lite0_package"),
+        torch.device("cpu"),
+    )
+
+
+@pytest.mark.slow
+def test_the_offline_lite0_weights_see_chelsea_as_a_tiger_cat(lite0):
+    image = lite0.transform(Image.fromarray(data.chelsea()))
+    with torch.inference_mode():
+        logits = lite0.module(image[None].to(lite0.device))
+    assert logits.argmax().item() == TIGER_CAT
+
+
+@pytest.mark.slow
+def test_lite0_stages_and_their_channels(lite0):
+    layers = default_layers(lite0.module)
+    assert layers == [f"blocks.{i}" for i in range(7)]
+    assert channel_counts(lite0, layers) == dict(zip(layers, [16, 24, 40, 80, 112, 192, 320]))
+
+
+def test_a_checkpoint_is_loaded_into_the_architecture(tmp_path):
+    torch.manual_seed(0)
+    saved = timm.create_model("test_efficientnet").state_dict()
+    torch.save({"state_dict": saved}, tmp_path / "weights.pth")
+    spec = VisionModel(
+        name="tiny", timm_name="test_efficientnet", weights="checkpoint",
+        checkpoint_path=str(tmp_path / "weights.pth"),
+    )
+    network = load_network(spec, torch.device("cpu"))
+    assert not network.module.training
+    assert torch.equal(network.module.conv_stem.weight, saved["conv_stem.weight"])
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):
+    torch.save(timm.create_model("test_resnet").state_dict(), tmp_path / "resnet.pth")
+    spec = VisionModel(
+        name="tiny", timm_name="test_efficientnet", weights="checkpoint",
+        checkpoint_path=str(tmp_path / "resnet.pth"),
+    )
+    with pytest.raises(NetworkError, match="Cannot load weights"):
+        load_network(spec, torch.device("cpu"))
+
+
+def test_weights_paired_by_position_must_agree_in_shape():
+    weights = {"a.weight": torch.zeros(3, 2), "a.bias": torch.zeros(4)}
+    target = {"x.weight": torch.zeros(3, 2), "x.bias": torch.zeros(3)}
+    with pytest.raises(NetworkError, match=r"a.bias \(4,\) does not match x.bias \(3,\)"):
+        _renamed_by_position(weights, target, source="package.pth")
+
+
+def test_weights_paired_by_position_take_the_target_names():
+    weights = {"a.weight": torch.ones(3, 2)}
+    renamed = _renamed_by_position(weights, {"x.weight": torch.zeros(3, 2)}, source="p")
+    assert list(renamed) == ["x.weight"] and renamed["x.weight"].sum() == 6
+
+
+def test_vit_layers_count_channels_on_the_last_axis():
+    module = timm.create_model("test_vit").eval()
+    network = Network(module, transform=None, input_size=(3, 160, 160), device=torch.device("cpu"))
+    layers = default_layers(module)
+    assert layers[0] == "blocks.0"
+    assert set(channel_counts(network, layers).values()) == {module.embed_dim}
+
+
+def test_resnet_stages_are_its_layer_modules():
+    assert default_layers(timm.create_model("test_resnet")) == ["layer1", "layer2", "layer3", "layer4"]
+
+
+def test_hooking_an_unknown_layer_is_refused():
+    module = timm.create_model("test_resnet")
+    with pytest.raises(NetworkError, match="No such layers in the network: layer9"):
+        with hooked(module, ["layer1", "layer9"], lambda layer, output: None):
+            pass
