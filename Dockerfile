@@ -1,0 +1,12 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends libpq5 && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN DJANGO_SETTINGS_MODULE=psyplatform.settings python manage.py collectstatic --noinput
+
+EXPOSE 8000
+CMD ["gunicorn", "psyplatform.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4"]
