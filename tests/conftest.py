@@ -10,17 +10,6 @@ from experiments.models import Session, SessionTrial, Study
 from tests.builders import build_2afc_study
 
 
-@pytest.fixture(autouse=True)
-def _media_root(settings, tmp_path_factory) -> None:
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path_factory.getbasetemp() / "media")},
-        },
-    }
-
-
 class Participant:
     """Drives the participant API the way the browser does."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from urllib.parse import urlparse
 
 import pytest
@@ -54,7 +55,10 @@ def _probe() -> None:
     os.environ["TEST_CHROMIUM_PATH"] = chromium
 
     os.environ.pop("STORAGE_URL", None)
-    os.environ.setdefault("VAR_DIR", os.path.join(os.getcwd(), "var", "test"))
+    # Each run gets its own files and test database, so runs can overlap.
+    os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="psyplatform-test-")
+    if "DATABASE_URL" in os.environ:
+        os.environ["TEST_DATABASE_NAME"] = f"test_psyplatform_{os.getpid()}"
 
 
 _probe()
@@ -63,6 +67,10 @@ _probe()
 def pytest_configure(config: pytest.Config) -> None:
     if IN_CI and missing:
         raise pytest.UsageError("CI=true but services are missing: " + "; ".join(missing.values()))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ["VAR_DIR"], ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
