@@ -33,6 +33,13 @@ class Recruiter(Protocol):
     def hand_back(self, session: "Session") -> dict[str, Any]:
         """What the completion page needs: a code, a redirect, or a form to post."""
 
+    def session_started(self, session: "Session") -> None:
+        """Called inside the transaction that created the session: record the recruiter's side.
+
+        Calls to the recruiter itself are queued with transaction.on_commit,
+        so a rolled-back start never reaches MTurk or Prolific.
+        """
+
 
 _BACKENDS: dict[str, Recruiter] = {}
 

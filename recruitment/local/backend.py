@@ -26,5 +26,8 @@ class LocalRecruiter:
     def hand_back(self, session: "Session") -> dict[str, Any]:
         return {"completion_code": session.study.completion_code}
 
+    def session_started(self, session: "Session") -> None:
+        """A local link has no recruiter to tell."""
+
 
 register(LocalRecruiter())

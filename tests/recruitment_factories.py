@@ -1,0 +1,143 @@
+"""Factories and fixtures for the recruitment tests (import the fixtures into a test module to use them)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import factory
+import pytest
+from botocore.stub import Stubber
+from django.utils import timezone
+
+from experiments.models import Session, Study
+from recruitment.models import HIT, Assignment, LinkGroup, Payment, Recruitment
+from recruitment.mturk.client import ENDPOINTS, WORKER_SITES
+from tests.factories import StudyFactory
+
+PUBLIC_BASE_URL = "https://psy.example.org"
+
+
+class RecruitmentFactory(factory.django.DjangoModelFactory):
+    """An MTurk study needing 12 passing sessions: ceil(6 units x 8 participants / 4 main trials)."""
+
+    class Meta:
+        model = Recruitment
+
+    study = factory.SubFactory(
+        StudyFactory, recruiter=Study.Recruiter.MTURK, n_units=6, target_per_unit=8, n_main_trials=4
+    )
+
+
+class LaunchedRecruitmentFactory(RecruitmentFactory):
+    group = factory.LazyAttribute(lambda o: LinkGroup.objects.get_or_create(name=f"study {o.study.slug}")[0])
+    launched_at = factory.LazyFunction(timezone.now)
+    hit_type_id = "HITTYPE1"
+
+
+class HITFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = HIT
+
+    recruitment = factory.SubFactory(LaunchedRecruitmentFactory)
+    sandbox = factory.LazyAttribute(lambda o: o.recruitment.sandbox)
+    hit_type_id = "HITTYPE1"
+    hit_id = factory.Sequence(lambda n: f"3HIT{n:026d}")
+    token = factory.Sequence(lambda n: f"test:hit:{n}")
+    state = HIT.State.CREATED
+    max_assignments = 9
+    mturk_status = "Assignable"
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=4))
+    available = factory.LazyAttribute(lambda o: o.max_assignments)
+    refreshed_at = factory.LazyFunction(timezone.now)
+
+
+def make_session(
+    recruitment: Recruitment,
+    worker_id: str,
+    *,
+    assignment_id: str | None = None,
+    hit_id: str = "3HIT00000000000000000000000000",
+    passed: bool | None = None,
+    status: str = Session.Status.COMPLETED,
+    **fields: Any,
+) -> Session:
+    """An experiments.Session the way the participant API stores an MTurk or Prolific arrival."""
+    study = recruitment.study
+    if study.recruiter == Study.Recruiter.PROLIFIC:
+        external = {"prolific_pid": worker_id, "study_id": recruitment.prolific_study_id or "S1", "session_id": assignment_id}
+    else:
+        external = {
+            "assignment_id": assignment_id or f"3ASG{worker_id}",
+            "hit_id": hit_id,
+            "worker_id": worker_id,
+            "turk_submit_to": WORKER_SITES[recruitment.sandbox],
+        }
+    return Session.objects.create(
+        study=study,
+        source=study.recruiter,
+        pseudonym=f"pseudo-{study.recruiter}-{worker_id}",
+        participant_id=worker_id,
+        external=external,
+        status=status,
+        passed=passed,
+        completed_at=timezone.now() if status == Session.Status.COMPLETED else None,
+        **fields,
+    )
+
+
+class AssignmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Assignment
+
+    hit = factory.SubFactory(HITFactory)
+    recruitment = factory.SelfAttribute("hit.recruitment")
+    assignment_id = factory.Sequence(lambda n: f"3ASG{n:026d}")
+    worker_id = factory.Sequence(lambda n: f"AWORKER{n:06d}")
+    status = Assignment.Status.SUBMITTED
+
+
+class PaymentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Payment
+
+    recruitment = factory.SubFactory(LaunchedRecruitmentFactory)
+    backend = Study.Recruiter.MTURK
+    sandbox = True
+    kind = Payment.Kind.BONUS
+    external_id = factory.Sequence(lambda n: f"3ASG{n:026d}")
+    worker_id = factory.Sequence(lambda n: f"AWORKER{n:06d}")
+    amount = "0.50"
+    message = "Thank you for your careful answers."
+    token = factory.LazyAttribute(lambda o: f"{o.kind}:{o.external_id}")
+
+
+@pytest.fixture
+def public_https(settings) -> str:
+    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
+    return PUBLIC_BASE_URL
+
+
+@pytest.fixture
+def mturk(monkeypatch, public_https):
+    """A real boto3 MTurk client behind a Stubber, which checks every call against AWS's model.
+
+    Tests queue each expected call with its exact parameters; the fixture
+    fails the test if a queued call was never made.
+    """
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = boto3.client("mturk", region_name="us-east-1", endpoint_url=ENDPOINTS[True])
+    stubber = Stubber(client)
+    endpoints: list[bool] = []
+
+    def get_client(*, sandbox: bool):
+        endpoints.append(sandbox)
+        return client
+
+    monkeypatch.setattr("recruitment.mturk.services.get_client", get_client)
+    stubber.endpoints = endpoints  # which marketplace each client was made for
+    with stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
