@@ -2,10 +2,18 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.clickjacking import xframe_options_exempt
 
 from experiments.models import Study
 
+# MTurk shows the page in an iframe on its worker sites; nobody else may frame it.
+# X-Frame-Options cannot name origins, so the page relies on CSP frame-ancestors alone.
+FRAME_ANCESTORS = "frame-ancestors 'self' https://www.mturk.com https://workersandbox.mturk.com"
 
+
+@xframe_options_exempt
 def participant_page(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
-    return render(request, "participant/study.html", {"study": study})
+    response = render(request, "participant/study.html", {"study": study})
+    response["Content-Security-Policy"] = FRAME_ANCESTORS
+    return response
