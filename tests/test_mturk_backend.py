@@ -1,0 +1,130 @@
+"""MTurk arrival, hand-back and the took-part qualification granted when a session starts."""
+
+import pytest
+from django.utils import timezone
+
+from recruitment import tasks
+from recruitment.base import ArrivalRefused, backend_for
+from recruitment.models import Assignment, TookPartQualification
+from tests.recruitment_factories import HITFactory, LaunchedRecruitmentFactory, make_session, mturk, public_https  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+ARRIVAL = {
+    "assignment_id": "3ASSIGNMENT0000000000000000001",
+    "hit_id": "3HIT0000000000000000000000001",
+    "worker_id": "AWORKER1",
+    "turk_submit_to": "https://workersandbox.mturk.com",
+}
+
+
+def arrive(study, **changes):
+    return backend_for("mturk").arrival(study, {**ARRIVAL, **changes})
+
+
+def test_arrival_gives_the_worker_id_and_keeps_mturks_ids():
+    arrival = arrive(LaunchedRecruitmentFactory().study)
+    assert arrival.participant_id == "AWORKER1"
+    assert arrival.external == ARRIVAL
+
+
+def test_a_preview_is_refused_with_a_message():
+    with pytest.raises(ArrivalRefused, match="preview"):
+        arrive(LaunchedRecruitmentFactory().study, assignment_id="ASSIGNMENT_ID_NOT_AVAILABLE", worker_id="")
+
+
+@pytest.mark.parametrize("field", ["assignment_id", "hit_id", "worker_id", "turk_submit_to"])
+def test_a_missing_field_is_named(field):
+    with pytest.raises(ValueError, match=f"{field}: missing"):
+        arrive(LaunchedRecruitmentFactory().study, **{field: ""})
+
+
+def test_a_malformed_worker_id_is_refused():
+    with pytest.raises(ValueError, match="worker_id"):
+        arrive(LaunchedRecruitmentFactory().study, worker_id="<script>")
+
+
+@pytest.mark.parametrize(
+    "site", ["https://evil.example.org", "http://www.mturk.com", "https://www.mturk.com/elsewhere", "https://www.mturk.com.evil.org"]
+)
+def test_turk_submit_to_must_be_an_mturk_worker_site(site):
+    with pytest.raises(ValueError, match="turk_submit_to"):
+        arrive(LaunchedRecruitmentFactory().study, turk_submit_to=site)
+
+
+def test_a_trailing_slash_on_turk_submit_to_is_dropped():
+    arrival = arrive(LaunchedRecruitmentFactory().study, turk_submit_to="https://workersandbox.mturk.com/")
+    assert arrival.external["turk_submit_to"] == "https://workersandbox.mturk.com"
+
+
+def test_a_sandbox_hit_cannot_start_a_study_launched_live():
+    with pytest.raises(ArrivalRefused, match="other one"):
+        arrive(LaunchedRecruitmentFactory(sandbox=False).study)
+
+
+def test_hand_back_posts_the_assignment_id_to_external_submit():
+    recruitment = LaunchedRecruitmentFactory()
+    session = make_session(recruitment, "AWORKER1", assignment_id="3ASSIGNMENT0000000000000000001")
+    assert backend_for("mturk").hand_back(session) == {
+        "submit_url": "https://workersandbox.mturk.com/mturk/externalSubmit",
+        "fields": {"assignmentId": "3ASSIGNMENT0000000000000000001"},
+    }
+
+
+def test_hand_back_refuses_a_stored_foreign_submit_site():
+    recruitment = LaunchedRecruitmentFactory()
+    session = make_session(recruitment, "AWORKER1")
+    session.external["turk_submit_to"] = "https://evil.example.org"
+    with pytest.raises(ValueError):
+        backend_for("mturk").hand_back(session)
+
+
+def test_session_start_records_the_assignment_and_grants_took_part_after_commit(
+    mturk, django_capture_on_commit_callbacks
+):
+    hit = HITFactory(hit_id="3HIT0000000000000000000000001")
+    recruitment = hit.recruitment
+    TookPartQualification.objects.create(group=recruitment.group, sandbox=True, qualification_type_id="3TOOK")
+    session = make_session(
+        recruitment, "AWORKER1", assignment_id=ARRIVAL["assignment_id"], hit_id=hit.hit_id, status="active"
+    )
+    mturk.add_response(
+        "associate_qualification_with_worker",
+        {},
+        expected_params={
+            "QualificationTypeId": "3TOOK",
+            "WorkerId": "AWORKER1",
+            "IntegerValue": 1,
+            "SendNotification": False,
+        },
+    )
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        backend_for("mturk").session_started(session)
+        # Nothing reaches MTurk before the session is committed.
+        assert Assignment.objects.get(worker_id="AWORKER1").qualified_at is None
+
+    assert len(callbacks) == 1
+    assignment = Assignment.objects.get(assignment_id=ARRIVAL["assignment_id"], worker_id="AWORKER1")
+    assert (assignment.session, assignment.hit, assignment.status) == (session, hit, Assignment.Status.ACCEPTED)
+    assert assignment.qualified_at is not None
+
+
+def test_no_qualification_is_granted_for_a_study_never_launched(mturk, django_capture_on_commit_callbacks):
+    recruitment = LaunchedRecruitmentFactory(launched_at=None, group=None)
+    session = make_session(recruitment, "AWORKER2", status="active")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        backend_for("mturk").session_started(session)
+
+    assert Assignment.objects.get(worker_id="AWORKER2").qualified_at is None
+
+
+def test_a_worker_already_qualified_is_not_granted_again(mturk):
+    recruitment = LaunchedRecruitmentFactory()
+    TookPartQualification.objects.create(group=recruitment.group, sandbox=True, qualification_type_id="3TOOK")
+    assignment = Assignment.objects.create(
+        recruitment=recruitment, assignment_id="3A", worker_id="AW", qualified_at=timezone.now()
+    )
+
+    tasks.grant_took_part.apply(args=[assignment.pk]).get()  # the Stubber fails on any call
