@@ -117,3 +117,17 @@ class TrialFactory(factory.django.DjangoModelFactory):
             TrialImage(trial=trial, role=role, rank=rank, image=image)
             for (role, rank), image in zip(slots, images)
         )
+
+
+class RenderableStudyFactory(StudyFactory):
+    """A 2-AFC study small enough to render in seconds on a CPU: 3 main units at t = 2
+    (easy), 2 practice units (1 obvious, 1 less obvious at very hard), 64 crops."""
+
+    status = Study.Status.DRAFT
+    image_pool = factory.SubFactory(ImagePoolFactory, name="crops-64", size=64)
+    n_units = 3
+    trials_per_unit = 2
+    difficulty = "easy"
+    n_practice_trials = 2
+    n_practice_obvious = 1
+    practice_less_obvious_difficulty = "very_hard"

@@ -1,0 +1,239 @@
+"""Rendering a study end to end: units, activations, trials, stored images; idempotent,
+resumable, and through a real Celery worker on Redis.
+
+A seeded random-weight timm `test_efficientnet` (160 px, fast on CPU) stands in
+for the real network, which tests/test_network_loading.py covers.
+"""
+
+import hashlib
+import os
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+import timm
+import torch
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from experiments.models import Study, StudyUnit, Trial, TrialImage
+from psyplatform.celery import app
+from stimuli.models import StimulusImage
+from stimuli.services import activation_path, render_study, sample_units
+from tests.factories import RenderableStudyFactory, VisionModelFactory
+from workers.models import Job
+from workers.services import start_rendering
+
+REFERENCE_ROLES = (TrialImage.Role.REFERENCE_MIN, TrialImage.Role.REFERENCE_MAX)
+QUERY_ROLES = (TrialImage.Role.QUERY_POSITIVE, TrialImage.Role.QUERY_NEGATIVE)
+
+
+@pytest.fixture(autouse=True)
+def isolated_files(settings, tmp_path):
+    settings.WORK_DIR = tmp_path / "work"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pth"
+    torch.save(timm.create_model("test_efficientnet").state_dict(), path)
+    return VisionModelFactory(
+        name="tiny", timm_name="test_efficientnet", weights="checkpoint", checkpoint_path=str(path)
+    )
+
+
+@pytest.fixture
+def study(tiny_model):
+    return RenderableStudyFactory(model=tiny_model, seed=11)
+
+
+def layout(study: Study) -> list[tuple]:
+    """Everything a render decides, independent of row ids."""
+    return sorted(
+        TrialImage.objects.filter(trial__study=study).values_list(
+            "trial__unit__layer", "trial__unit__channel", "trial__kind", "trial__batch",
+            "trial__practice_level", "role", "rank", "image__sha256",
+        )
+    )
+
+
+def stored_files() -> list[str]:
+    return sorted(default_storage.listdir("stimuli")[1])
+
+
+@pytest.mark.django_db
+def test_units_are_sampled_once_main_then_practice(study):
+    units = sample_units(study)
+    assert [su.role for su in units] == ["main"] * 3 + ["practice"] * 2
+    assert len({su.unit_id for su in units}) == 5
+    assert sample_units(study) == units
+
+
+@pytest.mark.django_db
+def test_render_writes_main_catch_and_practice_trials(study):
+    render_study(study)
+    kinds = Counter(Trial.objects.filter(study=study).values_list("kind", "practice_level"))
+    assert kinds == {("main", ""): 6, ("catch", ""): 3, ("practice", "obvious"): 1,
+                     ("practice", "less_obvious"): 1}
+    practice = Trial.objects.filter(study=study, kind="practice").values_list("practice_level", "difficulty")
+    assert set(practice) == {("obvious", "easy"), ("less_obvious", "very_hard")}
+    study.refresh_from_db()
+    assert study.status == Study.Status.READY
+
+
+@pytest.mark.django_db
+def test_every_trial_has_nine_ranked_references_per_side_and_two_queries(study):
+    render_study(study)
+    for trial in Trial.objects.filter(study=study):
+        slots = sorted(trial.images.values_list("role", "rank"))
+        assert slots == sorted(
+            [(role, rank) for role in REFERENCE_ROLES for rank in range(9)]
+            + [(role, 0) for role in QUERY_ROLES]
+        )
+
+
+@pytest.mark.django_db
+def test_rank_zero_is_the_most_extreme_reference(study):
+    render_study(study)
+    for trial in Trial.objects.filter(study=study, kind="main"):
+        values = {
+            role: list(trial.images.filter(role=role).order_by("rank").values_list("activation", flat=True))
+            for role in TrialImage.Role.values
+        }
+        assert values["reference_max"] == sorted(values["reference_max"], reverse=True)
+        assert values["reference_min"] == sorted(values["reference_min"])
+        assert values["reference_min"][-1] < values["query_negative"][0]
+        assert values["query_positive"][0] < values["reference_max"][-1]
+
+
+@pytest.mark.django_db
+def test_stored_file_names_are_the_hash_of_their_bytes(study):
+    render_study(study)
+    images = StimulusImage.objects.all()
+    assert images.exists()
+    for image in images:
+        with default_storage.open(image.file) as handle:
+            content = handle.read()
+        assert image.file == f"stimuli/{hashlib.sha256(content).hexdigest()}.jpg" == f"stimuli/{image.sha256}.jpg"
+        assert Image.open(default_storage.open(image.file)).size == (224, 224)
+
+
+@pytest.mark.django_db
+def test_catch_queries_are_new_files_that_look_like_their_references(study):
+    render_study(study)
+    for trial in Trial.objects.filter(study=study, kind="catch"):
+        references = {ti.image.file for ti in trial.images.filter(role__in=REFERENCE_ROLES)}
+        for role, copied in [("query_positive", "reference_max"), ("query_negative", "reference_min")]:
+            query = trial.images.get(role=role).image
+            original = trial.images.get(role=copied, rank=0).image
+            assert query.file not in references
+            assert query.source_key == original.source_key
+            difference = np.abs(
+                np.asarray(Image.open(default_storage.open(query.file)), dtype=int)
+                - np.asarray(Image.open(default_storage.open(original.file)), dtype=int)
+            )
+            assert difference.mean() < 0.5
+
+
+@pytest.mark.django_db
+def test_a_rerun_creates_no_rows_and_no_files(study):
+    render_study(study)
+    before = (layout(study), StimulusImage.objects.count(), StudyUnit.objects.count(), stored_files())
+    render_study(study)
+    assert (layout(study), StimulusImage.objects.count(), StudyUnit.objects.count(), stored_files()) == before
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_once_mid_recording():
+    crashed = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "recording activations" and 0 < done < total and not crashed:
+            crashed.append(done)
+            raise Crash
+
+    return progress
+
+
+@pytest.mark.django_db
+def test_a_run_resumed_after_a_crash_equals_an_uninterrupted_one(study, tiny_model):
+    with pytest.raises(Crash):
+        render_study(study, progress=crash_once_mid_recording())
+    study.refresh_from_db()
+    assert study.status == Study.Status.DRAFT and not Trial.objects.filter(study=study).exists()
+    render_study(study)
+
+    uninterrupted = RenderableStudyFactory(model=tiny_model, seed=11)
+    render_study(uninterrupted)
+    assert layout(study) == layout(uninterrupted)
+    np.testing.assert_allclose(
+        np.load(activation_path(study)), np.load(activation_path(uninterrupted)), rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.django_db
+def test_an_eager_job_records_progress_and_finishes(study, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = start_rendering(study)
+    job.refresh_from_db()
+    assert (job.status, job.stage, job.done, job.total) == (Job.Status.DONE, "writing stimuli", 5, 5)
+    assert job.started_at and job.finished_at
+
+
+@pytest.mark.django_db
+def test_a_failing_job_keeps_its_error(study, django_capture_on_commit_callbacks):
+    study.difficulty = "medium"  # 64 crops are far too few for the 99th percentile
+    study.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        job = start_rendering(study)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "needs at least" in job.error
+    study.refresh_from_db()
+    assert study.status == Study.Status.DRAFT
+
+
+def use_broker(url: str, eager: bool) -> None:
+    app.conf.update(broker_url=url, task_always_eager=eager)
+    # Connection and producer pools are built on first use for the broker of the
+    # moment (memory:// once an in-process task ran); Celery's after-fork reset
+    # drops them so that the next message goes to `url`.
+    app._after_fork()
+
+
+@pytest.fixture
+def celery_worker_on_redis():
+    """A real worker thread consuming the "gpu" queue on the test Redis."""
+    from celery.contrib.testing.worker import start_worker
+
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+    use_broker(os.environ["TEST_REDIS_URL"], eager=False)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, queues=["gpu"]):
+            yield
+    finally:
+        use_broker(*saved)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_celery_worker_renders_a_study_queued_by_start_rendering(study, celery_worker_on_redis):
+    job = start_rendering(study)
+    deadline = time.monotonic() + 120
+    while job.status not in (Job.Status.DONE, Job.Status.FAILED) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job.refresh_from_db()
+    assert job.status == Job.Status.DONE, job.error
+    assert Trial.objects.filter(study=study).count() == 11
