@@ -1,0 +1,588 @@
+/*
+ * The participant page: one document whose screens are switched here. Every piece of state
+ * (stage, current trial, practice round) comes from the participant API, so a reload, a closed
+ * tab or a second device resumes at the first unanswered trial.
+ *
+ * Keyboard: 1 2 3 answer for the upper image, Q W E for the lower one (confidence 1, 2, 3);
+ * Enter or Space continues after the feedback.
+ */
+(function () {
+  "use strict";
+
+  var app = document.getElementById("app");
+  var API = app.dataset.api.replace(/\/$/, "");
+  var STUDY = app.dataset.study;
+  var MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE";
+
+  var state = {
+    session: null, // the last session state from the API
+    token: null,
+    trial: null, // the trial on screen
+    seq: 0, // increments with every trial shown; stale timers compare against it
+    mode: "idle", // idle | loading | locked | ready | answering | continue
+    onset: 0,
+    clickedAt: 0,
+    pending: null, // the answer being sent (its client_id is reused on retry)
+    result: null,
+    resumed: false,
+  };
+
+  // ---------------------------------------------------------------- helpers
+
+  function $(id) { return document.getElementById(id); }
+
+  function sleep(ms) {
+    return new Promise(function (resolve) { setTimeout(resolve, Math.max(0, ms)); });
+  }
+
+  function nextFrame() {
+    return new Promise(function (resolve) { requestAnimationFrame(function () { resolve(); }); });
+  }
+
+  function uuid4() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    // randomUUID needs a secure context; getRandomValues does not.
+    var b = new Uint8Array(16);
+    window.crypto.getRandomValues(b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
+
+  var SCREENS = ["loading", "error", "preview", "consent", "instructions", "trial", "message", "feedback", "done"];
+
+  function show(name) {
+    SCREENS.forEach(function (s) { $("screen-" + s).hidden = s !== name; });
+    app.dataset.screen = name;
+    if (document.activeElement && document.activeElement !== document.body) {
+      document.activeElement.blur();
+    }
+  }
+
+  // ---------------------------------------------------------------- API
+
+  function ApiError(status, message, retryable) {
+    this.status = status;
+    this.message = message;
+    this.retryable = retryable;
+  }
+
+  var STATUS_MESSAGES = {
+    400: "The request was not accepted.",
+    401: "Your session could not be verified. Please reload the page.",
+    403: "Your session could not be verified. Please reload the page.",
+    404: "This study was not found. Please check the link you were given.",
+    409: "This cannot be done right now.",
+    429: "Too many requests. Please wait a moment and try again.",
+  };
+
+  function request(method, path, body, options) {
+    options = options || {};
+    var retries = options.retries === undefined ? 3 : options.retries;
+    var headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (state.token) headers.Authorization = "Bearer " + state.token;
+    var init = {
+      method: method,
+      headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+      keepalive: !!options.keepalive,
+    };
+    var attempt = 0;
+
+    function again(error) {
+      if (attempt >= retries) return Promise.reject(error);
+      attempt += 1;
+      return sleep(400 * Math.pow(2, attempt)).then(go);
+    }
+
+    function go() {
+      return fetch(API + path, init).then(
+        function (res) {
+          return res.text().then(function (text) {
+            var data = null;
+            try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+            if (res.ok) return { status: res.status, data: data };
+            var message = (data && typeof data.error === "string" && data.error) ||
+              STATUS_MESSAGES[res.status] ||
+              "The server had a problem (error " + res.status + ").";
+            var retryable = res.status >= 500 || res.status === 429;
+            var error = new ApiError(res.status, message, retryable);
+            error.data = data;
+            return retryable ? again(error) : Promise.reject(error);
+          });
+        },
+        function () {
+          return again(new ApiError(0,
+            "The server cannot be reached. Please check your internet connection and try again.", true));
+        }
+      );
+    }
+    return go();
+  }
+
+  function sessionPath(suffix) {
+    return "/sessions/" + encodeURIComponent(state.session.id) + (suffix || "");
+  }
+
+  function sendEvent(type, payload, options) {
+    return request("POST", sessionPath("/events"), { type: type, payload: payload || {} }, options);
+  }
+
+  // ---------------------------------------------------------------- errors
+
+  function showError(error, retry) {
+    var message = error && error.message ? error.message : String(error);
+    $("error-title").textContent = error && error.status === 409 && /completed/i.test(message)
+      ? "Thank you" : "Something went wrong";
+    $("error-message").textContent = message;
+    var retryButton = $("error-retry");
+    retryButton.hidden = !(retry && error && error.retryable);
+    retryButton.onclick = function () { show("loading"); retry(); };
+    $("error-reload").hidden = !(error && (error.status === 401 || error.status === 403));
+    show("error");
+    if (window.console && error && !error.status) console.error(error);
+  }
+
+  // A programming error or anything unexpected still ends on a readable screen.
+  function guard(promise, retry) {
+    return Promise.resolve(promise).catch(function (error) {
+      if (error instanceof ApiError) return showError(error, retry);
+      showError(new ApiError(0, "An unexpected error occurred: " + (error && error.message || error), true), retry);
+    });
+  }
+
+  // ---------------------------------------------------------------- start
+
+  function arrivalPayload() {
+    var q = new URLSearchParams(window.location.search);
+    var payload = { study: STUDY };
+    function put(key, param) { if (q.get(param) !== null) payload[key] = q.get(param); }
+    if (q.has("assignmentId") || q.has("hitId") || q.has("workerId")) {
+      payload.source = "mturk";
+      put("assignment_id", "assignmentId");
+      put("hit_id", "hitId");
+      put("worker_id", "workerId");
+      put("turk_submit_to", "turkSubmitTo");
+    } else if (q.has("PROLIFIC_PID")) {
+      payload.source = "prolific";
+      put("prolific_pid", "PROLIFIC_PID");
+      put("study_id", "STUDY_ID");
+      put("session_id", "SESSION_ID");
+    } else if (q.has("participant")) {
+      payload.source = "local";
+      put("participant", "participant");
+    } else {
+      return null;
+    }
+    return payload;
+  }
+
+  function start() {
+    var payload = arrivalPayload();
+    if (!payload) {
+      showError(new ApiError(400,
+        "This link is incomplete: it does not say who you are. Please open the exact link you were given.", false));
+      return;
+    }
+    if (payload.source === "mturk" && payload.assignment_id === MTURK_PREVIEW) {
+      show("preview");
+      return;
+    }
+    show("loading");
+    guard(request("POST", "/sessions", payload).then(function (res) {
+      state.token = res.data.token;
+      state.resumed = res.status === 200;
+      state.session = res.data;
+      route();
+    }), start);
+  }
+
+  function route() {
+    var s = state.session;
+    switch (s.stage) {
+      case "consent": return showConsent();
+      case "instructions": return showInstructions();
+      case "trials": return guard(nextTrial(), route);
+      case "feedback": return showFeedback();
+      case "done": return showDone(s.hand_back || {}, false);
+      default:
+        showError(new ApiError(0, "Unknown stage " + s.stage + ". Please reload the page.", false));
+    }
+  }
+
+  // ---------------------------------------------------------------- consent, instructions
+
+  function showConsent() {
+    $("consent-n-main").textContent = String(state.session.trials_per_session);
+    show("consent");
+    var button = $("consent-agree");
+    button.disabled = false;
+    button.onclick = function () {
+      button.disabled = true;
+      guard(sendEvent("consent").then(function () {
+        state.session.stage = "instructions";
+        showInstructions();
+      }), showConsent);
+    };
+  }
+
+  var instructionsTimer = null;
+
+  function showInstructions() {
+    var s = state.session;
+    $("instructions-n-practice").textContent = String(s.n_practice_trials);
+    $("instructions-n-main").textContent = String(s.trials_per_session);
+    show("instructions");
+    window.scrollTo(0, 0);
+    var shownAt = performance.now();
+    // Best effort: the server times the instructions from this event to instructions_end.
+    sendEvent("instructions_start", {}).catch(function () {});
+
+    var button = $("instructions-start");
+    var wait = $("instructions-wait");
+    var minMs = Math.max(0, (s.min_instruction_s || 0) * 1000);
+    clearInterval(instructionsTimer);
+    function tick() {
+      var left = Math.ceil((minMs - (performance.now() - shownAt)) / 1000);
+      if (left > 0) {
+        button.disabled = true;
+        wait.textContent = "Please read the instructions; you can start in " + left + " s.";
+      } else {
+        button.disabled = false;
+        wait.textContent = "";
+        clearInterval(instructionsTimer);
+      }
+    }
+    tick();
+    if (minMs > 0) instructionsTimer = setInterval(tick, 250);
+
+    button.onclick = function () {
+      button.disabled = true;
+      var seconds = (performance.now() - shownAt) / 1000;
+      guard(sendEvent("instructions_end", { seconds: Math.round(seconds * 10) / 10 }).then(function () {
+        state.session.stage = "trials";
+        return nextTrial();
+      }), function () { button.disabled = false; show("instructions"); });
+    };
+  }
+
+  // ---------------------------------------------------------------- trials
+
+  var stage = $("trial-stage");
+  var minImages = Array.prototype.slice.call($("refs-min").querySelectorAll("img"));
+  var maxImages = Array.prototype.slice.call($("refs-max").querySelectorAll("img"));
+  var queryBoxes = Array.prototype.slice.call(document.querySelectorAll("#screen-trial .query"));
+  var queryImages = queryBoxes.map(function (box) { return box.querySelector("img"); });
+  var choiceButtons = Array.prototype.slice.call(document.querySelectorAll("#screen-trial .choice"));
+  var continueButton = $("trial-continue");
+  var statusLine = $("trial-status");
+  var preloaded = [];
+
+  function setButtons(enabled) {
+    choiceButtons.forEach(function (b) { b.disabled = !enabled; });
+  }
+
+  function loadImage(img, url) {
+    return new Promise(function (resolve, reject) {
+      img.onload = function () { resolve(); };
+      img.onerror = function () { reject(new ApiError(0, "An image could not be loaded.", true)); };
+      img.src = url;
+      if (img.complete && img.naturalWidth > 0) resolve();
+    }).then(function () {
+      return img.decode ? img.decode().catch(function () {}) : undefined;
+    });
+  }
+
+  function preload(urls) {
+    preloaded = (urls || []).map(function (url) {
+      var img = new Image();
+      img.src = url;
+      return img;
+    });
+  }
+
+  function nextTrial() {
+    state.mode = "loading";
+    return request("GET", sessionPath("/trial")).then(function (res) {
+      var trial = res.data;
+      if (trial.done) {
+        state.session.stage = "feedback";
+        return showFeedback();
+      }
+      return presentTrial(trial);
+    });
+  }
+
+  function progressText(trial) {
+    if (trial.phase === "practice") {
+      return "Practice round " + trial.attempt + ": trial " + trial.position + " of " + trial.of;
+    }
+    return "Trial " + trial.position + " of " + trial.of;
+  }
+
+  function presentTrial(trial) {
+    var seq = ++state.seq;
+    state.trial = trial;
+    state.pending = null;
+    state.result = null;
+    state.mode = "loading";
+
+    var screen = $("screen-trial");
+    screen.dataset.index = String(trial.index);
+    screen.dataset.phase = trial.phase;
+    $("trial-prompt").textContent = state.session.prompt;
+    $("trial-progress").textContent = progressText(trial);
+    queryBoxes.forEach(function (box) { box.classList.remove("feedback-correct", "feedback-wrong"); });
+    choiceButtons.forEach(function (b) { b.classList.remove("chosen"); });
+    setButtons(false);
+    continueButton.hidden = true;
+    statusLine.textContent = "";
+    stage.classList.add("loading");
+    show("trial");
+
+    var slowTimer = setTimeout(function () {
+      if (state.seq === seq && state.mode === "loading") statusLine.textContent = "Loading images…";
+    }, 400);
+
+    var loads = [];
+    trial.references.min.forEach(function (url, i) { loads.push(loadImage(minImages[i], url)); });
+    trial.references.max.forEach(function (url, i) { loads.push(loadImage(maxImages[i], url)); });
+    trial.queries.forEach(function (url, i) { loads.push(loadImage(queryImages[i], url)); });
+
+    return Promise.all(loads).then(function () {
+      clearTimeout(slowTimer);
+      if (state.seq !== seq) return;
+      stage.classList.remove("loading");
+      statusLine.textContent = state.resumed ? "Welcome back: you continue where you left off." : "";
+      state.resumed = false;
+      return nextFrame().then(function () {
+        if (state.seq !== seq) return;
+        // Onset: the first frame in which every image of the trial is visible.
+        state.onset = performance.now();
+        state.mode = "locked";
+        preload(trial.preload);
+        setTimeout(function () {
+          if (state.seq !== seq || state.mode !== "locked") return;
+          state.mode = "ready";
+          setButtons(true);
+        }, state.session.timing.lock_ms);
+      });
+    }, function (error) {
+      clearTimeout(slowTimer);
+      throw error;
+    });
+  }
+
+  function answer(choice, confidence) {
+    if (state.mode !== "ready") return;
+    state.mode = "answering";
+    state.clickedAt = performance.now();
+    setButtons(false);
+    choiceButtons.forEach(function (b) {
+      if (+b.dataset.choice === choice && +b.dataset.confidence === confidence) b.classList.add("chosen");
+    });
+    state.pending = {
+      index: state.trial.index,
+      choice: choice,
+      confidence: confidence,
+      rt_ms: Math.max(0, Math.round(state.clickedAt - state.onset)),
+      client_id: uuid4(),
+    };
+    submitAnswer(state.seq);
+  }
+
+  function submitAnswer(seq) {
+    var timing = state.session.timing;
+    request("POST", sessionPath("/responses"), state.pending).then(function (res) {
+      if (state.seq !== seq) return;
+      state.result = res.data;
+      return sleep(timing.feedback_delay_ms - (performance.now() - state.clickedAt)).then(function () {
+        if (state.seq !== seq) return;
+        var box = queryBoxes[state.pending.choice];
+        if (state.result.correct === true) box.classList.add("feedback-correct");
+        else if (state.result.correct === false) box.classList.add("feedback-wrong");
+        return sleep(timing.feedback_ms);
+      }).then(function () {
+        if (state.seq !== seq) return;
+        queryBoxes.forEach(function (b) { b.classList.remove("feedback-correct", "feedback-wrong"); });
+        state.mode = "continue";
+        continueButton.hidden = false;
+        continueButton.focus();
+      });
+    }).catch(function (error) {
+      if (state.seq !== seq) return;
+      if (error instanceof ApiError && error.status === 409) {
+        // Answered elsewhere (another tab or device) or out of step: show the current trial.
+        return guard(nextTrial(), route);
+      }
+      showError(error instanceof ApiError ? error : new ApiError(0, String(error), true), function () {
+        show("trial");
+        submitAnswer(seq);
+      });
+    });
+  }
+
+  function onContinue() {
+    if (state.mode !== "continue") return;
+    state.mode = "idle";
+    continueButton.hidden = true;
+    var result = state.result;
+    if (result.practice) return showPracticeMessage(result.practice);
+    if (result.done) {
+      state.session.stage = "feedback";
+      return showFeedback();
+    }
+    guard(nextTrial(), route);
+  }
+
+  function showPracticeMessage(practice) {
+    if (practice.passed) {
+      $("message-title").textContent = "Practice complete, the main block starts";
+      $("message-text").textContent = "Well done: every practice answer was right. The main block has " +
+        state.session.trials_per_session + " trials and works the same way, with feedback after each answer.";
+      $("message-continue").textContent = "Start the main block";
+    } else {
+      $("message-title").textContent = "The practice round repeats";
+      $("message-text").textContent = "At least one answer in this round was wrong. The main block starts " +
+        "once every answer of a practice round is right, so here is the practice round again.";
+      $("message-continue").textContent = "Repeat the practice round";
+    }
+    show("message");
+    var button = $("message-continue");
+    button.disabled = false;
+    button.focus();
+    button.onclick = function () {
+      button.disabled = true;
+      guard(nextTrial(), route);
+    };
+  }
+
+  // ---------------------------------------------------------------- feedback, completion
+
+  function showFeedback() {
+    show("feedback");
+    var button = $("feedback-submit");
+    button.disabled = false;
+    button.onclick = function () {
+      button.disabled = true;
+      var text = $("feedback-text").value.trim();
+      guard(request("POST", sessionPath("/complete"), { feedback: text }).then(function (res) {
+        state.session.stage = "done";
+        showDone(res.data || {}, true);
+      }), showFeedback);
+    };
+  }
+
+  function submitToMturk(handBack) {
+    var form = document.createElement("form");
+    form.method = "POST";
+    form.action = handBack.submit_url;
+    form.target = "_self";
+    var fields = handBack.fields || {};
+    Object.keys(fields).forEach(function (name) {
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = fields[name];
+      form.appendChild(input);
+    });
+    document.body.appendChild(form);
+    form.submit();
+  }
+
+  function showDone(handBack, fresh) {
+    show("done");
+    var code = handBack.completion_code;
+    $("done-code").hidden = !code;
+    if (code) {
+      $("completion-code").textContent = code;
+      $("copy-code").onclick = function () {
+        if (navigator.clipboard) navigator.clipboard.writeText(code).catch(function () {});
+      };
+    }
+    var text = $("done-text");
+    var link = $("done-link");
+    var submit = $("done-submit");
+    link.hidden = true;
+    submit.hidden = true;
+    if (handBack.submit_url) {
+      text.textContent = fresh
+        ? "Submitting your work to Mechanical Turk…"
+        : "If your HIT was not submitted yet, submit it here.";
+      submit.hidden = false;
+      submit.onclick = function () { submit.disabled = true; submitToMturk(handBack); };
+      if (fresh) submitToMturk(handBack);
+    } else if (handBack.redirect_url) {
+      text.textContent = "Please note your code. You are returned to Prolific in a few seconds.";
+      link.href = handBack.redirect_url;
+      link.textContent = "Return to Prolific now";
+      link.hidden = false;
+      if (fresh) setTimeout(function () { window.location.assign(handBack.redirect_url); }, 4000);
+    } else if (code) {
+      text.textContent = "Please keep this code: you may need it to receive your compensation.";
+    } else {
+      text.textContent = "Your answers have been saved. You can close this page.";
+    }
+  }
+
+  // ---------------------------------------------------------------- input
+
+  choiceButtons.forEach(function (button) {
+    button.addEventListener("click", function () {
+      answer(+button.dataset.choice, +button.dataset.confidence);
+    });
+  });
+  continueButton.addEventListener("click", onContinue);
+
+  var UPPER_CODES = { Digit1: 1, Digit2: 2, Digit3: 3, Numpad1: 1, Numpad2: 2, Numpad3: 3 };
+  var UPPER_KEYS = { "1": 1, "2": 2, "3": 3 };
+  var LOWER_KEYS = { q: 1, w: 2, e: 3 };
+
+  document.addEventListener("keydown", function (event) {
+    if (app.dataset.screen !== "trial") return;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var key = (event.key || "").toLowerCase();
+    if (key === "enter" || key === " " || key === "spacebar") {
+      event.preventDefault();
+      if (!event.repeat) onContinue();
+      return;
+    }
+    if (event.repeat) return;
+    var upper = UPPER_CODES[event.code] || UPPER_KEYS[key];
+    if (upper) { event.preventDefault(); answer(0, upper); return; }
+    var lower = LOWER_KEYS[key];
+    if (lower) { event.preventDefault(); answer(1, lower); }
+  });
+
+  // Focus changes are recorded for the quality checks; best effort, never in the way. They are
+  // sent one after the other so that the server stores them in the order they happened, and
+  // carry the client's clock for when the network delays them.
+  var focusChain = Promise.resolve();
+
+  function focusEvent(type) {
+    if (!state.session || !state.token) return;
+    if (state.session.stage === "done") return;
+    var payload = { screen: app.dataset.screen || "", client_time: new Date().toISOString() };
+    if (state.trial && app.dataset.screen === "trial") payload.index = state.trial.index;
+    focusChain = focusChain.then(function () {
+      return sendEvent(type, payload, { keepalive: true, retries: 1 }).catch(function () {});
+    });
+  }
+  window.addEventListener("blur", function () { focusEvent("blur"); });
+  window.addEventListener("focus", function () { focusEvent("focus"); });
+
+  $("error-reload").addEventListener("click", function () { window.location.reload(); });
+
+  // For tests and debugging only: which stage/trial the page is on. Nothing about the answer.
+  window.psyplatform = { state: function () {
+    return { screen: app.dataset.screen, mode: state.mode, index: state.trial && state.trial.index };
+  } };
+
+  start();
+})();

@@ -1,0 +1,284 @@
+"""Headless Chromium runs one participant through a whole 2-AFC session against the live server.
+
+Consent, instructions, a failed then a passed practice round, all 45 main trials (with a reload in
+the middle that must resume at the first unanswered trial), the feedback text, and the completion
+code; then what the database and the export hold. The correct answers come from the database
+(SessionTrial.correct_choice): the page itself never knows them.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+
+import pytest
+from django.db import connections
+
+from experiments import export
+from experiments.models import Event, Response, Session, SessionTrial
+from tests.builders import build_2afc_study
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+LOCK_MS = 100
+# Keys of the six answer buttons, as the instructions tell the participant.
+KEYS = {(0, 1): "1", (0, 2): "2", (0, 3): "3", (1, 1): "q", (1, 2): "w", (1, 3): "e"}
+
+
+# Reports every feedback frame the page draws, however briefly, so the test need not race it.
+FRAME_RECORDER = """
+new MutationObserver(function (records) {
+  records.forEach(function (r) {
+    var el = r.target;
+    if (!el.classList || !el.classList.contains('query')) return;
+    ['feedback-correct', 'feedback-wrong'].forEach(function (cls) {
+      if (el.classList.contains(cls)) {
+        var screen = document.getElementById('screen-trial');
+        window.recordFrame({index: +screen.dataset.index, choice: +el.dataset.choice, cls: cls});
+      }
+    });
+  });
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ['class']});
+"""
+
+READY = """() => {
+  const p = window.psyplatform && window.psyplatform.state();
+  if (!p) return null;
+  if (p.screen === 'trial' && p.mode === 'ready') return p;
+  if (['message', 'feedback', 'done', 'error'].includes(p.screen)) return p;
+  return null;
+}"""
+
+
+def wait_ready(page) -> dict:
+    """Wait until the page is on an answerable trial or on a screen between trials."""
+    return page.wait_for_function(READY, timeout=10_000).json_value()
+
+
+@pytest.mark.chromium
+@pytest.mark.django_db(transaction=True)
+def test_whole_session_in_browser(live_server, monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls below are still
+    # plain synchronous calls between page actions.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import expect, sync_playwright
+
+    study = build_2afc_study(
+        lock_ms=LOCK_MS,
+        feedback_delay_ms=10,
+        feedback_ms=10,
+        min_instruction_s=0,
+        min_total_s=0,
+        min_position_count=1,
+    )
+    url = f"{live_server.url}/s/{study.slug}/?participant=browser-1"
+    answered: dict[int, tuple[int, int]] = {}  # index -> (choice, confidence) as the page sent it
+    bad_requests: list[str] = []
+    page_errors: list[str] = []
+
+    with ExitStack() as pw_stack:
+        pw = pw_stack.enter_context(sync_playwright())
+        browser = pw.chromium.launch(
+            executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS, headless=True
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 720})
+        frames: list[dict] = []
+        # ORM calls inside this block run in Playwright's context, on a connection of their own,
+        # which must be closed before the test database is dropped.
+        pw_stack.callback(connections.close_all)
+        context.expose_function("recordFrame", lambda frame: frames.append(frame))
+        context.add_init_script(FRAME_RECORDER)
+        page = context.new_page()
+        page.on("pageerror", lambda e: page_errors.append(str(e)))
+        page.on("requestfailed", lambda r: bad_requests.append(f"failed {r.method} {r.url} {r.failure}"))
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and bad_requests.append(f"{r.status} {r.request.method} {r.url}"),
+        )
+
+        def session() -> Session:
+            return Session.objects.get(study=study)
+
+        def answer(right: bool, confidence: int, by_key: bool) -> int:
+            """Answer the trial on screen; returns its index."""
+            index = int(page.locator("#screen-trial").get_attribute("data-index"))
+            correct = SessionTrial.objects.get(session=session(), index=index).correct_choice
+            choice = correct if right else 1 - correct
+            if by_key:
+                page.keyboard.press(KEYS[(choice, confidence)])
+            else:
+                page.click(f".choice[data-choice='{choice}'][data-confidence='{confidence}']")
+            answered[index] = (choice, confidence)
+            expect(page.locator("#trial-continue")).to_be_visible()
+            # The answer is sent: every button is locked until the next trial.
+            assert page.locator(".choice:not([disabled])").count() == 0
+            if by_key:
+                page.keyboard.press("Enter" if index % 2 else "Space")
+            else:
+                page.click("#trial-continue")
+            return index
+
+        # Consent and instructions.
+        page.goto(url)
+        expect(page.locator("#screen-consent")).to_be_visible()
+        page.click("#consent-agree")
+        expect(page.locator("#screen-instructions")).to_be_visible()
+        expect(page.locator("#screen-instructions")).to_contain_text("colour-blind")
+        page.click("#instructions-start")
+
+        # Practice round 1: the first answer is wrong, so the round repeats.
+        for position in range(1, study.n_practice_trials + 1):
+            assert wait_ready(page)["screen"] == "trial"
+            expect(page.locator("#trial-progress")).to_have_text(
+                f"Practice round 1: trial {position} of {study.n_practice_trials}"
+            )
+            answer(right=position != 1, confidence=position % 3 + 1, by_key=position % 2 == 0)
+        assert wait_ready(page)["screen"] == "message"
+        expect(page.locator("#message-title")).to_have_text("The practice round repeats")
+        page.click("#message-continue")
+        expect(page.locator("#screen-message")).to_be_hidden()
+
+        # Practice round 2: all right.
+        for position in range(1, study.n_practice_trials + 1):
+            assert wait_ready(page)["screen"] == "trial"
+            expect(page.locator("#trial-progress")).to_have_text(
+                f"Practice round 2: trial {position} of {study.n_practice_trials}"
+            )
+            answer(right=True, confidence=3, by_key=position % 2 == 1)
+        assert wait_ready(page)["screen"] == "message"
+        expect(page.locator("#message-title")).to_have_text("Practice complete, the main block starts")
+        page.keyboard.press("Enter")  # the focused button
+        expect(page.locator("#screen-message")).to_be_hidden()
+
+        # Main block, with one reload in the middle.
+        n_main = study.trials_per_session
+        wrong_positions = {7, 30}
+        for position in range(1, n_main + 1):
+            assert wait_ready(page)["screen"] == "trial"
+            expect(page.locator("#trial-progress")).to_have_text(f"Trial {position} of {n_main}")
+            if position == 1:
+                check_layout(page)
+            if position == 10:
+                # Leaving the window and coming back is recorded for the checks.
+                page.evaluate("window.dispatchEvent(new Event('blur'))")
+                page.evaluate("window.dispatchEvent(new Event('focus'))")
+                blur_index = int(page.locator("#screen-trial").get_attribute("data-index"))
+            if position == 21:
+                before = page.locator("#screen-trial").get_attribute("data-index")
+                page.reload()
+                assert wait_ready(page)["screen"] == "trial"
+                expect(page.locator("#trial-progress")).to_have_text(f"Trial 21 of {n_main}")
+                after = page.locator("#screen-trial").get_attribute("data-index")
+                first_open = (
+                    SessionTrial.objects.filter(session=session(), response__isnull=True)
+                    .order_by("index")
+                    .first()
+                )
+                assert before == after == str(first_open.index)
+            answer(
+                right=position not in wrong_positions,
+                confidence=position % 3 + 1,
+                by_key=position % 2 == 0,
+            )
+
+        # Feedback text and completion.
+        assert wait_ready(page)["screen"] == "feedback"
+        page.fill("#feedback-text", "The images were small but clear.")
+        page.click("#feedback-submit")
+        expect(page.locator("#completion-code")).to_have_text(study.completion_code)
+        assert not bad_requests, bad_requests
+
+        # Coming back after completing: a readable refusal, not a blank page.
+        page.reload()
+        expect(page.locator("#screen-error")).to_be_visible()
+        expect(page.locator("#error-message")).to_contain_text("already completed")
+        assert [r.split()[0] for r in bad_requests] == ["409"]
+
+        browser.close()
+
+    assert not page_errors, page_errors
+
+    s = session()
+    assert s.status == Session.Status.COMPLETED
+    assert s.practice_attempts == 2
+    assert s.feedback == "The images were small but clear."
+    events = list(s.events.values_list("type", flat=True))
+    for kind in (Event.Type.CONSENT, Event.Type.INSTRUCTIONS_START, Event.Type.INSTRUCTIONS_END):
+        assert kind in events
+    focus_changes = list(s.events.filter(type__in=["blur", "focus"]).values_list("type", "payload"))
+    assert [(t, p["screen"], p["index"]) for t, p in focus_changes] == [
+        ("blur", "trial", blur_index),
+        ("focus", "trial", blur_index),
+    ]
+    assert all("client_time" in p for _, p in focus_changes)
+
+    # Every trial answered once, as the page sent it; no answer before the buttons unlocked.
+    responses = list(Response.objects.filter(session=s).select_related("session_trial"))
+    assert len(responses) == 2 * study.n_practice_trials + n_main
+    assert {r.session_trial.index for r in responses} == set(answered)
+    for r in responses:
+        assert (r.choice, r.confidence) == answered[r.session_trial.index]
+        assert r.correct == (r.choice == r.session_trial.correct_choice)
+        assert r.rt_ms >= LOCK_MS
+    assert sum(not r.correct for r in responses) == 1 + len(wrong_positions)
+
+    # The page framed the chosen query in the colour of the server's verdict, once per answer.
+    by_index = {r.session_trial.index: r for r in responses}
+    assert sorted(f["index"] for f in frames) == sorted(by_index)
+    for f in frames:
+        r = by_index[f["index"]]
+        assert f["choice"] == r.choice
+        assert f["cls"] == ("feedback-correct" if r.correct else "feedback-wrong")
+
+    check_export(s, responses)
+
+
+def check_layout(page) -> None:
+    """The trial screen fits 1280x720 without scrolling, with square images."""
+    shot = os.getenv("PARTICIPANT_SCREENSHOT")
+    if shot:
+        page.screenshot(path=shot)
+    size = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.scrollHeight,"
+        " innerWidth, innerHeight]"
+    )
+    assert size[0] <= size[2] and size[1] <= size[3], size
+    for selector in ("#refs-min img", "#refs-max img", ".query-image"):
+        for box in page.locator(selector).evaluate_all(
+            "els => els.map(e => [e.getBoundingClientRect().width, e.getBoundingClientRect().height])"
+        ):
+            assert box[0] > 60 and abs(box[0] - box[1]) < 1, (selector, box)
+    # The six buttons show their keys.
+    assert page.locator(".choice kbd").all_inner_texts() == ["1", "2", "3", "Q", "W", "E"]
+
+
+def check_export(session: Session, responses: list[Response]) -> None:
+    """The export has one row per response, as the participant gave it, under a pseudonym."""
+    study = session.study
+    rows = list(export.rows(export.responses_of([study])))
+    assert len(rows) == len(responses)
+    by_index = {r.session_trial.index: r for r in responses}
+    for row in rows:
+        r = by_index[row["trial_index"]]
+        assert row["study"] == study.slug
+        assert row["session"] == session.pseudonym != session.participant_id
+        assert (row["choice"], row["correct"], row["confidence"], row["rt_ms"]) == (
+            r.choice, r.correct, r.confidence, r.rt_ms
+        )
+        assert row["phase"] == r.session_trial.phase
+        assert row["trial_kind"] == r.session_trial.trial.kind
+        assert row["session_passed"] is True
+        assert row["check_practice_attempts_value"] == 2
+    kinds = [row["trial_kind"] for row in rows if row["phase"] == "main"]
+    assert kinds.count("catch") == study.n_catch_trials
+    assert kinds.count("main") == study.n_main_trials
+    assert [row["attempt"] for row in rows if row["phase"] == "practice"] == [1] * 5 + [2] * 5
+    text = "".join(export.as_csv(rows))
+    assert session.participant_id not in text
+    assert text.count("\n") == len(rows) + 1
