@@ -17,6 +17,7 @@ from django.db import connections
 from experiments import export
 from experiments.models import Event, Response, Session, SessionTrial
 from tests.builders import build_2afc_study
+from tests.factories import StudyFactory
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -79,6 +80,7 @@ def test_whole_session_in_browser(live_server, monkeypatch):
     )
     url = f"{live_server.url}/s/{study.slug}/?participant=browser-1"
     answered: dict[int, tuple[int, int]] = {}  # index -> (choice, confidence) as the page sent it
+    lost: list[dict] = []  # the answers whose reply was lost, and their retries
     bad_requests: list[str] = []
     page_errors: list[str] = []
 
@@ -164,6 +166,10 @@ def test_whole_session_in_browser(live_server, monkeypatch):
             expect(page.locator("#trial-progress")).to_have_text(f"Trial {position} of {n_main}")
             if position == 1:
                 check_layout(page)
+            if position == 5:
+                # The server stores this answer but its reply is lost: the page must retry with
+                # the same client_id, and the server must not store it twice.
+                lose_next_reply(page, lost)
             if position == 10:
                 # Leaving the window and coming back is recorded for the checks.
                 page.evaluate("window.dispatchEvent(new Event('blur'))")
@@ -192,7 +198,8 @@ def test_whole_session_in_browser(live_server, monkeypatch):
         page.fill("#feedback-text", "The images were small but clear.")
         page.click("#feedback-submit")
         expect(page.locator("#completion-code")).to_have_text(study.completion_code)
-        assert not bad_requests, bad_requests
+        assert [r.split()[:2] for r in bad_requests] == [["failed", "POST"]], bad_requests
+        bad_requests.clear()
 
         # Coming back after completing: a readable refusal, not a blank page.
         page.reload()
@@ -211,6 +218,9 @@ def test_whole_session_in_browser(live_server, monkeypatch):
     events = list(s.events.values_list("type", flat=True))
     for kind in (Event.Type.CONSENT, Event.Type.INSTRUCTIONS_START, Event.Type.INSTRUCTIONS_END):
         assert kind in events
+    assert len(lost) == 2 and lost[0] == lost[1], lost
+    assert Response.objects.filter(session=s, client_id=lost[0]["client_id"]).count() == 1
+
     focus_changes = list(s.events.filter(type__in=["blur", "focus"]).values_list("type", "payload"))
     assert [(t, p["screen"], p["index"]) for t, p in focus_changes] == [
         ("blur", "trial", blur_index),
@@ -237,6 +247,22 @@ def test_whole_session_in_browser(live_server, monkeypatch):
         assert f["cls"] == ("feedback-correct" if r.correct else "feedback-wrong")
 
     check_export(s, responses)
+
+
+def lose_next_reply(page, lost: list[dict]) -> None:
+    """Let the next answer reach the server, drop the reply, and record what the page resends."""
+    pattern = "**/api/v1/sessions/*/responses"
+
+    def handle(route):
+        lost.append(route.request.post_data_json)
+        if len(lost) == 1:
+            route.fetch()  # the server stores the answer...
+            route.abort("connectionreset")  # ...and the browser never hears back
+        else:
+            page.unroute(pattern)
+            route.continue_()
+
+    page.route(pattern, handle)
 
 
 def check_layout(page) -> None:
@@ -282,3 +308,115 @@ def check_export(session: Session, responses: list[Response]) -> None:
     text = "".join(export.as_csv(rows))
     assert session.participant_id not in text
     assert text.count("\n") == len(rows) + 1
+
+
+class FakeApi:
+    """Stands in for the participant API (page.route), to check what the page sends and how it
+    hands the work back to each recruiter, without any recruiter's side effects."""
+
+    SESSION = {
+        "id": 7,
+        "token": "tok",
+        "study": "",
+        "stage": "feedback",
+        "phase": "main",
+        "practice_attempts": 1,
+        "trials_per_session": 45,
+        "n_practice_trials": 5,
+        "prompt": "Which image at the center matches the right examples better?",
+        "min_instruction_s": 0,
+        "timing": {"lock_ms": 0, "feedback_delay_ms": 0, "feedback_ms": 0},
+    }
+
+    def __init__(self, page, hand_back: dict) -> None:
+        self.calls: list[tuple[str, str, dict | None, str | None]] = []
+        self.hand_back = hand_back
+        page.route("**/api/v1/**", self.handle)
+
+    def handle(self, route) -> None:
+        request = route.request
+        path = request.url.split("/api/v1", 1)[1]
+        self.calls.append((request.method, path, request.post_data_json, request.headers.get("authorization")))
+        if path == "/sessions":
+            route.fulfill(status=201, json=self.SESSION)
+        elif path == "/sessions/7/complete":
+            route.fulfill(status=200, json={"completed": True, **self.hand_back})
+        else:
+            route.fulfill(status=201, json={})
+
+
+@pytest.mark.chromium
+@pytest.mark.django_db(transaction=True)
+def test_recruiter_arrivals_and_hand_backs(live_server):
+    from playwright.sync_api import expect, sync_playwright
+
+    page_url = f"{live_server.url}/s/{StudyFactory(slug='handback').slug}/"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS, headless=True
+        )
+
+        # MTurk preview: the task is described, no session is started.
+        page = browser.new_page()
+        api = FakeApi(page, {})
+        page.goto(page_url + "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=3HIT"
+                  "&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com")
+        expect(page.locator("#screen-preview")).to_be_visible()
+        expect(page.locator("#screen-preview")).to_contain_text("colour-blind")
+        assert api.calls == []
+
+        # No participant parameters at all: a readable message, no session.
+        page.goto(page_url)
+        expect(page.locator("#error-message")).to_contain_text("link is incomplete")
+        assert api.calls == []
+        page.close()
+
+        # MTurk: the arrival carries MTurk's ids; completion posts the assignment to MTurk.
+        page = browser.new_page()
+        api = FakeApi(page, {
+            "submit_url": "https://workersandbox.mturk.com/mturk/externalSubmit",
+            "fields": {"assignmentId": "3ASSIGN"},
+        })
+        submitted = []
+        page.route("https://workersandbox.mturk.com/**", lambda route: (
+            submitted.append((route.request.method, route.request.url, route.request.post_data)),
+            route.fulfill(status=200, body="<p>submitted</p>", content_type="text/html"),
+        ))
+        page.goto(page_url + "?assignmentId=3ASSIGN&hitId=3HIT&workerId=AWORKER"
+                  "&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com")
+        expect(page.locator("#screen-feedback")).to_be_visible()
+        page.fill("#feedback-text", "fine")
+        page.click("#feedback-submit")
+        page.wait_for_url("https://workersandbox.mturk.com/**")
+        assert submitted == [
+            ("POST", "https://workersandbox.mturk.com/mturk/externalSubmit", "assignmentId=3ASSIGN")
+        ]
+        assert api.calls == [
+            ("POST", "/sessions", {
+                "study": "handback", "source": "mturk", "assignment_id": "3ASSIGN", "hit_id": "3HIT",
+                "worker_id": "AWORKER", "turk_submit_to": "https://workersandbox.mturk.com",
+            }, None),
+            ("POST", "/sessions/7/complete", {"feedback": "fine"}, "Bearer tok"),
+        ]
+        page.close()
+
+        # Prolific: the arrival carries Prolific's ids; completion shows the code and redirects.
+        page = browser.new_page()
+        redirect = "https://app.prolific.com/submissions/complete?cc=C0DE"
+        api = FakeApi(page, {"completion_code": "C0DE", "redirect_url": redirect})
+        page.route("https://app.prolific.com/**", lambda route: route.fulfill(
+            status=200, body="<p>back on Prolific</p>", content_type="text/html"
+        ))
+        page.goto(page_url + "?PROLIFIC_PID=PID1&STUDY_ID=SID1&SESSION_ID=SES1")
+        page.click("#feedback-submit")
+        expect(page.locator("#completion-code")).to_have_text("C0DE")
+        expect(page.locator("#done-link")).to_have_attribute("href", redirect)
+        page.wait_for_url(redirect, timeout=10_000)
+        assert api.calls == [
+            ("POST", "/sessions", {
+                "study": "handback", "source": "prolific", "prolific_pid": "PID1",
+                "study_id": "SID1", "session_id": "SES1",
+            }, None),
+            ("POST", "/sessions/7/complete", {"feedback": ""}, "Bearer tok"),
+        ]
+        browser.close()
