@@ -138,8 +138,9 @@
 
   function showError(error, retry) {
     var message = error && error.message ? error.message : String(error);
-    $("error-title").textContent = error && error.status === 409 && /completed/i.test(message)
-      ? "Thank you" : "Something went wrong";
+    var status = error && error.status;
+    $("error-title").textContent = status === 409 && /completed/i.test(message) ? "Thank you"
+      : status === 404 || status === 409 ? "Sorry" : "Something went wrong";
     $("error-message").textContent = message;
     var retryButton = $("error-retry");
     retryButton.hidden = !(retry && error && error.retryable);
@@ -197,9 +198,14 @@
     show("loading");
     guard(request("POST", "/sessions", payload).then(function (res) {
       state.token = res.data.token;
-      state.resumed = res.status === 200;
       state.session = res.data;
+      state.resumed = res.status === 200 && res.data.stage === "trials";
       route();
+    }).catch(function (error) {
+      // A participant who already finished may be handed back again rather than refused.
+      var handBack = error && error.data && error.data.hand_back;
+      if (handBack) return showDone(handBack, false);
+      throw error;
     }), start);
   }
 
@@ -241,8 +247,9 @@
     show("instructions");
     window.scrollTo(0, 0);
     var shownAt = performance.now();
-    // Best effort: the server times the instructions from this event to instructions_end.
-    sendEvent("instructions_start", {}).catch(function () {});
+    // Best effort: the server times the instructions from this event to instructions_end, so
+    // instructions_end waits until this one has been answered.
+    var started = sendEvent("instructions_start", {}).catch(function () {});
 
     var button = $("instructions-start");
     var wait = $("instructions-wait");
@@ -265,7 +272,9 @@
     button.onclick = function () {
       button.disabled = true;
       var seconds = (performance.now() - shownAt) / 1000;
-      guard(sendEvent("instructions_end", { seconds: Math.round(seconds * 10) / 10 }).then(function () {
+      guard(started.then(function () {
+        return sendEvent("instructions_end", { seconds: Math.round(seconds * 10) / 10 });
+      }).then(function () {
         state.session.stage = "trials";
         return nextTrial();
       }), function () { button.disabled = false; show("instructions"); });
