@@ -164,6 +164,9 @@ def test_whole_session_in_browser(live_server, monkeypatch):
         for position in range(1, n_main + 1):
             assert wait_ready(page)["screen"] == "trial"
             expect(page.locator("#trial-progress")).to_have_text(f"Trial {position} of {n_main}")
+            # Nothing on the page tells a catch trial or the right answer.
+            html = page.content().lower()
+            assert not any(word in html for word in ("catch", "positive", "negative", "kind")), position
             if position == 1:
                 check_layout(page)
             if position == 5:
