@@ -146,3 +146,16 @@ def retry_failed(payment: Payment) -> None:
     )
     if not updated:
         raise RecruitmentError(f"payment {payment.pk} is {payment.status}, not failed")
+
+
+def mark_done_by_hand(payment: Payment, checked_by: str) -> None:
+    """Someone checked on the recruiter's site that a failed or unknown payment was made."""
+    updated = Payment.objects.filter(
+        pk=payment.pk, status__in=[Payment.Status.FAILED, Payment.Status.SENDING], lease_until__isnull=True
+    ).update(
+        status=Payment.Status.DONE,
+        done_at=timezone.now(),
+        response={"marked_done_by": checked_by},
+    )
+    if not updated:
+        raise RecruitmentError(f"payment {payment.pk} is {payment.status} and cannot be marked done by hand")

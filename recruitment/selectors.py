@@ -172,7 +172,8 @@ class PaymentPlan:
         return sum((item.amount for item in self.items if item.kind == Payment.Kind.BONUS), Decimal("0.00"))
 
 
-def _why(session: Session | None) -> str:
+def check_summary(session: Session | None) -> str:
+    """The session's verdict in a few words, naming the checks it failed."""
     if session is None:
         return "no session on record"
     if session.passed is None:
@@ -199,7 +200,7 @@ def _decisions(
         worker_id=worker_id,
         session_id=session.pk if session else None,
         sandbox=sandbox,
-        why=_why(session),
+        why=check_summary(session),
     )
     items = []
     if reviewable and not done_kinds & {Payment.Kind.APPROVE, Payment.Kind.REJECT}:

@@ -124,6 +124,10 @@ def request_sync(recruitment: Recruitment) -> None:
     transaction.on_commit(lambda: tasks.sync_recruitment.delay(recruitment.pk))
 
 
+def request_reconcile(recruitment: Recruitment) -> None:
+    transaction.on_commit(lambda: tasks.reconcile_recruitment.delay(recruitment.pk))
+
+
 @contextmanager
 def exclusive(recruitment_id: int) -> Iterator[Recruitment]:
     """Hold the recruitment's sync lease, so that two workers never top up or expire at once."""
