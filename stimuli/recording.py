@@ -165,7 +165,7 @@ def record_activations(
     with hooked(network.module, means.layers, means), torch.inference_mode():
         for images in loader:
             means.start(len(images), network.device)
-            network.module(images.to(network.device, non_blocking=True))
+            network.module(network.inputs(images))
             output.write(done, means.batch.cpu().numpy())
             done += len(images)
             progress(STAGE, done, len(keys))

@@ -48,7 +48,7 @@ def query_windows(
         minimum = minimum_pool_size(t, difficulty, references_per_side)
         raise SelectionError(
             f"A pool of {n_images} images is too small for t={t} trials per unit with "
-            f"{references_per_side} references per side at difficulty {difficulty!r}: "
+            f"{references_per_side} references per side at difficulty '{difficulty}': "
             f"it needs at least {minimum} images."
         )
     return range(negative_start, negative_start + t), range(positive_start, positive_start + t)

@@ -22,7 +22,7 @@ from stimuli.networks import Network, channel_counts, layers_of_interest, load_n
 from stimuli.pools import ImageSource, open_pool
 from stimuli.recording import Progress, no_progress, record_activations
 from stimuli.sampling import sample_layer_channels, seeded_rng
-from stimuli.selection import TrialStimuli, catch_trial, select_trials
+from stimuli.selection import TrialStimuli, catch_trial, query_windows, select_trials
 from stimuli.storage import disguised_copy, jpeg_bytes, resized_and_cropped, store_stimulus
 
 # Separate random streams of one study seed, so that changing how trials are
@@ -86,6 +86,7 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
     network = load_network(study.model)
     study_units = sample_units(study, network)
     source = open_pool(study.image_pool)
+    _check_pool_size(study, len(source.keys()))
     spec = study.model
     activations = record_activations(
         network,
@@ -108,6 +109,13 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
             plans = _main_plans(study, study_unit, column)
         _write_trials(study, study_unit.unit, plans, column, writer)
     progress(WRITING, len(study_units), len(study_units))
+
+
+def _check_pool_size(study: Study, n_images: int) -> None:
+    """Fail before recording, not after, when the pool cannot give the trials."""
+    query_windows(n_images, study.trials_per_unit, study.difficulty, study.references_per_side)
+    if study.n_practice_trials > study.n_practice_obvious:
+        query_windows(n_images, 1, study.practice_less_obvious_difficulty, study.references_per_side)
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,7 @@ def test_a_failing_job_keeps_its_error(study, django_capture_on_commit_callbacks
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
     assert "needs at least" in job.error
+    assert not activation_path(study).exists()  # refused before recording anything
     study.refresh_from_db()
     assert study.status == Study.Status.DRAFT
 

@@ -1,0 +1,163 @@
+"""Throughput and memory of activation recording against the network's raw forward pass.
+
+In one process, on one model, batch size and device:
+- raw forward: images/s of the module alone on pre-made input tensors;
+- recording: images/s of stimuli.recording.record_activations on a pool of
+  scikit-image crops (decoding in a DataLoader, hooks, per-channel means,
+  streaming rows to the on-disk array), for each pool size.
+Raw forward is measured before and after every recording and averaged, so
+that load from other processes on the machine hits both sides alike.
+
+Prints one line per measurement, then one JSON object as the last line:
+`ratio` (recording / raw forward at the largest pool; target >= 0.9), the
+per-pool ratios and throughputs, and peak memory per pool (`peak_*` keys:
+RSS growth of this process, and RSS of the decoding workers; target flat).
+
+    .venv/bin/python benchmarks/record_activations.py [--sizes 500 2000] [--batch-size 32]
+        [--num-workers 1] [--units 53] [--device cpu]
+
+No database is touched; Django is set up only for settings and models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "psyplatform.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import torch  # noqa: E402
+
+from stimuli.models import VisionModel  # noqa: E402
+from stimuli.networks import channel_counts, default_layers, load_network  # noqa: E402
+from stimuli.pools import SkimageCrops  # noqa: E402
+from stimuli.recording import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, record_activations  # noqa: E402
+from stimuli.sampling import sample_layer_channels, seeded_rng  # noqa: E402
+
+PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * PAGE_MB
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+
+
+def child_pids() -> list[int]:
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as children:
+            pids += [int(pid) for pid in children.read().split()]
+    return pids
+
+
+class PeakMemory:
+    """Samples this process's RSS and its children's (decoding workers) every 20 ms."""
+
+    def __init__(self) -> None:
+        self.baseline = rss_mb(os.getpid())
+        self.peak_self = self.baseline
+        self.peak_workers = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_self = max(self.peak_self, rss_mb(os.getpid()))
+            self.peak_workers = max(self.peak_workers, sum(rss_mb(pid) for pid in child_pids()))
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def raw_forward_ips(network, batches: list[torch.Tensor]) -> float:
+    """Images/s of the module alone on ready-made, already transformed batches."""
+    with torch.inference_mode():
+        start = time.perf_counter()
+        for batch in batches:
+            network.module(network.inputs(batch))
+        if network.device.type == "cuda":
+            torch.cuda.synchronize()
+        return sum(len(batch) for batch in batches) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--num-workers", type=int, default=DEFAULT_NUM_WORKERS)
+    parser.add_argument("--units", type=int, default=53, help="sampled units (the demo's 48 + 5)")
+    parser.add_argument("--raw-batches", type=int, default=6, help="batches per raw measurement")
+    parser.add_argument("--device", default="", help="cpu, cuda; empty: settings.TORCH_DEVICE")
+    args = parser.parse_args()
+
+    spec = VisionModel(
+        name="lite0", timm_name="tf_efficientnet_lite0", weights="efficientnet_lite0_package"
+    )
+    network = load_network(spec, torch.device(args.device) if args.device else None)
+    units = sample_layer_channels(
+        channel_counts(network, default_layers(network.module)), args.units, seeded_rng(0)
+    )
+    # Inputs for the raw forward: real crops, transformed once up front.
+    sample = SkimageCrops(size=args.batch_size * args.raw_batches, seed=1)
+    tensors = torch.stack([network.transform(sample.load(key)) for key in sample.keys()])
+    batches = list(tensors.split(args.batch_size))
+    raw_forward_ips(network, batches[:1])  # warm-up: kernel selection, allocator
+
+    result = {
+        "model": spec.timm_name,
+        "device": str(network.device),
+        "batch_size": args.batch_size,
+        "num_workers": args.num_workers,
+        "torch_threads": torch.get_num_threads(),
+        "units": len(units),
+    }
+    raw = [raw_forward_ips(network, batches)]
+    print(f"raw forward: {raw[-1]:.1f} images/s", flush=True)
+    for size in args.sizes:
+        pool = SkimageCrops(size=size, seed=0)
+        pool.keys()  # crop boxes (and the photos) are ready before timing, as in a render
+        with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
+            start = time.perf_counter()
+            record_activations(
+                network, pool, units, Path(work) / "activations.npy",
+                batch_size=args.batch_size, num_workers=args.num_workers,
+            )
+            recording = size / (time.perf_counter() - start)
+        raw.append(raw_forward_ips(network, batches))
+        reference = (raw[-2] + raw[-1]) / 2
+        result[f"recording_ips_{size}"] = round(recording, 2)
+        result[f"raw_forward_ips_{size}"] = round(reference, 2)
+        result[f"ratio_{size}"] = round(recording / reference, 3)
+        result[f"peak_rss_delta_mb_{size}"] = round(memory.peak_self - memory.baseline, 1)
+        result[f"peak_worker_rss_mb_{size}"] = round(memory.peak_workers, 1)
+        print(
+            f"pool {size}: recording {recording:.1f} images/s, raw forward {reference:.1f} "
+            f"images/s, ratio {recording / reference:.3f}, peak RSS growth "
+            f"{memory.peak_self - memory.baseline:.1f} MB (workers {memory.peak_workers:.0f} MB)",
+            flush=True,
+        )
+    result["ratio"] = result[f"ratio_{args.sizes[-1]}"]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
