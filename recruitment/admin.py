@@ -109,6 +109,8 @@ class RecruitmentAdmin(admin.ModelAdmin):
             return f"closed ({recruitment.close_reason})"
         if recruitment.paused_at:
             return "paused"
+        if recruitment.budget_reached_at:
+            return "recruiting, stopped short by the budget cap"
         return "recruiting" if recruitment.launched_at else "not launched"
 
     @admin.display(description="error")

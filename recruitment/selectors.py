@@ -74,12 +74,17 @@ def progress(recruitment: Recruitment, now: datetime) -> Progress:
     completed = recruited_sessions(recruitment).filter(status=Session.Status.COMPLETED)
     hits = list(env_hits(recruitment))
     created = [hit for hit in hits if hit.state == HIT.State.CREATED]
+    # MTurk still counts as pending a worker who finished the session but has not yet
+    # submitted the assignment; that session is already counted as completed.
+    finished_unsubmitted = Assignment.objects.filter(
+        hit__in=created, status=Assignment.Status.ACCEPTED, session__status=Session.Status.COMPLETED
+    ).count()
     return Progress(
         needed=budget.sessions_needed(recruitment.study),
         passing=completed.filter(passed=True).count(),
         failing=completed.filter(passed=False).count(),
         unchecked=completed.filter(passed__isnull=True).count(),
-        working=sum(hit.pending for hit in created),
+        working=max(0, sum(hit.pending for hit in created) - finished_unsubmitted),
         open_places=sum(hit.available for hit in created if hit.is_open(now)),
         planned=sum(hit.max_assignments for hit in hits if hit.state == HIT.State.PENDING),
     )

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from recruitment import services, tasks
+from recruitment import selectors, services, tasks
 from recruitment.errors import ServiceRefused, TransientError
 from recruitment.models import HIT, Assignment, Recruitment
 from recruitment.mturk.services import EXPIRE_NOW
@@ -149,6 +149,19 @@ def test_an_assignment_still_within_its_time_on_a_busy_hit_is_left_alone(mturk):
 
     working.refresh_from_db()
     assert working.status == "accepted"
+
+
+def test_a_worker_who_finished_but_has_not_submitted_yet_is_not_counted_twice():
+    hit = HITFactory(pending=3, available=0)
+    recruitment = hit.recruitment
+    session = make_session(recruitment, "ADONE", passed=True)
+    Assignment.objects.create(
+        recruitment=recruitment, hit=hit, assignment_id="3DONE", worker_id="ADONE", status="accepted", session=session
+    )
+
+    progress = selectors.progress(recruitment, timezone.now())
+
+    assert (progress.passing, progress.working) == (1, 2)
 
 
 def test_failing_sessions_are_replaced_by_a_new_hit_when_the_others_are_full(mturk):
