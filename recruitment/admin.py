@@ -43,13 +43,18 @@ class ReadOnlyInline(admin.TabularInline):
 
 class HITInline(ReadOnlyInline):
     model = HIT
-    fields = ["hit_id", "sandbox", "state", "mturk_status", "max_assignments", "available", "pending", "completed",
-              "expires_at", "last_error"]
+    fields = [
+        "hit_id", "sandbox", "state", "mturk_status", "max_assignments", "available", "pending", "completed",
+        "expires_at", "last_error",
+    ]
 
 
 class AssignmentInline(ReadOnlyInline):
     model = Assignment
-    fields = ["assignment_id", "worker_id", "status", "session", "checks", "accepted_at", "submitted_at", "qualified_at"]
+    fields = [
+        "assignment_id", "worker_id", "status", "session", "checks", "accepted_at", "submitted_at",
+        "qualified_at",
+    ]
     readonly_fields = ["checks"]
 
     @admin.display(description="checks")
@@ -69,7 +74,9 @@ class SubmissionInline(ReadOnlyInline):
 
 class PaymentInline(ReadOnlyInline):
     model = Payment
-    fields = ["kind", "external_id", "worker_id", "amount", "status", "attempts", "token", "done_at", "last_error"]
+    fields = [
+        "kind", "external_id", "worker_id", "amount", "status", "attempts", "token", "done_at", "last_error"
+    ]
 
 
 @admin.register(Recruitment)
@@ -133,7 +140,8 @@ class RecruitmentAdmin(admin.ModelAdmin):
         estimate = selectors.cost_estimate(recruitment)
         text = (
             f"estimate {estimate.total}: {estimate.assignments} assignments x {estimate.cost_per_assignment} "
-            f"(reward {estimate.reward} + {estimate.fee_rate:.0%} fee) + bonuses; cap {selectors.budget_cap(recruitment)}"
+            f"(reward {estimate.reward} + {estimate.fee_rate:.0%} fee) + bonuses; "
+            f"cap {selectors.budget_cap(recruitment)}"
         )
         if recruitment.backend == "mturk" and recruitment.launched_at:
             text += f"; committed so far {selectors.committed_spend(recruitment, timezone.now())}"
@@ -176,7 +184,9 @@ class RecruitmentAdmin(admin.ModelAdmin):
     def _back(self, recruitment: Recruitment) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse("admin:recruitment_recruitment_change", args=[recruitment.pk]))
 
-    def _run(self, request: HttpRequest, recruitment: Recruitment, done: str, action: Callable[[], Any]) -> None:
+    def _run(
+        self, request: HttpRequest, recruitment: Recruitment, done: str, action: Callable[[], Any]
+    ) -> None:
         try:
             with transaction.atomic():
                 action()
@@ -246,8 +256,10 @@ class RecruitmentAdmin(admin.ModelAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
-    list_display = ["recruitment", "kind", "external_id", "worker_id", "amount", "status", "attempts", "done_at",
-                    "last_error"]
+    list_display = [
+        "recruitment", "kind", "external_id", "worker_id", "amount", "status", "attempts", "done_at",
+        "last_error",
+    ]
     list_filter = ["status", "kind", "backend", "sandbox"]
     search_fields = ["external_id", "worker_id", "token", "recruitment__study__slug"]
     actions = ["retry", "mark_done"]
@@ -266,7 +278,8 @@ class PaymentAdmin(admin.ModelAdmin):
     @admin.action(description="Mark done: I checked on the recruiter's site that it was paid")
     def mark_done(self, request: HttpRequest, queryset) -> None:
         for payment in queryset:
-            self._each(request, payment, lambda p=payment: ledger.mark_done_by_hand(p, request.user.get_username()))
+            checked_by = request.user.get_username()
+            self._each(request, payment, lambda p=payment: ledger.mark_done_by_hand(p, checked_by))
 
     def _each(self, request: HttpRequest, payment: Payment, action: Callable[[], None]) -> None:
         try:

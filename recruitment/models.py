@@ -83,10 +83,15 @@ class Recruitment(models.Model):
     )
     keywords = models.CharField(max_length=1000, default="images, perception, research, psychology")
     reward = models.DecimalField(
-        max_digits=8, decimal_places=2, default=Decimal("2.79"), validators=[MinValueValidator(Decimal("0.01"))],
+        max_digits=8,
+        decimal_places=2,
+        default=Decimal("2.79"),
+        validators=[MinValueValidator(Decimal("0.01"))],
         help_text="Per assignment (MTurk: USD; Prolific: the workspace currency).",
     )
-    estimated_minutes = models.PositiveIntegerField(default=11, help_text="Prolific: estimated completion time.")
+    estimated_minutes = models.PositiveIntegerField(
+        default=11, help_text="Prolific: estimated completion time."
+    )
     lifetime_s = models.PositiveIntegerField(default=4 * 3600, help_text="How long a HIT stays listed.")
     assignment_duration_s = models.PositiveIntegerField(
         default=2 * 3600, help_text="How long a worker has once they accept."
@@ -120,7 +125,9 @@ class Recruitment(models.Model):
 
     # Payment rules: approve everyone by default (as IMI did)
     reject_failing = models.BooleanField(default=False, help_text="Reject sessions that fail the checks.")
-    rejection_feedback = models.TextField(blank=True, help_text="Shown to rejected workers; required to reject.")
+    rejection_feedback = models.TextField(
+        blank=True, help_text="Shown to rejected workers; required to reject."
+    )
     rejection_category = models.CharField(
         max_length=30, choices=RejectionCategory.choices, default=RejectionCategory.FAILED_CHECK
     )
@@ -166,6 +173,16 @@ class Recruitment(models.Model):
     @property
     def is_recruiting(self) -> bool:
         return bool(self.launched_at) and not self.paused_at and not self.closed_at
+
+    def note_budget(self, *, cut_short: bool) -> None:
+        """Remember since when the cap keeps recruitment short of the target (shown in the admin)."""
+        self.budget_reached_at = (self.budget_reached_at or timezone.now()) if cut_short else None
+        self.save(update_fields=["budget_reached_at"])
+
+    def close_for_target(self, passing: int, needed: int) -> None:
+        self.closed_at = timezone.now()
+        self.close_reason = f"target met: {passing} passing sessions of {needed} needed"
+        self.save(update_fields=["closed_at", "close_reason"])
 
 
 class HIT(models.Model):
@@ -293,7 +310,9 @@ class Payment(models.Model):
     external_id = models.CharField(max_length=64, help_text="MTurk assignment id or Prolific submission id.")
     worker_id = models.CharField(max_length=64, help_text="MTurk worker id or Prolific participant id.")
     amount = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("0.00"))
-    message = models.TextField(blank=True, help_text="Bonus reason or rejection feedback, shown to the worker.")
+    message = models.TextField(
+        blank=True, help_text="Bonus reason or rejection feedback, shown to the worker."
+    )
     rejection_category = models.CharField(max_length=30, blank=True)
     token = models.CharField(max_length=64, unique=True, help_text="UniqueRequestToken (MTurk).")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)

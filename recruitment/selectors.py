@@ -30,7 +30,8 @@ def linked_study_ids(study: Study) -> list[int]:
 
 def has_taken_part(study: Study, participant_id: str) -> bool:
     """Whether this raw participant id has a session in the study or in a study linked to it."""
-    return Session.objects.filter(study_id__in=linked_study_ids(study), participant_id=participant_id).exists()
+    studies = linked_study_ids(study)
+    return Session.objects.filter(study_id__in=studies, participant_id=participant_id).exists()
 
 
 def recruited_sessions(recruitment: Recruitment) -> QuerySet[Session]:
@@ -119,7 +120,10 @@ def committed_spend(recruitment: Recruitment, now: datetime) -> Decimal:
     one, and every bonus in the ledger that has not failed, fees included."""
     total = Decimal("0.00")
     for hit in env_hits(recruitment).exclude(state=HIT.State.FAILED):
-        places = hit.max_assignments if hit.state == HIT.State.PENDING or hit.is_open(now) else hit.completed + hit.pending
+        if hit.state == HIT.State.PENDING or hit.is_open(now):
+            places = hit.max_assignments
+        else:
+            places = hit.completed + hit.pending
         total += places * budget.assignment_cost(recruitment.reward, hit.max_assignments)
     bonuses = recruitment.payments.filter(kind=Payment.Kind.BONUS, sandbox=recruitment.sandbox).exclude(
         status=Payment.Status.FAILED
@@ -222,7 +226,11 @@ def _decisions(
         else:
             items.append(
                 PlannedPayment(
-                    kind=Payment.Kind.APPROVE, amount=recruitment.reward, message="", rejection_category="", **common
+                    kind=Payment.Kind.APPROVE,
+                    amount=recruitment.reward,
+                    message="",
+                    rejection_category="",
+                    **common,
                 )
             )
     if recruitment.bonus_passing > 0 and passed is True and Payment.Kind.BONUS not in done_kinds:
@@ -251,7 +259,9 @@ def plan_payments(recruitment: Recruitment) -> PaymentPlan:
     items: list[PlannedPayment] = []
     if recruitment.backend == Study.Recruiter.MTURK:
         assignments = (
-            recruitment.assignments.filter(status__in=[Assignment.Status.SUBMITTED, Assignment.Status.APPROVED])
+            recruitment.assignments.filter(
+                status__in=[Assignment.Status.SUBMITTED, Assignment.Status.APPROVED]
+            )
             .select_related("session", "hit")
             .order_by("pk")
         )

@@ -77,11 +77,14 @@ def launch(recruitment: Recruitment, *, sandbox: bool, confirmed_total: Decimal 
     try:
         recruitment.full_clean()
     except ValidationError as exc:
-        raise ConfigurationError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
+        problems = (f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
+        raise ConfigurationError("; ".join(problems)) from exc
     if not sandbox:
         total = selectors.cost_estimate(recruitment).total
         if confirmed_total != total:
-            raise ConfigurationError(f"Launching live spends money: confirm the estimated cost ({total}) first.")
+            raise ConfigurationError(
+                f"Launching live spends money: confirm the estimated cost ({total}) first."
+            )
     if recruitment.launched_at and not recruitment.closed_at and recruitment.sandbox != sandbox:
         raise ConfigurationError("Close the current run before launching on the other marketplace.")
     ensure_group(recruitment)
@@ -152,7 +155,9 @@ def errors_recorded(recruitment_id: int) -> Iterator[None]:
         yield
     except RecruitmentError as exc:
         logger.warning("recruitment %s: %s", recruitment_id, exc)
-        Recruitment.objects.filter(pk=recruitment_id).update(last_error=str(exc), last_error_at=timezone.now())
+        Recruitment.objects.filter(pk=recruitment_id).update(
+            last_error=str(exc), last_error_at=timezone.now()
+        )
         raise
 
 

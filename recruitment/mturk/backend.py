@@ -60,7 +60,12 @@ class MTurkRecruiter:
             raise ArrivalRefused(f"This study runs on the MTurk {where}; this HIT comes from the other one.")
         return Arrival(
             participant_id=worker_id,
-            external={"assignment_id": assignment_id, "hit_id": hit_id, "worker_id": worker_id, "turk_submit_to": site},
+            external={
+                "assignment_id": assignment_id,
+                "hit_id": hit_id,
+                "worker_id": worker_id,
+                "turk_submit_to": site,
+            },
         )
 
     def hand_back(self, session: "Session") -> dict[str, Any]:

@@ -50,6 +50,8 @@ STATUSES = {
     "Approved": Assignment.Status.APPROVED,
     "Rejected": Assignment.Status.REJECTED,
 }
+# What MTurk shows for an assignment once an approve or reject row is done.
+REVIEWED = {Payment.Kind.APPROVE: "Approved", Payment.Kind.REJECT: "Rejected"}
 
 
 def study_url(study: Study) -> str:
@@ -92,7 +94,9 @@ def qualification_requirements(recruitment: Recruitment, took_part_id: str) -> l
                 "ActionsGuarded": GUARDED,
             },
         ]
-    requirements.append({"QualificationTypeId": took_part_id, "Comparator": "DoesNotExist", "ActionsGuarded": GUARDED})
+    requirements.append(
+        {"QualificationTypeId": took_part_id, "Comparator": "DoesNotExist", "ActionsGuarded": GUARDED}
+    )
     return requirements
 
 
@@ -326,11 +330,11 @@ def settle_unsubmitted(hit: HIT, recruitment: Recruitment, listed: dict[str, str
     for assignment in hit.assignments.filter(status=Assignment.Status.ACCEPTED):
         if hit.refreshed_at is None or assignment.accepted_at >= hit.refreshed_at:
             continue  # arrived after the HIT's counts were read
-        taken_over = listed.get(assignment.assignment_id, assignment.worker_id) != assignment.worker_id or (
-            Assignment.objects.filter(assignment_id=assignment.assignment_id, accepted_at__gt=assignment.accepted_at)
-            .exclude(pk=assignment.pk)
-            .exists()
-        )
+        reused = Assignment.objects.filter(
+            assignment_id=assignment.assignment_id, accepted_at__gt=assignment.accepted_at
+        ).exclude(pk=assignment.pk)
+        taken_over = listed.get(assignment.assignment_id, assignment.worker_id) != assignment.worker_id
+        taken_over = taken_over or reused.exists()
         out_of_time = now >= assignment.accepted_at + duration
         if not (taken_over or out_of_time or hit.pending == 0):
             continue
@@ -379,13 +383,10 @@ def grant_took_part(assignment: Assignment) -> bool:
 
 
 def close_if_target_met(recruitment: Recruitment, progress: selectors.Progress) -> bool:
-    if not progress.target_met or recruitment.closed_at:
-        return progress.target_met
-    expire_open_hits(recruitment)
-    recruitment.closed_at = timezone.now()
-    recruitment.close_reason = f"target met: {progress.passing} passing sessions of {progress.needed} needed"
-    recruitment.save(update_fields=["closed_at", "close_reason"])
-    return True
+    if progress.target_met and not recruitment.closed_at:
+        expire_open_hits(recruitment)
+        recruitment.close_for_target(progress.passing, progress.needed)
+    return progress.target_met
 
 
 def top_up(recruitment: Recruitment, client: Any) -> int:
@@ -400,13 +401,14 @@ def top_up(recruitment: Recruitment, client: Any) -> int:
         selectors.budget_cap(recruitment), selectors.committed_spend(recruitment, now), per_assignment
     )
     to_add = min(progress.shortfall, room)
-    recruitment.budget_reached_at = (recruitment.budget_reached_at or now) if to_add < progress.shortfall else None
-    recruitment.save(update_fields=["budget_reached_at"])
+    recruitment.note_budget(cut_short=to_add < progress.shortfall)
     added = 0
     extendable = [
         hit
         for hit in selectors.env_hits(recruitment).filter(state=HIT.State.CREATED)
-        if hit.is_open(now) and hit.max_assignments < recruitment.hit_size and hit.expires_at - now >= MIN_LIFETIME_TO_EXTEND
+        if hit.is_open(now)
+        and hit.max_assignments < recruitment.hit_size
+        and hit.expires_at - now >= MIN_LIFETIME_TO_EXTEND
     ]
     for hit in extendable:
         extra = min(to_add - added, recruitment.hit_size - hit.max_assignments)
@@ -456,7 +458,10 @@ class MTurkPayments:
             response = call(client, "approve_assignment", AssignmentId=payment.external_id)
         elif payment.kind == Payment.Kind.REJECT:
             response = call(
-                client, "reject_assignment", AssignmentId=payment.external_id, RequesterFeedback=payment.message
+                client,
+                "reject_assignment",
+                AssignmentId=payment.external_id,
+                RequesterFeedback=payment.message,
             )
         else:
             response = call(
@@ -478,8 +483,8 @@ class MTurkPayments:
                 bonus["WorkerId"] == payment.worker_id and Decimal(bonus["BonusAmount"]) == payment.amount
                 for bonus in list_bonus_payments(client, AssignmentId=payment.external_id)
             )
-        status = call(client, "get_assignment", AssignmentId=payment.external_id)["Assignment"]["AssignmentStatus"]
-        made = status == ("Approved" if payment.kind == Payment.Kind.APPROVE else "Rejected")
+        assignment = call(client, "get_assignment", AssignmentId=payment.external_id)["Assignment"]
+        made = assignment["AssignmentStatus"] == REVIEWED[payment.kind]
         if made:
             self._record_review(payment)
         return made
@@ -491,10 +496,9 @@ class MTurkPayments:
 
     @staticmethod
     def _record_review(payment: Payment) -> None:
-        status = {Payment.Kind.APPROVE: Assignment.Status.APPROVED, Payment.Kind.REJECT: Assignment.Status.REJECTED}
-        if payment.kind in status:
+        if payment.kind in REVIEWED:
             Assignment.objects.filter(assignment_id=payment.external_id, worker_id=payment.worker_id).update(
-                status=status[payment.kind], updated_at=timezone.now()
+                status=STATUSES[REVIEWED[payment.kind]], updated_at=timezone.now()
             )
 
 
@@ -516,15 +520,16 @@ def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
         if payment.status != Payment.Status.DONE:
             differences.append(_difference("not done", payment, f"ledger row is {payment.status}"))
         elif payment.kind == Payment.Kind.BONUS:
-            paid = [b for b in remote_bonuses.get(payment.external_id, []) if Decimal(b["BonusAmount"]) == payment.amount]
-            if not paid:
-                differences.append(_difference("bonus missing", payment, "done in the ledger, not listed by MTurk"))
-        else:
-            expected = "Approved" if payment.kind == Payment.Kind.APPROVE else "Rejected"
-            if remote_status.get(key) != expected:
-                differences.append(_difference("status", payment, f"MTurk says {remote_status.get(key, 'nothing')}"))
+            listed = remote_bonuses.get(payment.external_id, [])
+            if not any(Decimal(bonus["BonusAmount"]) == payment.amount for bonus in listed):
+                differences.append(_difference("bonus missing", payment, "done in the ledger, not on MTurk"))
+        elif remote_status.get(key) != REVIEWED[payment.kind]:
+            seen = remote_status.get(key, "nothing")
+            differences.append(_difference("status", payment, f"MTurk says {seen}"))
 
-    bonus_rows = {p.external_id for p in ledger if p.kind == Payment.Kind.BONUS and p.status == Payment.Status.DONE}
+    bonus_rows = {
+        p.external_id for p in ledger if p.kind == Payment.Kind.BONUS and p.status == Payment.Status.DONE
+    }
     for assignment_id, bonuses in remote_bonuses.items():
         extra = len(bonuses) - (assignment_id in bonus_rows)
         if extra > 0:
@@ -537,7 +542,7 @@ def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
             )
     reviewed = {(p.external_id, p.worker_id) for p in ledger if p.kind != Payment.Kind.BONUS}
     for (assignment_id, worker_id), status in remote_status.items():
-        if status in ("Approved", "Rejected") and (assignment_id, worker_id) not in reviewed:
+        if status in REVIEWED.values() and (assignment_id, worker_id) not in reviewed:
             differences.append(
                 {
                     "problem": "reviewed outside the ledger",

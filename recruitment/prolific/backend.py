@@ -30,8 +30,8 @@ class ProlificRecruiter:
             if not PROLIFIC_ID.match(value):
                 raise ValueError(f"{name}: {value!r} is not a Prolific id")
             values[name] = value
-        recruitment = getattr(study, "recruitment", None)
-        if recruitment and recruitment.prolific_study_id and values["study_id"] != recruitment.prolific_study_id:
+        expected = getattr(getattr(study, "recruitment", None), "prolific_study_id", "")
+        if expected and values["study_id"] != expected:
             raise ArrivalRefused("This link belongs to another Prolific study.")
         return Arrival(participant_id=values["prolific_pid"], external=values)
 

@@ -18,6 +18,8 @@ from recruitment.prolific.client import get_client
 URL_PARAMETERS = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
 COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 REJECTED = "REJECTED"
+# What Prolific shows for a submission once an approve or reject row is done.
+REVIEWED = {Payment.Kind.APPROVE: "APPROVED", Payment.Kind.REJECT: REJECTED}
 
 
 def study_payload(recruitment: Recruitment, places: int) -> dict[str, Any]:
@@ -30,7 +32,11 @@ def study_payload(recruitment: Recruitment, places: int) -> dict[str, Any]:
         "prolific_id_option": "url_parameters",
         # Every submission waits for the ledger, which approves, rejects or bonuses by the study's rules.
         "completion_codes": [
-            {"code": study.completion_code, "code_type": "COMPLETED", "actions": [{"action": "MANUALLY_REVIEW"}]}
+            {
+                "code": study.completion_code,
+                "code_type": "COMPLETED",
+                "actions": [{"action": "MANUALLY_REVIEW"}],
+            }
         ],
         "total_available_places": places,
         "estimated_completion_time": recruitment.estimated_minutes,
@@ -59,12 +65,8 @@ def places_wanted(recruitment: Recruitment) -> tuple[int, int]:
     rejected = recruitment.submissions.filter(status=REJECTED).values_list("session_id", flat=True)
     failing_kept = sessions.filter(passed=False).exclude(pk__in=[pk for pk in rejected if pk]).count()
     wanted = budget.sessions_needed(recruitment.study) + failing_kept
-    bonuses = sum(
-        recruitment.payments.filter(kind=Payment.Kind.BONUS).exclude(status=Payment.Status.FAILED).values_list(
-            "amount", flat=True
-        ),
-        Decimal("0.00"),
-    )
+    bonus_rows = recruitment.payments.filter(kind=Payment.Kind.BONUS).exclude(status=Payment.Status.FAILED)
+    bonuses = sum(bonus_rows.values_list("amount", flat=True), Decimal("0.00"))
     affordable = max(0, int((selectors.budget_cap(recruitment) - bonuses) // recruitment.reward))
     return wanted, affordable
 
@@ -86,7 +88,9 @@ def record_submission(recruitment: Recruitment, data: dict[str, Any]) -> Prolifi
     )
     if submission.session_id is None:
         submission.session = Session.objects.filter(
-            study_id=recruitment.study_id, source=Study.Recruiter.PROLIFIC, external__session_id=submission.submission_id
+            study_id=recruitment.study_id,
+            source=Study.Recruiter.PROLIFIC,
+            external__session_id=submission.submission_id,
         ).first()
         submission.save(update_fields=["session", "updated_at"])
     return submission
@@ -98,15 +102,19 @@ def _transition(recruitment: Recruitment, action: str) -> None:
     recruitment.save(update_fields=["prolific_status"])
 
 
-def sync(recruitment: Recruitment) -> None:
-    """Create and publish the study on the first run, then read submissions and adjust places."""
-    client = get_client()
-    now = timezone.now()
+def _affordable_places(recruitment: Recruitment) -> int:
+    """Places the target needs, within the cap; notes on the row when the cap cuts them."""
     wanted, affordable = places_wanted(recruitment)
-    places = min(wanted, affordable)
-    recruitment.budget_reached_at = (recruitment.budget_reached_at or now) if places < wanted else None
-    recruitment.save(update_fields=["budget_reached_at"])
+    recruitment.note_budget(cut_short=affordable < wanted)
+    return min(wanted, affordable)
+
+
+def sync(recruitment: Recruitment) -> None:
+    """Create the study on the first run, read submissions, then stop at the target or
+    add places and publish (or resume)."""
+    client = get_client()
     if recruitment.is_recruiting and not recruitment.prolific_study_id:
+        places = _affordable_places(recruitment)
         created = client.create_study(study_payload(recruitment, places))
         recruitment.prolific_study_id = created["id"]
         recruitment.prolific_status = created.get("status", "UNPUBLISHED")
@@ -116,15 +124,14 @@ def sync(recruitment: Recruitment) -> None:
         return
     for data in client.submissions(recruitment.prolific_study_id):
         record_submission(recruitment, data)
-    progress = selectors.progress(recruitment, now)
+    progress = selectors.progress(recruitment, timezone.now())
     if progress.target_met and not recruitment.closed_at:
-        recruitment.closed_at = now
-        recruitment.close_reason = f"target met: {progress.passing} passing sessions of {progress.needed} needed"
-        recruitment.save(update_fields=["closed_at", "close_reason"])
+        recruitment.close_for_target(progress.passing, progress.needed)
         close(recruitment)
         return
     if not recruitment.is_recruiting:
         return
+    places = _affordable_places(recruitment)
     if places > recruitment.prolific_places:
         client.update_study(recruitment.prolific_study_id, {"total_available_places": places})
         recruitment.prolific_places = places
@@ -163,9 +170,9 @@ class ProlificPayments:
                 payment.remote_ref = bonus["id"]
                 payment.save(update_fields=["remote_ref"])
             response = client.pay_bonus(payment.remote_ref)
-        if payment.kind != Payment.Kind.BONUS:
+        if payment.kind in REVIEWED:
             ProlificSubmission.objects.filter(submission_id=payment.external_id).update(
-                status=response.get("status") or ("APPROVED" if payment.kind == Payment.Kind.APPROVE else REJECTED)
+                status=response.get("status") or REVIEWED[payment.kind]
             )
         return {"status": response.get("status", "")}
 
@@ -174,7 +181,7 @@ class ProlificPayments:
         if payment.kind == Payment.Kind.BONUS:
             cents = int(payment.amount * 100)
             return any(round(paid) == cents for paid in submission.get("bonus_payments") or [])
-        return submission.get("status") == ("APPROVED" if payment.kind == Payment.Kind.APPROVE else REJECTED)
+        return submission.get("status") == REVIEWED[payment.kind]
 
     def can_resend(self, payment: Payment) -> bool:
         # Paying a set-up bonus again pays it again, and Prolific pays bonuses a few minutes
@@ -196,11 +203,15 @@ def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
     for payment in ledger:
         if payment.status != Payment.Status.DONE:
             differences.append(
-                {"problem": "not done", "external_id": payment.external_id, "kind": payment.kind, "detail": payment.status}
+                {
+                    "problem": "not done",
+                    "external_id": payment.external_id,
+                    "kind": payment.kind,
+                    "detail": payment.status,
+                }
             )
-        elif payment.kind != Payment.Kind.BONUS:
-            expected = "APPROVED" if payment.kind == Payment.Kind.APPROVE else REJECTED
-            if remote.get(payment.external_id) != expected:
+        elif payment.kind in REVIEWED:
+            if remote.get(payment.external_id) != REVIEWED[payment.kind]:
                 differences.append(
                     {
                         "problem": "status",
@@ -211,7 +222,7 @@ def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
                 )
     reviewed = {p.external_id for p in ledger if p.kind != Payment.Kind.BONUS}
     for submission_id, status in remote.items():
-        if status in ("APPROVED", REJECTED) and submission_id not in reviewed:
+        if status in REVIEWED.values() and submission_id not in reviewed:
             differences.append(
                 {"problem": "reviewed outside the ledger", "external_id": submission_id, "detail": status}
             )
