@@ -33,6 +33,15 @@ def public_base_url(*, require_https: bool) -> str:
     return base
 
 
+def mturk_credentials() -> dict[str, str]:
+    """MTURK_AWS_ACCESS_KEY_ID / MTURK_AWS_SECRET_ACCESS_KEY when set, for a site whose AWS_*
+    variables hold other keys (an S3-compatible store for media); otherwise boto3's own chain."""
+    key_id = _setting("MTURK_AWS_ACCESS_KEY_ID")
+    if not key_id:
+        return {}
+    return {"aws_access_key_id": key_id, "aws_secret_access_key": _setting("MTURK_AWS_SECRET_ACCESS_KEY")}
+
+
 def prolific_api_token() -> str:
     token = _setting("PROLIFIC_API_TOKEN")
     if not token:

@@ -63,7 +63,10 @@ def make_session(
     status: str = Session.Status.COMPLETED,
     **fields: Any,
 ) -> Session:
-    """An experiments.Session the way the participant API stores an MTurk or Prolific arrival."""
+    """An experiments.Session the way the participant API stores an MTurk or Prolific arrival.
+
+    assignment_id is the MTurk assignment id, or on Prolific the submission (SESSION_ID).
+    """
     study = recruitment.study
     if study.recruiter == Study.Recruiter.PROLIFIC:
         external = {"prolific_pid": worker_id, "study_id": recruitment.prolific_study_id or "S1", "session_id": assignment_id}

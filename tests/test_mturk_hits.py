@@ -8,6 +8,7 @@ from django.utils import timezone
 from recruitment.errors import ConfigurationError, ServiceRefused
 from recruitment.models import HIT, TookPartQualification
 from recruitment.mturk import services
+from recruitment.mturk.client import get_client
 from tests.recruitment_factories import PUBLIC_BASE_URL, LaunchedRecruitmentFactory, mturk, public_https  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -238,3 +239,21 @@ def test_expiring_a_hit_sets_its_expiration_in_the_past(mturk):
     assert services.expire_open_hits(recruitment) == 1
     hit.refresh_from_db()
     assert not hit.is_open(timezone.now())
+
+
+def test_the_client_uses_mturks_endpoint_in_us_east_1(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    sandbox, live = get_client(sandbox=True), get_client(sandbox=False)
+    assert sandbox.meta.endpoint_url == "https://mturk-requester-sandbox.us-east-1.amazonaws.com"
+    assert live.meta.endpoint_url == "https://mturk-requester.us-east-1.amazonaws.com"
+    assert sandbox.meta.region_name == "us-east-1"
+
+
+def test_mturk_keys_of_their_own_override_the_aws_variables(monkeypatch, settings):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "minio-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "minio-secret")
+    settings.MTURK_AWS_ACCESS_KEY_ID = "mturk-key"
+    settings.MTURK_AWS_SECRET_ACCESS_KEY = "mturk-secret"
+    credentials = get_client(sandbox=True)._request_signer._credentials
+    assert (credentials.access_key, credentials.secret_key) == ("mturk-key", "mturk-secret")

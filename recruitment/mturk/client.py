@@ -16,6 +16,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from recruitment.conf import mturk_credentials
 from recruitment.errors import ConfigurationError, RecruitmentError, ServiceRefused, TransientError
 
 REGION = "us-east-1"  # MTurk's only region
@@ -40,11 +41,13 @@ THROTTLING_CODES = frozenset(
 
 
 def get_client(*, sandbox: bool) -> Any:
-    """Credentials come from the standard AWS_* variables (or any boto3 credential source)."""
+    """Credentials come from the standard AWS_* variables (or any boto3 credential source),
+    unless MTURK_AWS_ACCESS_KEY_ID is set."""
     return boto3.client(
         "mturk",
         region_name=REGION,
         endpoint_url=ENDPOINTS[sandbox],
+        **mturk_credentials(),
         # botocore retries throttling a little itself; the Celery task backs off for longer.
         config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=30),
     )
