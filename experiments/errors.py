@@ -2,7 +2,11 @@
 
 
 class SessionError(Exception):
-    """Base class: the message is shown to the participant."""
+    """Base class: the message is shown to the participant; extra fields go into the reply."""
+
+    def __init__(self, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class StudyUnavailable(SessionError):

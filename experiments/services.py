@@ -23,11 +23,16 @@ from experiments.planning import plan_main_block, plan_practice_round
 from experiments.pseudonyms import pseudonymize
 from experiments.selectors import first_unanswered
 from recruitment.base import backend_for
+from recruitment.selectors import has_taken_part
 
 
 def _resumable(session: Session) -> Session:
     if session.status == Session.Status.COMPLETED:
-        raise AlreadyTakenPart("You have already completed this study. Thank you!")
+        # The hand-back again, so that a worker whose submission got lost can submit once more.
+        raise AlreadyTakenPart(
+            "You have already completed this study. Thank you!",
+            hand_back=backend_for(session.source).hand_back(session),
+        )
     if session.status != Session.Status.ACTIVE:
         raise AlreadyTakenPart("This session has expired and cannot be resumed.")
     return session
@@ -51,6 +56,8 @@ def start_session(slug: str, data: dict[str, Any]) -> tuple[Session, bool]:
     existing = Session.objects.filter(study=study, pseudonym=pseudonym).first()
     if existing:
         return _resumable(existing), False
+    if has_taken_part(study, arrival.participant_id):
+        raise AlreadyTakenPart("You have already taken part in a related study. Thank you!")
     try:
         with transaction.atomic():
             session = Session.objects.create(

@@ -32,6 +32,15 @@ def test_a_participant_who_completed_the_study_is_refused(participant):
     assert "already completed" in response.json()["error"]
 
 
+def test_a_completed_participant_gets_the_hand_back_again(participant):
+    participant.through_instructions()
+    participant.pass_practice()
+    participant.answer_all()
+    participant.complete()
+    response = Participant(participant.study, participant.participant).start()
+    assert response.json()["hand_back"] == {"completion_code": participant.study.completion_code}
+
+
 def test_an_unknown_study_is_not_found(db):
     reply = APIClient().post(
         "/api/v1/sessions", {"study": "nope", "source": "local", "participant": "x"}, format="json"

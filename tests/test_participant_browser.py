@@ -204,10 +204,9 @@ def test_whole_session_in_browser(live_server, monkeypatch):
         assert [r.split()[:2] for r in bad_requests] == [["failed", "POST"]], bad_requests
         bad_requests.clear()
 
-        # Coming back after completing: a readable refusal, not a blank page.
+        # Coming back after completing: refused a new session, shown the code again.
         page.reload()
-        expect(page.locator("#screen-error")).to_be_visible()
-        expect(page.locator("#error-message")).to_contain_text("already completed")
+        expect(page.locator("#completion-code")).to_have_text(study.completion_code)
         assert [r.split()[0] for r in bad_requests] == ["409"]
 
         browser.close()

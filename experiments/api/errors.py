@@ -26,7 +26,7 @@ STATUS_OF = {
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     for kind, code in STATUS_OF.items():
         if isinstance(exc, kind):
-            return Response({"error": str(exc)}, status=code)
+            return Response({"error": str(exc), **getattr(exc, "extra", {})}, status=code)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -238,8 +238,6 @@
     };
   }
 
-  var instructionsTimer = null;
-
   function showInstructions() {
     var s = state.session;
     $("instructions-n-practice").textContent = String(s.n_practice_trials);
@@ -251,24 +249,10 @@
     // instructions_end waits until this one has been answered.
     var started = sendEvent("instructions_start", {}).catch(function () {});
 
+    // Not locked: the instruction time is measured for the exclusion check, so it must be the
+    // participant's own.
     var button = $("instructions-start");
-    var wait = $("instructions-wait");
-    var minMs = Math.max(0, (s.min_instruction_s || 0) * 1000);
-    clearInterval(instructionsTimer);
-    function tick() {
-      var left = Math.ceil((minMs - (performance.now() - shownAt)) / 1000);
-      if (left > 0) {
-        button.disabled = true;
-        wait.textContent = "Please read the instructions; you can start in " + left + " s.";
-      } else {
-        button.disabled = false;
-        wait.textContent = "";
-        clearInterval(instructionsTimer);
-      }
-    }
-    tick();
-    if (minMs > 0) instructionsTimer = setInterval(tick, 250);
-
+    button.disabled = false;
     button.onclick = function () {
       button.disabled = true;
       var seconds = (performance.now() - shownAt) / 1000;
