@@ -13,8 +13,8 @@ Prints one line per measurement, then one JSON object as the last line:
 per-pool ratios and throughputs, and peak memory per pool (`peak_*` keys:
 RSS growth of this process, and RSS of the decoding workers; target flat).
 
-    .venv/bin/python benchmarks/record_activations.py [--sizes 500 2000] [--batch-size 32]
-        [--num-workers 1] [--units 53] [--device cpu]
+    .venv/bin/python benchmarks/record_activations.py [--sizes 500 2000] [--batch-size 16]
+        [--num-workers 1] [--units 53] [--device cpu]   (defaults: as a render uses them)
 
 No database is touched; Django is set up only for settings and models.
 """
@@ -42,7 +42,7 @@ import torch  # noqa: E402
 from stimuli.models import VisionModel  # noqa: E402
 from stimuli.networks import channel_counts, default_layers, load_network  # noqa: E402
 from stimuli.pools import SkimageCrops  # noqa: E402
-from stimuli.recording import DEFAULT_BATCH_SIZE, DEFAULT_NUM_WORKERS, record_activations  # noqa: E402
+from stimuli.recording import loader_defaults, record_activations  # noqa: E402
 from stimuli.sampling import sample_layer_channels, seeded_rng  # noqa: E402
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -89,11 +89,11 @@ class PeakMemory:
 
 
 def raw_forward_ips(network, batches: list[torch.Tensor]) -> float:
-    """Images/s of the module alone on ready-made, already transformed batches."""
+    """Images/s of the module alone on ready-made, already normalised batches on the device."""
     with torch.inference_mode():
         start = time.perf_counter()
         for batch in batches:
-            network.module(network.inputs(batch))
+            network.module(batch)
         if network.device.type == "cuda":
             torch.cuda.synchronize()
         return sum(len(batch) for batch in batches) / (time.perf_counter() - start)
@@ -102,10 +102,10 @@ def raw_forward_ips(network, batches: list[torch.Tensor]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    parser.add_argument("--num-workers", type=int, default=DEFAULT_NUM_WORKERS)
+    parser.add_argument("--batch-size", type=int, help="default: the recording's own for the device")
+    parser.add_argument("--num-workers", type=int, help="default: the recording's own for the device")
     parser.add_argument("--units", type=int, default=53, help="sampled units (the demo's 48 + 5)")
-    parser.add_argument("--raw-batches", type=int, default=6, help="batches per raw measurement")
+    parser.add_argument("--raw-images", type=int, default=192, help="images per raw measurement")
     parser.add_argument("--device", default="", help="cpu, cuda; empty: settings.TORCH_DEVICE")
     args = parser.parse_args()
 
@@ -113,13 +113,16 @@ def main() -> None:
         name="lite0", timm_name="tf_efficientnet_lite0", weights="efficientnet_lite0_package"
     )
     network = load_network(spec, torch.device(args.device) if args.device else None)
+    default_batch_size, default_num_workers = loader_defaults(network.device)
+    args.batch_size = args.batch_size or default_batch_size
+    args.num_workers = default_num_workers if args.num_workers is None else args.num_workers
     units = sample_layer_channels(
         channel_counts(network, default_layers(network.module)), args.units, seeded_rng(0)
     )
     # Inputs for the raw forward: real crops, transformed once up front.
-    sample = SkimageCrops(size=args.batch_size * args.raw_batches, seed=1)
+    sample = SkimageCrops(size=args.raw_images, seed=1)
     tensors = torch.stack([network.transform(sample.load(key)) for key in sample.keys()])
-    batches = list(tensors.split(args.batch_size))
+    batches = [network.inputs(batch) for batch in tensors.split(args.batch_size)]
     raw_forward_ips(network, batches[:1])  # warm-up: kernel selection, allocator
 
     result = {

@@ -28,14 +28,25 @@ class NetworkError(Exception):
 
 @dataclass(frozen=True)
 class Network:
+    """A module in eval mode and its preprocessing, split as timm's prefetcher splits it:
+    `transform` turns a PIL image into a uint8 tensor (cheap to decode in worker
+    processes and to pass between them), `inputs` normalises whole batches on the device."""
+
     module: torch.nn.Module
     transform: Callable[[Image.Image], torch.Tensor]
     input_size: tuple[int, int, int]
     device: torch.device
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
 
     def inputs(self, images: torch.Tensor) -> torch.Tensor:
-        """A batch of transformed images as the module wants it: on its device, channels last."""
-        return images.to(self.device, memory_format=torch.channels_last, non_blocking=True)
+        """A batch of transformed uint8 images, normalised, on the device, channels last."""
+        batch = images.to(self.device, non_blocking=True).to(
+            dtype=torch.float32, memory_format=torch.channels_last
+        )
+        shift = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1) * 255
+        scale = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1) * 255
+        return batch.sub_(shift).div_(scale)
 
 
 def torch_device() -> torch.device:
@@ -62,9 +73,11 @@ def load_network(spec: VisionModel, device: torch.device | None = None) -> Netwo
     config = resolve_data_config({}, model=module)
     return Network(
         module=module,
-        transform=create_transform(**config),
+        transform=create_transform(**config, use_prefetcher=True),
         input_size=tuple(config["input_size"]),
         device=device,
+        mean=tuple(config["mean"]),
+        std=tuple(config["std"]),
     )
 
 
@@ -167,7 +180,7 @@ def channel_counts(network: Network, layers: list[str]) -> dict[str, int]:
     def record(layer: str, output: torch.Tensor) -> None:
         counts[layer] = channel_axis_size(output)
 
-    dummy = torch.zeros((1, *network.input_size))
+    dummy = torch.zeros((1, *network.input_size), dtype=torch.uint8)
     with hooked(network.module, layers, record), torch.inference_mode():
         network.module(network.inputs(dummy))
     return {layer: counts[layer] for layer in layers}

@@ -26,10 +26,19 @@ from stimuli.pools import ImageSource
 
 Progress = Callable[[str, int, int], None]
 STAGE = "recording activations"
-DEFAULT_BATCH_SIZE = 32
-# One decoding process beside the forward pass: on a 2-core machine more
-# workers only steal time from the network's own threads.
-DEFAULT_NUM_WORKERS = 1
+
+
+def loader_defaults(device: torch.device) -> tuple[int, int]:
+    """(batch size, decoding worker processes) that measured fastest on the device.
+
+    CPU: batches of 16 stay in cache (about 1.5x the images/s of 32 on a
+    2-core machine), and one decoding process is enough since decoding costs
+    a fifth of the forward pass; more only take cores from the network's
+    threads. GPU: the forward pass is cheap, so decoding needs every spare core.
+    """
+    if device.type == "cuda":
+        return 128, max(1, min(8, (os.cpu_count() or 2) - 1))
+    return 16, 1
 
 
 def no_progress(stage: str, done: int, total: int) -> None:
@@ -70,14 +79,16 @@ class _ChannelMeans:
         self.batch = torch.empty((n_images, self.n_units), dtype=torch.float32, device=device)
 
     def __call__(self, layer: str, output: torch.Tensor) -> None:
-        channels, columns = self.plan[layer]
+        # Averaging every channel first and picking after is cheaper than picking
+        # first: a gather across channels of a channels-last map is slow.
         if output.ndim == 4:  # (B, C, H, W): mean over space
-            values = output.index_select(1, channels).mean(dim=(2, 3))
+            means = output.mean(dim=(2, 3))
         elif output.ndim == 3:  # (B, tokens, C): mean over tokens
-            values = output.index_select(2, channels).mean(dim=1)
+            means = output.mean(dim=1)
         else:
             raise NetworkError(f"Layer {layer} gives outputs of shape {tuple(output.shape)}.")
-        self.batch[:, columns] = values.float()
+        channels, columns = self.plan[layer]
+        self.batch[:, columns] = means.index_select(1, channels).float()
 
 
 def fingerprint(identity: str, keys: Sequence[str], units: Sequence[tuple[str, int]]) -> str:
@@ -136,8 +147,8 @@ def record_activations(
     path: Path,
     *,
     identity: str = "",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    num_workers: int = DEFAULT_NUM_WORKERS,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
     progress: Progress = no_progress,
 ) -> np.ndarray:
     """Activations (n_images x n_units, pool order, `units` order) as a read-only memmap.
@@ -145,6 +156,7 @@ def record_activations(
     `identity` names the network (and anything else that changes the values)
     so that a marker left by another configuration is not resumed. Rows
     already recorded by an earlier run with the same fingerprint are kept.
+    batch_size and num_workers default to loader_defaults(network.device).
     """
     keys = source.keys()
     output = ActivationFile(path, fingerprint(identity, keys, units), (len(keys), len(units)))
@@ -155,10 +167,11 @@ def record_activations(
     progress(STAGE, done, len(keys))
     if done == len(keys):
         return output.read()
+    default_batch_size, default_num_workers = loader_defaults(network.device)
     loader = DataLoader(
         _PoolImages(source, keys[done:], network.transform),
-        batch_size=batch_size,
-        num_workers=num_workers,
+        batch_size=batch_size or default_batch_size,
+        num_workers=default_num_workers if num_workers is None else num_workers,
         pin_memory=network.device.type == "cuda",
     )
     means = _ChannelMeans(units, network.device)

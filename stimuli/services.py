@@ -98,11 +98,11 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
     )
     writer = _StimulusWriter(source, study.resize_to, study.image_size)
     practice = [su for su in study_units if su.role == StudyUnit.Role.PRACTICE]
-    for done, study_unit in enumerate(study_units):
-        progress(WRITING, done, len(study_units))
+    for index, study_unit in enumerate(study_units):
+        progress(WRITING, index, len(study_units))
         if Trial.objects.filter(study=study, unit=study_unit.unit).exists():
             continue  # written whole by an earlier run (one transaction per unit)
-        column = np.array(activations[:, done])
+        column = np.array(activations[:, index])
         if study_unit.role == StudyUnit.Role.PRACTICE:
             plans = _practice_plans(study, study_unit, column, practice.index(study_unit))
         else:

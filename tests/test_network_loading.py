@@ -3,8 +3,9 @@
 import pytest
 import timm
 import torch
-from skimage import data
 from PIL import Image
+from skimage import data
+from timm.data import create_transform, resolve_data_config
 
 from stimuli.models import VisionModel
 from stimuli.networks import (
@@ -32,7 +33,7 @@ def lite0():
 def test_the_offline_lite0_weights_see_chelsea_as_a_tiger_cat(lite0):
     image = lite0.transform(Image.fromarray(data.chelsea()))
     with torch.inference_mode():
-        logits = lite0.module(image[None].to(lite0.device))
+        logits = lite0.module(lite0.inputs(image[None]))
     assert logits.argmax().item() == TIGER_CAT
 
 
@@ -43,7 +44,7 @@ def test_lite0_stages_and_their_channels(lite0):
     assert channel_counts(lite0, layers) == dict(zip(layers, [16, 24, 40, 80, 112, 192, 320]))
 
 
-def test_a_checkpoint_is_loaded_into_the_architecture(tmp_path):
+def tiny_checkpoint(tmp_path) -> tuple[VisionModel, dict]:
     torch.manual_seed(0)
     saved = timm.create_model("test_efficientnet").state_dict()
     torch.save({"state_dict": saved}, tmp_path / "weights.pth")
@@ -51,9 +52,23 @@ def test_a_checkpoint_is_loaded_into_the_architecture(tmp_path):
         name="tiny", timm_name="test_efficientnet", weights="checkpoint",
         checkpoint_path=str(tmp_path / "weights.pth"),
     )
+    return spec, saved
+
+
+def test_a_checkpoint_is_loaded_into_the_architecture(tmp_path):
+    spec, saved = tiny_checkpoint(tmp_path)
     network = load_network(spec, torch.device("cpu"))
     assert not network.module.training
     assert torch.equal(network.module.conv_stem.weight, saved["conv_stem.weight"])
+
+
+def test_batched_inputs_equal_timms_own_preprocessing(tmp_path):
+    network = load_network(tiny_checkpoint(tmp_path)[0], torch.device("cpu"))
+    config = resolve_data_config({}, model=network.module)
+    image = Image.fromarray(data.coffee())
+    expected = create_transform(**config)(image)
+    assert network.transform(image).dtype == torch.uint8
+    torch.testing.assert_close(network.inputs(network.transform(image)[None])[0], expected)
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):

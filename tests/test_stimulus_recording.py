@@ -55,7 +55,7 @@ UNITS = [("2", 5), ("0", 1), ("3", 2), ("2", 0)]
 
 @pytest.fixture
 def network() -> Network:
-    return Network(CountingNet().eval(), float_tensor, (3, 8, 8), torch.device("cpu"))
+    return Network(CountingNet().eval(), pil_to_tensor, (3, 8, 8), torch.device("cpu"))
 
 
 def expected(network: Network, pool: ColourPool) -> np.ndarray:
