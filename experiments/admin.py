@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from experiments import export
+from experiments.copies import copy_study, free_slug
 from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
 from workers.models import Job
 from workers.services import start_rendering
@@ -63,7 +65,7 @@ class StudyAdmin(admin.ModelAdmin):
     search_fields = ("slug", "name")
     readonly_fields = ("participant_link", "completion_code", "created_at")
     inlines = [JobInline, StudyUnitProgressInline]
-    actions = ["render_stimuli", "open_study", "close_study", "export_csv", "export_jsonl"]
+    actions = ["render_stimuli", "open_study", "close_study", "copy_studies", "export_csv", "export_jsonl"]
     fieldsets = (
         (None, {"fields": ("slug", "name", "status", "participant_link", "completion_code")}),
         ("Design", {"fields": ("protocol", "condition", "difficulty", "model", "image_pool", "seed")}),
@@ -123,6 +125,17 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.action(description="Close to participants")
     def close_study(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         queryset.filter(status=Study.Status.OPEN).update(status=Study.Status.CLOSED)
+
+    @admin.action(description="Copy with its stimuli (to run the design again, e.g. with another recruiter)")
+    def copy_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            try:
+                copy = copy_study(study, free_slug(f"{study.slug}-copy"), name=f"{study.name[:190]} (copy)")
+            except ValidationError as exc:
+                self.message_user(request, f"{study}: {' '.join(exc.messages)}", messages.ERROR)
+                continue
+            url = reverse("admin:experiments_study_change", args=[copy.pk])
+            self.message_user(request, format_html('{}: copied as <a href="{}">{}</a>.', study, url, copy))
 
     def _export(self, queryset: QuerySet[Study], fmt: str) -> StreamingHttpResponse:
         lines = export.FORMATS[fmt](export.rows(export.responses_of(queryset)))

@@ -25,17 +25,21 @@ def release_slots(sessions: QuerySet[Session]) -> int:
     )
 
 
+def end_unfinished(sessions: QuerySet[Session], status: str) -> int:
+    """End the active sessions among these (returned, abandoned) and free their slots; returns
+    how many slots. A completed session keeps its slots: its answers count."""
+    ended = list(sessions.filter(status=Session.Status.ACTIVE).values_list("pk", flat=True))
+    if not ended:
+        return 0
+    Session.objects.filter(pk__in=ended, status=Session.Status.ACTIVE).update(status=status)
+    return release_slots(Session.objects.filter(pk__in=ended, status=status))
+
+
 def release_abandoned(study: Study) -> int:
     """Mark sessions silent for longer than the study's timeout abandoned and free their slots."""
     cutoff = timezone.now() - timedelta(minutes=study.slot_timeout_minutes)
-    stale = Session.objects.filter(
-        study=study, status=Session.Status.ACTIVE, last_seen_at__lt=cutoff
-    )
-    stale_ids = list(stale.values_list("pk", flat=True))
-    if not stale_ids:
-        return 0
-    Session.objects.filter(pk__in=stale_ids).update(status=Session.Status.ABANDONED)
-    return release_slots(Session.objects.filter(pk__in=stale_ids))
+    stale = Session.objects.filter(study=study, last_seen_at__lt=cutoff)
+    return end_unfinished(stale, Session.Status.ABANDONED)
 
 
 @transaction.atomic

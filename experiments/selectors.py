@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from django.core.files.storage import default_storage
 
-from experiments.models import Event, Session, SessionTrial
+from experiments.models import Event, Session, SessionTrial, Study, Trial
+from experiments.planning import two_afc_layout
 from recruitment.base import backend_for
 from stimuli.models import StimulusImage
 
@@ -113,3 +115,19 @@ def current_trial(session: Session) -> dict[str, Any]:
         "queries": [urls[i] for i in layout["queries"]],
         "preload": [urls[i] for i in dict.fromkeys(preload_ids)],
     }
+
+
+def sample_screen(study: Study) -> dict[str, list[str]] | None:
+    """An obvious practice trial laid out as a trial screen, for workers who only preview the
+    task (no session, so nothing of the main block); None before the study is rendered."""
+    trial = (
+        Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE, practice_level=Trial.PracticeLevel.OBVIOUS)
+        .prefetch_related("images")
+        .order_by("unit_id", "batch")
+        .first()
+    )
+    if trial is None:
+        return None
+    layout, _ = two_afc_layout(trial, random.Random(study.seed))
+    urls = _urls(layout["min"] + layout["max"] + layout["queries"])
+    return {part: [urls[i] for i in layout[part]] for part in ("min", "max", "queries")}

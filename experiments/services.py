@@ -22,7 +22,7 @@ from experiments.models import Event, Response, Session, SessionTrial, Study
 from experiments.planning import plan_main_block, plan_practice_round
 from experiments.pseudonyms import pseudonymize
 from experiments.selectors import first_unanswered
-from recruitment.base import backend_for
+from recruitment.base import ArrivalRefused, backend_for
 from recruitment.selectors import has_taken_part
 
 
@@ -47,7 +47,14 @@ def start_session(slug: str, data: dict[str, Any]) -> tuple[Session, bool]:
         raise StudyUnavailable("This study is not open to participants.")
     source = data.get("source") or ""
     try:
-        arrival = backend_for(source).arrival(study, data)
+        recruiter = backend_for(source)
+        if source != study.recruiter:
+            # Such a session would hold units' slots without ever counting toward the target or being paid.
+            raise ArrivalRefused(
+                f"This study takes participants through {study.get_recruiter_display()}, "
+                "not through this link."
+            )
+        arrival = recruiter.arrival(study, data)
     except ValueError as exc:
         # Backends reject their own malformed fields with ValueError.
         raise InvalidArrival(str(exc)) from exc
@@ -69,6 +76,7 @@ def start_session(slug: str, data: dict[str, Any]) -> tuple[Session, bool]:
             )
             assign_units(session)
             plan_practice_round(session)
+            recruiter.session_started(session)
     except IntegrityError:
         # The same participant started twice at once: the other request won.
         return _resumable(Session.objects.get(study=study, pseudonym=pseudonym)), False

@@ -34,6 +34,14 @@ ALLOWED_HOSTS = os.getenv("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver
 CSRF_TRUSTED_ORIGINS = [o for o in os.getenv("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 PUBLIC_BASE_URL = os.getenv("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
+# Recruiters (docs/recruitment.md). MTurk takes boto3's usual credentials (AWS_* variables,
+# a profile, an instance role) unless keys of its own are set here, for a site whose AWS_*
+# variables hold another service's keys (an S3-compatible store for media).
+MTURK_AWS_ACCESS_KEY_ID = os.getenv("MTURK_AWS_ACCESS_KEY_ID", "")
+MTURK_AWS_SECRET_ACCESS_KEY = os.getenv("MTURK_AWS_SECRET_ACCESS_KEY", "")
+PROLIFIC_API_TOKEN = os.getenv("PROLIFIC_API_TOKEN", "")
+PROLIFIC_API_URL = os.getenv("PROLIFIC_API_URL", "https://api.prolific.com/api/v1/")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -165,6 +173,20 @@ CELERY_BEAT_SCHEDULE = {
     "release-abandoned-slots": {
         "task": "experiments.tasks.release_abandoned_slots",
         "schedule": envint("RELEASE_SLOTS_EVERY_S", 300),
+    },
+    # Reads HITs and submissions, tops up, and expires at the target.
+    "recruitment-sync": {
+        "task": "recruitment.tasks.sync_recruitments",
+        "schedule": envint("RECRUITMENT_SYNC_EVERY_S", 300),
+    },
+    # Picks up ledger rows left pending or half-sent by a worker that died.
+    "recruitment-payments": {
+        "task": "recruitment.tasks.run_due_payments",
+        "schedule": envint("RECRUITMENT_PAYMENTS_EVERY_S", 600),
+    },
+    "recruitment-reconcile": {
+        "task": "recruitment.tasks.reconcile_recruitments",
+        "schedule": envint("RECRUITMENT_RECONCILE_EVERY_S", 3600),
     },
 }
 

@@ -1,12 +1,7 @@
-"""Settings recruitment reads, each with an environment fallback.
-
-They are read here, lazily, rather than in psyplatform/settings.py so that
-recruitment works before the lead adds them there; see docs/recruitment.md.
-"""
+"""Recruitment settings (see psyplatform/settings.py), checked where they are used."""
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlparse
 
 from django.conf import settings
@@ -14,13 +9,9 @@ from django.conf import settings
 from recruitment.errors import ConfigurationError
 
 
-def _setting(name: str, default: str = "") -> str:
-    return str(getattr(settings, name, os.getenv(name, default)) or "")
-
-
 def public_base_url(*, require_https: bool) -> str:
     """PUBLIC_BASE_URL without a trailing slash; MTurk and Prolific only open HTTPS pages."""
-    base = _setting("PUBLIC_BASE_URL").rstrip("/")
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
     parsed = urlparse(base)
     if not parsed.scheme or not parsed.netloc:
         raise ConfigurationError(f"PUBLIC_BASE_URL must be an absolute URL, not {base!r}.")
@@ -34,20 +25,20 @@ def public_base_url(*, require_https: bool) -> str:
 
 
 def mturk_credentials() -> dict[str, str]:
-    """MTURK_AWS_ACCESS_KEY_ID / MTURK_AWS_SECRET_ACCESS_KEY when set, for a site whose AWS_*
-    variables hold other keys (an S3-compatible store for media); otherwise boto3's own chain."""
-    key_id = _setting("MTURK_AWS_ACCESS_KEY_ID")
-    if not key_id:
+    """MTurk's own keys when MTURK_AWS_ACCESS_KEY_ID is set; otherwise boto3's own chain."""
+    if not settings.MTURK_AWS_ACCESS_KEY_ID:
         return {}
-    return {"aws_access_key_id": key_id, "aws_secret_access_key": _setting("MTURK_AWS_SECRET_ACCESS_KEY")}
+    return {
+        "aws_access_key_id": settings.MTURK_AWS_ACCESS_KEY_ID,
+        "aws_secret_access_key": settings.MTURK_AWS_SECRET_ACCESS_KEY,
+    }
 
 
 def prolific_api_token() -> str:
-    token = _setting("PROLIFIC_API_TOKEN")
-    if not token:
+    if not settings.PROLIFIC_API_TOKEN:
         raise ConfigurationError("PROLIFIC_API_TOKEN is not set (Prolific > Settings > API tokens).")
-    return token
+    return settings.PROLIFIC_API_TOKEN
 
 
 def prolific_api_url() -> str:
-    return _setting("PROLIFIC_API_URL", "https://api.prolific.com/api/v1/").rstrip("/") + "/"
+    return settings.PROLIFIC_API_URL.rstrip("/") + "/"

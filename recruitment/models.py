@@ -1,7 +1,7 @@
 """Recruitment settings and state per study, what MTurk and Prolific report, and the payment ledger.
 
-experiments.Study stays the lead's model: everything a recruiter needs lives
-here, one-to-one with the study (Recruitment), with defaults from
+experiments.Study says which recruiter a study uses; everything that recruiter
+needs lives here, one-to-one with the study (Recruitment), with defaults from
 ../shared/PROTOCOLS.md §5.
 """
 

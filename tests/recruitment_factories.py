@@ -14,9 +14,11 @@ from django.utils import timezone
 from experiments.models import Session, Study
 from recruitment.models import HIT, Assignment, LinkGroup, Payment, Recruitment
 from recruitment.mturk.client import ENDPOINTS, WORKER_SITES
+from tests.conftest import Participant
 from tests.factories import StudyFactory
 
 PUBLIC_BASE_URL = "https://psy.example.org"
+SANDBOX_HIT_ID = "3CAMPAIGNHIT00000000000000000A"
 
 
 class RecruitmentFactory(factory.django.DjangoModelFactory):
@@ -116,6 +118,53 @@ class PaymentFactory(factory.django.DjangoModelFactory):
     token = factory.LazyAttribute(lambda o: f"{o.kind}:{o.external_id}")
 
 
+class MTurkWorker(Participant):
+    """An MTurk sandbox worker who accepted a HIT: MTurk opens the study page with its parameters,
+    and the page's script starts the session from them (as tests.conftest.Participant does)."""
+
+    def __init__(self, study: Study, number: int, hit_id: str = SANDBOX_HIT_ID) -> None:
+        super().__init__(study, f"AWORKER{number}")
+        self.assignment_id = f"3ASG{number:026d}"
+        self.hit_id = hit_id
+
+    def start(self):
+        page = self.client.get(
+            f"/s/{self.study.slug}/",
+            {
+                "assignmentId": self.assignment_id,
+                "hitId": self.hit_id,
+                "workerId": self.participant,
+                "turkSubmitTo": WORKER_SITES[True],
+            },
+        )
+        assert page.status_code == 200
+        return super().start(
+            source="mturk",
+            assignment_id=self.assignment_id,
+            hit_id=self.hit_id,
+            worker_id=self.participant,
+            turk_submit_to=WORKER_SITES[True],
+        )
+
+    def answer_main_block(self, *, careful: bool) -> None:
+        """A careless worker gets every main trial wrong, the catch trial included."""
+        self.through_instructions()
+        self.pass_practice()
+        self.answer_all(right=careful)
+
+    def listed(self, status: str = "Submitted") -> dict:
+        now = timezone.now()
+        return {
+            "AssignmentId": self.assignment_id,
+            "WorkerId": self.participant,
+            "HITId": self.hit_id,
+            "AssignmentStatus": status,
+            "AcceptTime": now - timedelta(minutes=20),
+            "SubmitTime": now - timedelta(minutes=1),
+            "AutoApprovalTime": now + timedelta(days=3),
+        }
+
+
 @pytest.fixture
 def public_https(settings) -> str:
     settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
@@ -127,12 +176,17 @@ def mturk(monkeypatch, public_https):
     """A real boto3 MTurk client behind a Stubber, which checks every call against AWS's model.
 
     Tests queue each expected call with its exact parameters; the fixture
-    fails the test if a queued call was never made.
+    fails the test if a queued call was never made. stubber.operations lists
+    the operations called, in order.
     """
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     client = boto3.client("mturk", region_name="us-east-1", endpoint_url=ENDPOINTS[True])
     stubber = Stubber(client)
+    stubber.operations = []
+    client.meta.events.register(
+        "before-parameter-build.mturk", lambda model, **kwargs: stubber.operations.append(model.name)
+    )
     endpoints: list[bool] = []
 
     def get_client(*, sandbox: bool):

@@ -3,10 +3,19 @@
 import pytest
 from django.utils import timezone
 
+from experiments.models import Session, Study
 from recruitment import tasks
 from recruitment.base import ArrivalRefused, backend_for
 from recruitment.models import Assignment, TookPartQualification
-from tests.recruitment_factories import HITFactory, LaunchedRecruitmentFactory, make_session, mturk, public_https  # noqa: F401
+from tests.builders import build_2afc_study
+from tests.recruitment_factories import (  # noqa: F401
+    HITFactory,
+    LaunchedRecruitmentFactory,
+    MTurkWorker,
+    make_session,
+    mturk,
+    public_https,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +137,51 @@ def test_a_worker_already_qualified_is_not_granted_again(mturk):
     )
 
     tasks.grant_took_part.apply(args=[assignment.pk]).get()  # the Stubber fails on any call
+
+
+def mturk_study() -> Study:
+    return build_2afc_study(n_units=6, recruiter=Study.Recruiter.MTURK, n_main_trials=4, n_catch_trials=1)
+
+
+def test_an_arrival_at_the_participant_page_records_the_assignment_and_grants_took_part(
+    mturk, django_capture_on_commit_callbacks
+):
+    recruitment = LaunchedRecruitmentFactory(study=mturk_study())
+    TookPartQualification.objects.create(group=recruitment.group, sandbox=True, qualification_type_id="3TOOK")
+    worker = MTurkWorker(recruitment.study, 1)
+    mturk.add_response(
+        "associate_qualification_with_worker",
+        {},
+        {"QualificationTypeId": "3TOOK", "WorkerId": worker.participant, "IntegerValue": 1, "SendNotification": False},
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert worker.start().status_code == 201
+
+    assignment = Assignment.objects.get(assignment_id=worker.assignment_id, worker_id=worker.participant)
+    assert assignment.session_id == worker.id
+    assert assignment.qualified_at is not None
+
+
+def test_a_worker_who_took_part_in_a_linked_study_is_refused_at_the_participant_page(mturk):
+    first = LaunchedRecruitmentFactory()
+    make_session(first, "AWORKER1")
+    linked = LaunchedRecruitmentFactory(study=mturk_study(), group=first.group)
+
+    response = MTurkWorker(linked.study, 1).start()  # the Stubber fails on any call
+
+    assert response.status_code == 409
+    assert "already taken part in a related study" in response.json()["error"]
+    assert not Session.objects.filter(study=linked.study).exists()
+
+
+def test_a_preview_at_the_participant_api_starts_no_session():
+    study = LaunchedRecruitmentFactory(study=mturk_study()).study
+    worker = MTurkWorker(study, 1)
+    worker.assignment_id = "ASSIGNMENT_ID_NOT_AVAILABLE"
+
+    response = worker.start()
+
+    assert response.status_code == 403
+    assert "accept the HIT" in response.json()["error"]
+    assert not Session.objects.exists()

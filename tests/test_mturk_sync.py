@@ -6,10 +6,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from experiments.models import Session, SessionUnit
 from recruitment import selectors, services, tasks
 from recruitment.errors import ServiceRefused, TransientError
 from recruitment.models import HIT, Assignment, Recruitment
 from recruitment.mturk.services import EXPIRE_NOW
+from tests.factories import StudyUnitFactory
 from tests.recruitment_factories import HITFactory, LaunchedRecruitmentFactory, make_session, mturk, public_https  # noqa: F401
 from tests.test_mturk_hits import question_xml
 
@@ -121,6 +123,29 @@ def test_an_accepted_assignment_gone_from_a_hit_nobody_works_on_was_returned(mtu
     returned.refresh_from_db()
     abandoned.refresh_from_db()
     assert (returned.status, abandoned.status) == ("returned", "abandoned")
+
+
+def test_a_returned_workers_session_ends_and_its_units_reopen_at_once(mturk):
+    # Paused: HITs are read, nothing is topped up.
+    hit = HITFactory(refreshed_at=timezone.now() - timedelta(hours=1), recruitment__paused_at=timezone.now())
+    session = make_session(hit.recruitment, "AR", assignment_id="3RET", status="active")
+    slot = SessionUnit.objects.create(session=session, study_unit=StudyUnitFactory(study=session.study), batch=0)
+    finished = make_session(hit.recruitment, "AF", assignment_id="3FIN", passed=True)
+    for worker, current in (("AR", session), ("AF", finished)):
+        Assignment.objects.create(
+            recruitment=hit.recruitment, hit=hit, assignment_id=current.external["assignment_id"], worker_id=worker,
+            status="accepted", session=current, accepted_at=timezone.now() - timedelta(minutes=20),
+        )
+    expect_refresh(mturk, hit, NumberOfAssignmentsAvailable=9, NumberOfAssignmentsPending=0)
+
+    services.sync(hit.recruitment.pk)
+
+    session.refresh_from_db()
+    slot.refresh_from_db()
+    assert session.status == Session.Status.RETURNED
+    assert slot.released_at is not None
+    finished.refresh_from_db()
+    assert finished.status == Session.Status.COMPLETED  # its answers count, returned or not
 
 
 def test_an_assignment_id_handed_to_another_worker_means_the_first_returned_it(mturk):

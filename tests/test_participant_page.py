@@ -1,4 +1,10 @@
-"""The participant page over plain HTTP: who may frame it."""
+"""The participant page over plain HTTP: who may frame it, and what an MTurk preview shows."""
+
+import re
+
+from experiments.models import Session, Trial, TrialImage
+
+PREVIEW = "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=3HIT&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com"
 
 
 def test_only_mturk_worker_sites_may_frame_the_participant_page(client, study):
@@ -17,3 +23,23 @@ def test_the_admin_may_not_be_framed(client, db):
 
 def test_an_unknown_study_page_is_not_found(client, db):
     assert client.get("/s/nope/").status_code == 404
+
+
+def sample_images(page: str) -> list[str]:
+    sample = page.split('class="stage sample"', 1)[1].split("</section>", 1)[0] if "stage sample" in page else ""
+    return re.findall(r'<img[^>]* src="([^"]+)"', sample)
+
+
+def test_an_mturk_preview_shows_a_practice_trial_as_a_sample_screen_without_a_session(client, study):
+    page = client.get(f"/s/{study.slug}/{PREVIEW}").content.decode()
+
+    shown = sample_images(page)
+    practice = TrialImage.objects.filter(trial__kind=Trial.Kind.PRACTICE, trial__practice_level="obvious")
+    assert len(shown) == 20
+    assert {url.rsplit("/", 1)[1] for url in shown} <= {i.image.file.rsplit("/", 1)[1] for i in practice}
+    assert not Session.objects.exists()
+
+
+def test_an_accepted_hit_shows_no_sample_screen(client, study):
+    page = client.get(f"/s/{study.slug}/?assignmentId=3ASG&hitId=3HIT&workerId=AW1").content.decode()
+    assert sample_images(page) == []

@@ -7,12 +7,13 @@ import responses
 from django.utils import timezone
 from responses import matchers
 
-from experiments.models import Study
+from experiments.models import Session, SessionUnit, Study
 from recruitment import services
 from recruitment.base import ArrivalRefused, backend_for
 from recruitment.errors import RecruitmentError, ServiceRefused, TransientError
 from recruitment.models import Payment, ProlificSubmission
 from recruitment.prolific.client import ProlificClient
+from tests.factories import StudyUnitFactory
 from tests.recruitment_factories import PUBLIC_BASE_URL, LaunchedRecruitmentFactory, PaymentFactory, make_session, public_https  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -191,6 +192,22 @@ def test_sync_records_submissions_and_links_sessions(prolific):
     assert rows[first["id"]].session == session
     assert rows[first["id"]].status == "AWAITING REVIEW"
     assert rows[submission(2)["id"]].status == "RETURNED"
+
+
+@pytest.mark.parametrize("status, ended", [("RETURNED", "returned"), ("TIMED-OUT", "abandoned")])
+def test_a_submission_that_ended_unfinished_ends_its_session_and_reopens_its_units(prolific, status, ended):
+    recruitment = prolific_recruitment(prolific_study_id="S1", prolific_status="ACTIVE", prolific_places=12)
+    gone = submission(1, status)
+    session = make_session(recruitment, gone["participant_id"], assignment_id=gone["id"], status="active")
+    slot = SessionUnit.objects.create(session=session, study_unit=StudyUnitFactory(study=session.study), batch=0)
+    expect_submissions(prolific, "S1", [[gone]])
+
+    services.sync(recruitment.pk)
+
+    session.refresh_from_db()
+    slot.refresh_from_db()
+    assert session.status == ended
+    assert slot.released_at is not None
 
 
 def test_paid_failing_sessions_get_extra_places(prolific):

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from experiments.models import Study
+from psyplatform.celery import app
 from recruitment import selectors, services, tasks
 from recruitment.errors import ConfigurationError, RecruitmentError
 from recruitment.models import Assignment, LinkGroup, Recruitment
@@ -141,3 +142,15 @@ def test_the_beat_task_queues_one_sync_per_recruitment(monkeypatch):
     tasks.sync_recruitments()
 
     assert queued == [running.pk]
+
+
+@pytest.mark.django_db(False)
+def test_beat_runs_the_sync_payments_and_reconcile_and_every_entry_names_a_task():
+    app.loader.import_default_modules()  # what a worker does at start: finds every tasks module
+    schedule = app.conf.beat_schedule
+    assert {entry["task"] for entry in schedule.values()} >= {
+        "recruitment.tasks.sync_recruitments",
+        "recruitment.tasks.run_due_payments",
+        "recruitment.tasks.reconcile_recruitments",
+    }
+    assert all(entry["task"] in app.tasks for entry in schedule.values())

@@ -90,7 +90,9 @@ class MTurkRecruiter:
         )
         assignment.session = session
         assignment.save(update_fields=["session", "updated_at"])
-        transaction.on_commit(lambda: tasks.grant_took_part.delay(assignment.pk))
+        # Robust: a grant that cannot be queued (or, without a broker, fails in-process) must not
+        # fail the worker's arrival; the next sync grants what is missing.
+        transaction.on_commit(lambda: tasks.grant_took_part.delay(assignment.pk), robust=True)
 
 
 register(MTurkRecruiter())

@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape
 
 from django.utils import timezone
 
+from experiments.assignment import end_unfinished
 from experiments.models import Session, Study
 from recruitment import budget, selectors
 from recruitment.conf import public_base_url
@@ -49,6 +50,10 @@ STATUSES = {
     "Submitted": Assignment.Status.SUBMITTED,
     "Approved": Assignment.Status.APPROVED,
     "Rejected": Assignment.Status.REJECTED,
+}
+SESSION_ENDED = {
+    Assignment.Status.RETURNED: Session.Status.RETURNED,
+    Assignment.Status.ABANDONED: Session.Status.ABANDONED,
 }
 # What MTurk shows for an assignment once an approve or reject row is done.
 REVIEWED = {Payment.Kind.APPROVE: "Approved", Payment.Kind.REJECT: "Rejected"}
@@ -340,6 +345,10 @@ def settle_unsubmitted(hit: HIT, recruitment: Recruitment, listed: dict[str, str
             continue
         assignment.status = Assignment.Status.ABANDONED if out_of_time else Assignment.Status.RETURNED
         assignment.save(update_fields=["status", "updated_at"])
+        if assignment.session_id:
+            # The worker cannot come back (they hold the took-part qualification), so their
+            # units go back to the pool now rather than at the slot timeout.
+            end_unfinished(Session.objects.filter(pk=assignment.session_id), SESSION_ENDED[assignment.status])
 
 
 def sync_hit(hit: HIT, recruitment: Recruitment, client: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from experiments.assignment import end_unfinished
 from experiments.models import Session, Study
 from recruitment import budget, selectors
 from recruitment.conf import public_base_url
@@ -18,6 +19,8 @@ from recruitment.prolific.client import get_client
 URL_PARAMETERS = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
 COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 REJECTED = "REJECTED"
+# Submissions that ended without the study being finished.
+SESSION_ENDED = {"RETURNED": Session.Status.RETURNED, "TIMED-OUT": Session.Status.ABANDONED}
 # What Prolific shows for a submission once an approve or reject row is done.
 REVIEWED = {Payment.Kind.APPROVE: "APPROVED", Payment.Kind.REJECT: REJECTED}
 
@@ -93,6 +96,9 @@ def record_submission(recruitment: Recruitment, data: dict[str, Any]) -> Prolifi
             external__session_id=submission.submission_id,
         ).first()
         submission.save(update_fields=["session", "updated_at"])
+    if submission.session_id and submission.status in SESSION_ENDED:
+        # Prolific will not let the participant back in, so their units go back to the pool now.
+        end_unfinished(Session.objects.filter(pk=submission.session_id), SESSION_ENDED[submission.status])
     return submission
 
 

@@ -1,6 +1,8 @@
 """Build the `demo` study on the offline defaults, render it, and print how to use it.
 
-Rerunnable: existing rows are reused and rendering skips finished work.
+Also `demo-mturk`: a copy of `demo` recruiting through the MTurk sandbox, open but not
+launched, so that the MTurk participant path (preview, arrival, hand-back) can be tried
+locally. Rerunnable: existing rows are reused and rendering skips finished work.
 """
 
 import os
@@ -9,12 +11,16 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from experiments.copies import copy_study
 from experiments.models import Difficulty, Study
+from recruitment.services import recruitment_for
 from stimuli.models import ImagePool, VisionModel
 from workers.models import Job
 from workers.services import start_rendering
 
 DEMO_UNITS = 48
+MTURK_SLUG = "demo-mturk"
+SANDBOX_SUBMIT = "https%3A%2F%2Fworkersandbox.mturk.com"
 
 
 class Command(BaseCommand):
@@ -48,16 +54,23 @@ class Command(BaseCommand):
             },
         )
         self._render(study)
+        self._mturk_copy(study)
         password = os.getenv("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
         self._admin(password)
         base = f"http://127.0.0.1:{port}"
         participant = f"demo-{secrets.token_hex(3)}"
+        mturk = f"{base}/s/{MTURK_SLUG}/?hitId=3DEMOHIT&turkSubmitTo={SANDBOX_SUBMIT}&assignmentId="
+        worker = secrets.token_hex(4).upper()
         self.stdout.write(
             self.style.SUCCESS("\nThe demo is ready.\n")
             + f"  Admin:       {base}/admin/   user: admin   password: {password}\n"
             + f"  Participant: {base}/s/demo/?participant={participant}\n"
             + f"  API schema:  {base}/api/v1/schema/\n"
             + "  (any other ?participant= value starts another participant)\n"
+            + "\n  The MTurk path, on the sandbox study demo-mturk (not launched):\n"
+            + f"  Preview:     {mturk}ASSIGNMENT_ID_NOT_AVAILABLE\n"
+            + f"  Accepted:    {mturk}3DEMO{worker}&workerId=ADEMO{worker}\n"
+            + "  (finishing hands the assignment to the MTurk sandbox, as a real HIT does)\n"
         )
 
     def _render(self, study: Study) -> None:
@@ -69,6 +82,16 @@ class Command(BaseCommand):
         if job.status != Job.Status.DONE:
             raise CommandError(f"Rendering failed: {job.error or job.status}")
         Study.objects.filter(pk=study.pk).update(status=Study.Status.OPEN)
+
+    def _mturk_copy(self, study: Study) -> None:
+        mturk = Study.objects.filter(slug=MTURK_SLUG).first() or copy_study(
+            study,
+            MTURK_SLUG,
+            name="Demo on the MTurk sandbox (not launched)",
+            recruiter=Study.Recruiter.MTURK,
+            status=Study.Status.OPEN,
+        )
+        recruitment_for(mturk)  # sandbox by default; launching it needs PUBLIC_BASE_URL on HTTPS
 
     def _admin(self, password: str) -> None:
         user, _ = get_user_model().objects.get_or_create(

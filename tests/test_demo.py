@@ -1,0 +1,41 @@
+"""`make demo`'s command on the offline defaults: both demo studies, a participant link that works, reruns."""
+
+import io
+import re
+
+import pytest
+from django.core.management import call_command
+
+from experiments.models import Study
+from tests.conftest import Participant
+
+# The smallest pool the demo's practice trials (medium difficulty) can be drawn from.
+POOL_SIZE = 900
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_renders_serves_a_participant_and_reruns_without_new_rows(client):
+    out = io.StringIO()
+    call_command("setup_demo", pool_size=POOL_SIZE, port=8123, stdout=out)
+
+    demo, mturk = Study.objects.get(slug="demo"), Study.objects.get(slug="demo-mturk")
+    assert (demo.status, demo.recruiter, demo.study_units.filter(role="main").count()) == ("open", "local", 48)
+    assert (mturk.status, mturk.recruiter, mturk.trials.count()) == ("open", "mturk", demo.trials.count())
+    assert mturk.recruitment.sandbox and mturk.recruitment.launched_at is None
+    printed = out.getvalue()
+    password = re.search(r"user: admin\s+password: (\S+)", printed).group(1)
+    assert client.login(username="admin", password=password)
+    assert re.search(r"http://127\.0\.0\.1:8123/s/demo/\?participant=\S+", printed)
+    assert "/s/demo-mturk/?hitId=" in printed
+
+    participant = Participant(demo, "visitor")
+    assert participant.start().status_code == 201
+    participant.event("consent")
+    trial = participant.trial().json()
+    for url in trial["references"]["min"] + trial["references"]["max"] + trial["queries"]:
+        assert client.get(url).status_code == 200
+
+    trials = demo.trials.count()
+    call_command("setup_demo", pool_size=POOL_SIZE, stdout=io.StringIO())
+    assert demo.trials.count() == trials and Study.objects.count() == 2
