@@ -1,20 +1,23 @@
 """Throughput and memory of activation recording against the network's raw forward pass.
 
 In one process, on one model, batch size and device:
-- raw forward: images/s of the module alone on pre-made input tensors;
+- raw forward: images/s of the module alone on pre-made, normalised input tensors;
 - recording: images/s of stimuli.recording.record_activations on a pool of
-  scikit-image crops (decoding in a DataLoader, hooks, per-channel means,
-  streaming rows to the on-disk array), for each pool size.
-Raw forward is measured before and after every recording and averaged, so
-that load from other processes on the machine hits both sides alike.
+  scikit-image crops (decoding in a DataLoader, normalising, hooks,
+  per-channel means, streaming rows to the on-disk array), for each pool size.
+A machine's speed drifts by 10% and more over a minute (shared virtual
+machines, clocks), so every recording is bracketed by raw measurements
+and compared with their mean, in several rounds; each figure is the median
+over the rounds.
 
 Prints one line per measurement, then one JSON object as the last line:
 `ratio` (recording / raw forward at the largest pool; target >= 0.9), the
 per-pool ratios and throughputs, and peak memory per pool (`peak_*` keys:
 RSS growth of this process, and RSS of the decoding workers; target flat).
 
-    .venv/bin/python benchmarks/record_activations.py [--sizes 500 2000] [--batch-size 16]
-        [--num-workers 1] [--units 53] [--device cpu]   (defaults: as a render uses them)
+    .venv/bin/python benchmarks/record_activations.py [--sizes 500 2000] [--rounds 3]
+        [--batch-size 16] [--num-workers 1] [--units 53] [--device cpu]
+        (batch size and workers default to what a render uses on the device)
 
 No database is touched; Django is set up only for settings and models.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -106,6 +110,7 @@ def main() -> None:
     parser.add_argument("--num-workers", type=int, help="default: the recording's own for the device")
     parser.add_argument("--units", type=int, default=53, help="sampled units (the demo's 48 + 5)")
     parser.add_argument("--raw-images", type=int, default=192, help="images per raw measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="recordings per pool size")
     parser.add_argument("--device", default="", help="cpu, cuda; empty: settings.TORCH_DEVICE")
     args = parser.parse_args()
 
@@ -123,7 +128,7 @@ def main() -> None:
     sample = SkimageCrops(size=args.raw_images, seed=1)
     tensors = torch.stack([network.transform(sample.load(key)) for key in sample.keys()])
     batches = [network.inputs(batch) for batch in tensors.split(args.batch_size)]
-    raw_forward_ips(network, batches[:1])  # warm-up: kernel selection, allocator
+    raw_forward_ips(network, batches)  # warm-up: kernel selection, allocator, clocks
 
     result = {
         "model": spec.timm_name,
@@ -132,32 +137,39 @@ def main() -> None:
         "num_workers": args.num_workers,
         "torch_threads": torch.get_num_threads(),
         "units": len(units),
+        "rounds": args.rounds,
     }
-    raw = [raw_forward_ips(network, batches)]
-    print(f"raw forward: {raw[-1]:.1f} images/s", flush=True)
+    raw = raw_forward_ips(network, batches)
     for size in args.sizes:
         pool = SkimageCrops(size=size, seed=0)
         pool.keys()  # crop boxes (and the photos) are ready before timing, as in a render
-        with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
-            start = time.perf_counter()
-            record_activations(
-                network, pool, units, Path(work) / "activations.npy",
-                batch_size=args.batch_size, num_workers=args.num_workers,
+        ratios, recordings, references, peaks_self, peaks_workers = [], [], [], [], []
+        for _ in range(args.rounds):
+            with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
+                start = time.perf_counter()
+                record_activations(
+                    network, pool, units, Path(work) / "activations.npy",
+                    batch_size=args.batch_size, num_workers=args.num_workers,
+                )
+                recording = size / (time.perf_counter() - start)
+            after = raw_forward_ips(network, batches)
+            reference, raw = (raw + after) / 2, after
+            ratios.append(recording / reference)
+            recordings.append(recording)
+            references.append(reference)
+            peaks_self.append(memory.peak_self - memory.baseline)
+            peaks_workers.append(memory.peak_workers)
+            print(
+                f"pool {size}: recording {recording:.1f} images/s, raw forward {reference:.1f} "
+                f"images/s, ratio {recording / reference:.3f}, peak RSS growth "
+                f"{memory.peak_self - memory.baseline:.1f} MB (workers {memory.peak_workers:.0f} MB)",
+                flush=True,
             )
-            recording = size / (time.perf_counter() - start)
-        raw.append(raw_forward_ips(network, batches))
-        reference = (raw[-2] + raw[-1]) / 2
-        result[f"recording_ips_{size}"] = round(recording, 2)
-        result[f"raw_forward_ips_{size}"] = round(reference, 2)
-        result[f"ratio_{size}"] = round(recording / reference, 3)
-        result[f"peak_rss_delta_mb_{size}"] = round(memory.peak_self - memory.baseline, 1)
-        result[f"peak_worker_rss_mb_{size}"] = round(memory.peak_workers, 1)
-        print(
-            f"pool {size}: recording {recording:.1f} images/s, raw forward {reference:.1f} "
-            f"images/s, ratio {recording / reference:.3f}, peak RSS growth "
-            f"{memory.peak_self - memory.baseline:.1f} MB (workers {memory.peak_workers:.0f} MB)",
-            flush=True,
-        )
+        result[f"recording_ips_{size}"] = round(statistics.median(recordings), 2)
+        result[f"raw_forward_ips_{size}"] = round(statistics.median(references), 2)
+        result[f"ratio_{size}"] = round(statistics.median(ratios), 3)
+        result[f"peak_rss_delta_mb_{size}"] = round(max(peaks_self), 1)
+        result[f"peak_worker_rss_mb_{size}"] = round(max(peaks_workers), 1)
     result["ratio"] = result[f"ratio_{args.sizes[-1]}"]
     print(json.dumps(result))
 
