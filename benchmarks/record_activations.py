@@ -63,8 +63,11 @@ def rss_mb(pid: int) -> float:
 def child_pids() -> list[int]:
     pids = []
     for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as children:
-            pids += [int(pid) for pid in children.read().split()]
+        try:
+            with open(f"/proc/self/task/{task}/children") as children:
+                pids += [int(pid) for pid in children.read().split()]
+        except FileNotFoundError:
+            pass  # the thread ended since the listing
     return pids
 
 
