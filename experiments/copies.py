@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from experiments.models import Study, StudyUnit, Trial, TrialImage
@@ -24,45 +26,32 @@ def copy_study(study: Study, slug: str, **changes: Any) -> Study:
     """
     if study.status == Study.Status.RENDERING:
         raise ValidationError(f"Study {study.slug} is still rendering: copy it once its stimuli are ready.")
-    copy = Study.objects.get(pk=study.pk)
-    copy.pk = None
-    copy.slug = slug
-    copy.completion_code = ""
-    copy.created_at = timezone.now()
-    copy.status = Study.Status.READY if study.status in RENDERED else Study.Status.DRAFT
-    for field, value in changes.items():
-        setattr(copy, field, value)
+    status = Study.Status.READY if study.status in RENDERED else Study.Status.DRAFT
+    [copy] = _as_new(
+        [Study.objects.get(pk=study.pk)],
+        slug=slug, completion_code="", created_at=timezone.now(), status=status, **changes,
+    )
     copy.full_clean()
     copy.save()
 
-    StudyUnit.objects.bulk_create(
-        StudyUnit(study=copy, unit_id=su.unit_id, role=su.role, order=su.order)
-        for su in study.study_units.all()
-    )
+    StudyUnit.objects.bulk_create(_as_new(study.study_units.all(), study=copy))
     trials = list(study.trials.prefetch_related("images"))
-    copies = Trial.objects.bulk_create(
-        Trial(
-            study=copy,
-            unit_id=trial.unit_id,
-            kind=trial.kind,
-            batch=trial.batch,
-            difficulty=trial.difficulty,
-            practice_level=trial.practice_level,
-        )
-        for trial in trials
-    )
+    images = [list(trial.images.all()) for trial in trials]
+    Trial.objects.bulk_create(_as_new(trials, study=copy))
     TrialImage.objects.bulk_create(
-        TrialImage(
-            trial=new,
-            image_id=image.image_id,
-            role=image.role,
-            rank=image.rank,
-            activation=image.activation,
-        )
-        for old, new in zip(trials, copies)
-        for image in old.images.all()
+        image for trial, its_images in zip(trials, images) for image in _as_new(its_images, trial=trial)
     )
     return copy
+
+
+def _as_new(rows: Iterable[Model], **fields: Any) -> list[Model]:
+    """The rows, unsaved again (no primary key) and with fields changed, ready to be inserted as copies."""
+    rows = list(rows)
+    for row in rows:
+        row.pk = None
+        for name, value in fields.items():
+            setattr(row, name, value)
+    return rows
 
 
 def free_slug(base: str) -> str:
