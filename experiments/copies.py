@@ -26,11 +26,14 @@ def copy_study(study: Study, slug: str, **changes: Any) -> Study:
     """
     if study.status == Study.Status.RENDERING:
         raise ValidationError(f"Study {study.slug} is still rendering: copy it once its stimuli are ready.")
-    status = Study.Status.READY if study.status in RENDERED else Study.Status.DRAFT
-    [copy] = _as_new(
-        [Study.objects.get(pk=study.pk)],
-        slug=slug, completion_code="", created_at=timezone.now(), status=status, **changes,
-    )
+    fields = {
+        "slug": slug,
+        "completion_code": "",
+        "created_at": timezone.now(),
+        "status": Study.Status.READY if study.status in RENDERED else Study.Status.DRAFT,
+        **changes,
+    }
+    [copy] = _as_new([Study.objects.get(pk=study.pk)], **fields)
     copy.full_clean()
     copy.save()
 
