@@ -26,6 +26,14 @@ from recruitment.base import ArrivalRefused, backend_for
 from recruitment.selectors import has_taken_part
 
 
+# Where a study's participants come from, as the refusal of another arrival tells them.
+WHERE = {
+    Study.Recruiter.LOCAL: "the link its researchers share",
+    Study.Recruiter.MTURK: "Amazon Mechanical Turk",
+    Study.Recruiter.PROLIFIC: "Prolific",
+}
+
+
 def _resumable(session: Session) -> Session:
     if session.status == Session.Status.COMPLETED:
         # The hand-back again, so that a worker whose submission got lost can submit once more.
@@ -51,8 +59,7 @@ def start_session(slug: str, data: dict[str, Any]) -> tuple[Session, bool]:
         if source != study.recruiter:
             # Such a session would hold units' slots without ever counting toward the target or being paid.
             raise ArrivalRefused(
-                f"This study takes participants through {study.get_recruiter_display()}, "
-                "not through this link."
+                f"This link cannot start this study: it takes participants only through {WHERE[study.recruiter]}."
             )
         arrival = recruiter.arrival(study, data)
     except ValueError as exc:
