@@ -31,6 +31,7 @@ def end_unfinished(sessions: QuerySet[Session], status: str) -> int:
     ended = list(sessions.filter(status=Session.Status.ACTIVE).values_list("pk", flat=True))
     if not ended:
         return 0
+    # Filtered again: a session completed since the read above keeps its slots.
     Session.objects.filter(pk__in=ended, status=Session.Status.ACTIVE).update(status=status)
     return release_slots(Session.objects.filter(pk__in=ended, status=status))
 

@@ -124,6 +124,8 @@ class MTurkWorker(Participant):
 
     def __init__(self, study: Study, number: int, hit_id: str = SANDBOX_HIT_ID) -> None:
         super().__init__(study, f"AWORKER{number}")
+        # The ids tests.test_mturk_sync.assignment lists for the same number.
+        self.number = number
         self.assignment_id = f"3ASG{number:026d}"
         self.hit_id = hit_id
 
@@ -151,18 +153,6 @@ class MTurkWorker(Participant):
         self.through_instructions()
         self.pass_practice()
         self.answer_all(right=careful)
-
-    def listed(self, status: str = "Submitted") -> dict:
-        now = timezone.now()
-        return {
-            "AssignmentId": self.assignment_id,
-            "WorkerId": self.participant,
-            "HITId": self.hit_id,
-            "AssignmentStatus": status,
-            "AcceptTime": now - timedelta(minutes=20),
-            "SubmitTime": now - timedelta(minutes=1),
-            "AutoApprovalTime": now + timedelta(days=3),
-        }
 
 
 @pytest.fixture

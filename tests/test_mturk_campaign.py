@@ -22,6 +22,7 @@ from tests.builders import build_2afc_study
 from tests.recruitment_factories import SANDBOX_HIT_ID as HIT_ID
 from tests.recruitment_factories import MTurkWorker, mturk, public_https  # noqa: F401
 from tests.test_mturk_hits import GUARD, TOOK_PART, expect_qualification_created, hit_type_params, question_xml
+from tests.test_mturk_sync import LIST_PARAMS, assignment, expect_refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -38,22 +39,10 @@ def expect_arrival(mturk, worker: MTurkWorker) -> None:
     )
 
 
-def expect_hit_read(mturk, status: str, max_assignments: int, available: int, pending: int, completed: int, submitted: list[dict]) -> None:
-    hit = {
-        "HITId": HIT_ID,
-        "HITStatus": status,
-        "MaxAssignments": max_assignments,
-        "Expiration": timezone.now() + timedelta(hours=3),
-        "NumberOfAssignmentsAvailable": available,
-        "NumberOfAssignmentsPending": pending,
-        "NumberOfAssignmentsCompleted": completed,
-    }
-    mturk.add_response("get_hit", {"HIT": hit}, {"HITId": HIT_ID})
-    mturk.add_response(
-        "list_assignments_for_hit",
-        {"Assignments": submitted, "NumResults": len(submitted)},
-        {"HITId": HIT_ID, "MaxResults": 100, "AssignmentStatuses": ["Submitted", "Approved", "Rejected"]},
-    )
+def expect_sync(mturk, submitted: list[MTurkWorker], **counts) -> None:
+    """The sync's reads of the campaign's one HIT: its counts, then the assignments MTurk lists."""
+    hit = HIT.objects.get()
+    expect_refresh(mturk, hit, pages=[[assignment(hit, worker.number) for worker in submitted]], **counts)
 
 
 def arrive(worker: MTurkWorker, capture) -> None:
@@ -116,8 +105,8 @@ def test_a_campaign_recruits_replaces_failures_and_returns_meets_the_target_and_
     assert (careful.session.passed, careless.session.passed) == (True, False)
 
     # Sync: the return is noticed and its units reopened; one place short, so the HIT grows by one.
-    expect_hit_read(mturk, "Assignable", 3, available=1, pending=0, completed=2,
-                    submitted=[careful.listed(), careless.listed()])
+    expect_sync(mturk, [careful, careless], HITStatus="Assignable",
+                NumberOfAssignmentsAvailable=1, NumberOfAssignmentsPending=0, NumberOfAssignmentsCompleted=2)
     mturk.add_response(
         "create_additional_assignments_for_hit",
         {},
@@ -137,8 +126,8 @@ def test_a_campaign_recruits_replaces_failures_and_returns_meets_the_target_and_
         worker.complete()
 
     # Sync: the target is met, so the HIT is expired (the last worker may still submit) and recruitment closes.
-    expect_hit_read(mturk, "Unassignable", 4, available=0, pending=1, completed=3,
-                    submitted=[careful.listed(), careless.listed(), late.listed()])
+    expect_sync(mturk, [careful, careless, late], HITStatus="Unassignable",
+                NumberOfAssignmentsAvailable=0, NumberOfAssignmentsPending=1, NumberOfAssignmentsCompleted=3)
     mturk.add_response("update_expiration_for_hit", {}, {"HITId": HIT_ID, "ExpireAt": EXPIRE_NOW})
     tasks.sync_recruitment.delay(recruitment.pk)
     recruitment.refresh_from_db()
@@ -146,8 +135,8 @@ def test_a_campaign_recruits_replaces_failures_and_returns_meets_the_target_and_
     assert recruitment.close_reason == "target met: 3 passing sessions of 3 needed"
 
     # The beat still syncs a closed recruitment while work is unsettled: the last submission arrives.
-    expect_hit_read(mturk, "Reviewable", 4, available=0, pending=0, completed=4,
-                    submitted=[careful.listed(), careless.listed(), late.listed(), last.listed()])
+    expect_sync(mturk, [careful, careless, late, last], HITStatus="Reviewable",
+                NumberOfAssignmentsAvailable=0, NumberOfAssignmentsPending=0, NumberOfAssignmentsCompleted=4)
     tasks.sync_recruitments.delay()
     assert Assignment.objects.get(worker_id=last.participant).status == Assignment.Status.SUBMITTED
 
@@ -178,11 +167,10 @@ def test_a_campaign_recruits_replaces_failures_and_returns_meets_the_target_and_
     assert selectors.plan_payments(recruitment).items == ()
 
     # Reconcile: MTurk's assignment statuses and bonuses agree with the ledger.
-    approved = [w.listed("Approved") for w in (careful, careless, late, last)]
+    hit = HIT.objects.get()
+    approved = [assignment(hit, w.number, "Approved") for w in (careful, careless, late, last)]
     mturk.add_response(
-        "list_assignments_for_hit",
-        {"Assignments": approved, "NumResults": 4},
-        {"HITId": HIT_ID, "MaxResults": 100, "AssignmentStatuses": ["Submitted", "Approved", "Rejected"]},
+        "list_assignments_for_hit", {"Assignments": approved, "NumResults": 4}, {"HITId": HIT_ID, **LIST_PARAMS}
     )
     bonuses = [
         {"WorkerId": w.participant, "BonusAmount": "0.50", "AssignmentId": w.assignment_id, "Reason": REASON,
