@@ -16,7 +16,7 @@ per-pool ratios and throughputs, and peak memory per pool (`peak_*` keys:
 RSS growth of this process, and RSS of the decoding workers; target flat).
 
     .venv/bin/python benchmarks/record_activations.py [--sizes 500 2000] [--rounds 3]
-        [--batch-size 16] [--num-workers 2] [--units 53] [--device cpu]
+        [--batch-size 16] [--num-workers 0] [--units 53] [--device cpu]
         (batch size and workers default to what a render uses on the device)
 
 No database is touched; Django is set up only for settings and models.

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +33,16 @@ def loader_defaults(device: torch.device) -> tuple[int, int]:
     """(batch size, decoding worker processes) that measured fastest on the device.
 
     CPU: batches of 16 stay in cache (about 1.5x the images/s of 32 on a
-    2-core machine). Decoding costs about a tenth of the forward pass but
-    varies tenfold between images (a crop of a large photograph takes 7 ms to
-    resize, a small one under 1 ms); two decoding processes keep a batch ready
-    through such runs where one leaves the network waiting (benchmark ratio
-    0.82 and 0.85 against 0.81 and 0.83, medians of 4 rounds, 2 cores).
+    2-core machine). No decoding processes: the forward pass's OpenMP threads
+    already fill every core, and a process decoding beside them preempts one
+    mid-step while the others wait for it at the step's barrier. Each batch is
+    instead decoded in a burst between forward passes, on as many threads as
+    torch uses (_PoolImages.__getitems__); no second copy of torch in memory.
     GPU: the forward pass is cheap, so decoding needs every spare core.
     """
     if device.type == "cuda":
         return 128, max(1, min(8, (os.cpu_count() or 2) - 1))
-    return 16, 2
+    return 16, 0
 
 
 def no_progress(stage: str, done: int, total: int) -> None:
@@ -57,6 +58,26 @@ class _PoolImages(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.transform(self.source.load(self.keys[index]))
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        # torch.get_num_threads() is 1 in DataLoader worker processes, so only
+        # decoding in this process (num_workers=0) fans out; PIL's resize lets
+        # go of the GIL.
+        threads = min(torch.get_num_threads(), len(indices))
+        if threads == 1:
+            return [self[index] for index in indices]
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(self.__getitem__, indices))
+
+
+def _stacked_channels_last(images: list[torch.Tensor]) -> torch.Tensor:
+    """(C, H, W) uint8 images as one (N, C, H, W) batch laid out channels last.
+
+    PIL images are height x width x channel in memory and pil_to_tensor only
+    permutes its view, so stacking them in that order is a plain copy, and the
+    batch reaches Network.inputs already in the layout the network runs in.
+    """
+    return torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
 
 
 class _ChannelMeans:
@@ -175,6 +196,7 @@ def record_activations(
         _PoolImages(source, keys[done:], network.transform),
         batch_size=batch_size or default_batch_size,
         num_workers=default_num_workers if num_workers is None else num_workers,
+        collate_fn=_stacked_channels_last,
         pin_memory=network.device.type == "cuda",
     )
     means = _ChannelMeans(units, network.device)
