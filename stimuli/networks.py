@@ -13,6 +13,7 @@ from django.conf import settings
 from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
+from stimuli.cpu_memory import reuse_freed_buffers
 from stimuli.models import VisionModel
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ def load_network(spec: VisionModel, device: torch.device | None = None) -> Netwo
     # Channels-last convolutions run about 1.7x faster on CPU (oneDNN) and suit
     # tensor cores on GPU; outputs and hooks are unchanged.
     module.eval().to(device, memory_format=torch.channels_last)
+    if device.type == "cpu":
+        reuse_freed_buffers()
     config = resolve_data_config({}, model=module)
     return Network(
         module=module,
