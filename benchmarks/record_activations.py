@@ -5,10 +5,9 @@ In one process, on one model, batch size and device:
 - recording: images/s of stimuli.recording.record_activations on a pool of
   scikit-image crops (decoding in a DataLoader, normalising, hooks,
   per-channel means, streaming rows to the on-disk array), for each pool size.
-A machine's speed drifts by 10% and more over a minute (shared virtual
-machines, clocks), so every recording is bracketed by raw measurements
-and compared with their mean, in several rounds; each figure is the median
-over the rounds.
+A shared virtual machine's speed drifts from minute to minute, so every
+recording is bracketed by raw measurements and compared with their mean, in
+several rounds; each figure is the median over the rounds.
 
 Prints one line per measurement, then one JSON object as the last line:
 `ratio` (recording / raw forward at the largest pool; target >= 0.9), the
