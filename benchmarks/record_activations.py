@@ -16,6 +16,7 @@ RSS growth of this process, and RSS of the decoding workers; target flat).
 
     .venv/bin/python benchmarks/record_activations.py [--sizes 500 2000] [--rounds 3]
         [--batch-size 16] [--num-workers 0] [--units 53] [--device cpu]
+        [--model tf_efficientnet_lite0]
         (batch size and workers default to what a render uses on the device)
 
 No database is touched; Django is set up only for settings and models.
@@ -40,6 +41,7 @@ import django  # noqa: E402
 
 django.setup()
 
+import timm  # noqa: E402
 import torch  # noqa: E402
 
 from stimuli.models import VisionModel  # noqa: E402
@@ -48,6 +50,7 @@ from stimuli.pools import SkimageCrops  # noqa: E402
 from stimuli.recording import loader_defaults, record_activations  # noqa: E402
 from stimuli.sampling import sample_layer_channels, seeded_rng  # noqa: E402
 
+LITE0 = "tf_efficientnet_lite0"
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -105,6 +108,17 @@ def raw_forward_ips(network, batches: list[torch.Tensor]) -> float:
         return sum(len(batch) for batch in batches) / (time.perf_counter() - start)
 
 
+def benchmark_model(timm_name: str, scratch: Path) -> VisionModel:
+    """The offline default network, or any timm architecture with random weights."""
+    if timm_name == LITE0:
+        return VisionModel(name="lite0", timm_name=LITE0, weights="efficientnet_lite0_package")
+    checkpoint = scratch / "random-weights.pth"
+    torch.save(timm.create_model(timm_name, pretrained=False).state_dict(), checkpoint)
+    return VisionModel(
+        name=timm_name, timm_name=timm_name, weights="checkpoint", checkpoint_path=str(checkpoint)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
@@ -114,12 +128,16 @@ def main() -> None:
     parser.add_argument("--raw-images", type=int, default=192, help="images per raw measurement")
     parser.add_argument("--rounds", type=int, default=3, help="recordings per pool size")
     parser.add_argument("--device", default="", help="cpu, cuda; empty: settings.TORCH_DEVICE")
+    parser.add_argument(
+        "--model", default=LITE0,
+        help=f"a timm architecture; other than {LITE0} (the offline default's ImageNet "
+        "weights), it runs with random weights, which do not change its speed",
+    )
     args = parser.parse_args()
 
-    spec = VisionModel(
-        name="lite0", timm_name="tf_efficientnet_lite0", weights="efficientnet_lite0_package"
-    )
-    network = load_network(spec, torch.device(args.device) if args.device else None)
+    with tempfile.TemporaryDirectory() as scratch:
+        spec = benchmark_model(args.model, Path(scratch))
+        network = load_network(spec, torch.device(args.device) if args.device else None)
     default_batch_size, default_num_workers = loader_defaults(network.device)
     args.batch_size = args.batch_size or default_batch_size
     args.num_workers = default_num_workers if args.num_workers is None else args.num_workers
