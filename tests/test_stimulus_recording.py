@@ -9,6 +9,7 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from stimuli.networks import Network
+from stimuli.pools import PoolError
 from stimuli.recording import record_activations
 
 
@@ -24,6 +25,13 @@ class ColourPool:
     def load(self, key: str) -> Image.Image:
         i = int(key.split("/")[1])
         return Image.new("RGB", (8, 8), (i % 256, (3 * i) % 256, (7 * i) % 256))
+
+
+class PoolWithABrokenImage(ColourPool):
+    def load(self, key: str) -> Image.Image:
+        if key == "colour/13":
+            raise PoolError(f"Cannot read image {key!r}: truncated")
+        return super().load(key)
 
 
 class TokenLayer(torch.nn.Module):
@@ -137,3 +145,11 @@ def test_a_recording_for_other_units_starts_over(network, tmp_path):
         num_workers=0,
     )
     assert network.module.images_seen == 20 and activations.shape == (20, 1)
+
+
+def test_an_unreadable_image_stops_the_recording_naming_it_after_the_batches_before_it(
+    network, tmp_path
+):
+    with pytest.raises(PoolError, match="colour/13"):
+        record(network, PoolWithABrokenImage(20), tmp_path / "a.npy")
+    assert json.loads((tmp_path / "a.progress.json").read_text())["done"] == 8
