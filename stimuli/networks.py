@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,9 +46,16 @@ class Network:
         batch = images.to(self.device, non_blocking=True).to(
             dtype=torch.float32, memory_format=torch.channels_last
         )
+        shift, scale = self._normalisation
+        return batch.sub_(shift).div_(scale)
+
+    @functools.cached_property
+    def _normalisation(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # Made once: built per batch, the copy of mean and std to a GPU would wait
+        # for the forward pass already queued there, stalling the decoding of the next batch.
         shift = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1) * 255
         scale = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1) * 255
-        return batch.sub_(shift).div_(scale)
+        return shift, scale
 
 
 def torch_device() -> torch.device:
