@@ -16,6 +16,7 @@ from timm.data import create_transform, resolve_data_config
 
 from stimuli.cpu_memory import reuse_freed_buffers
 from stimuli.models import VisionModel
+from stimuli.resampling import torch_resampled
 
 if TYPE_CHECKING:
     from experiments.models import Study
@@ -32,7 +33,8 @@ class NetworkError(Exception):
 class Network:
     """A module in eval mode and its preprocessing, split as timm's prefetcher splits it:
     `transform` turns a PIL image into a uint8 tensor (cheap to decode in worker
-    processes and to pass between them), `inputs` normalises whole batches on the device."""
+    processes and to pass between them; resampled by torch, see stimuli.resampling),
+    `inputs` normalises whole batches on the device."""
 
     module: torch.nn.Module
     transform: Callable[[Image.Image], torch.Tensor]
@@ -46,16 +48,17 @@ class Network:
         batch = images.to(self.device, non_blocking=True).to(
             dtype=torch.float32, memory_format=torch.channels_last
         )
-        shift, scale = self._normalisation
-        return batch.sub_(shift).div_(scale)
+        gain, offset = self._normalisation
+        # (x - 255 mean) / (255 std) as x * gain + offset, in place: one pass over the batch, not two.
+        return torch.addcmul(offset, batch, gain, out=batch)
 
     @functools.cached_property
     def _normalisation(self) -> tuple[torch.Tensor, torch.Tensor]:
         # Made once: built per batch, the copy of mean and std to a GPU would wait
         # for the forward pass already queued there, stalling the decoding of the next batch.
-        shift = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1) * 255
-        scale = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1) * 255
-        return shift, scale
+        mean = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1)
+        return 1 / (255 * std), -mean / std
 
 
 def torch_device() -> torch.device:
@@ -84,7 +87,7 @@ def load_network(spec: VisionModel, device: torch.device | None = None) -> Netwo
     config = resolve_data_config({}, model=module)
     return Network(
         module=module,
-        transform=create_transform(**config, use_prefetcher=True),
+        transform=torch_resampled(create_transform(**config, use_prefetcher=True)),
         input_size=tuple(config["input_size"]),
         device=device,
         mean=tuple(config["mean"]),

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +32,14 @@ def loader_defaults(device: torch.device) -> tuple[int, int]:
     """(batch size, decoding worker processes) that measured fastest on the device.
 
     CPU: batches of 8 to 32 run about equally fast, 64 at 0.7x (measured with
-    reuse_freed_buffers on a 2-core machine); 16 keeps each decoding burst
-    short. No decoding processes: the forward pass's OpenMP threads
-    already fill every core, and a process decoding beside them preempts one
-    mid-step while the others wait for it at the step's barrier. Each batch is
-    instead decoded in a burst between forward passes, on as many threads as
-    torch uses (_PoolImages.__getitems__): 0.78 of the raw forward pass's
-    images/s against 0.56 and 0.58 with one and two decoding processes, and
-    no second copy of torch in memory.
+    reuse_freed_buffers on a 2-core machine); 16 keeps each batch's decoding
+    short. No decoding processes: the forward pass's OpenMP threads already
+    fill every core, and a process decoding beside them preempts one mid-step
+    while the others wait for it at the step's barrier. Each batch is decoded
+    between forward passes instead, by torch's resampling on torch's own
+    threads (stimuli.resampling): 0.78 of the raw forward pass's images/s
+    against 0.56 and 0.58 with one and two decoding processes (then with
+    Pillow's resampling), and no second copy of torch in memory.
     GPU: the forward pass is cheap, so decoding needs every spare core.
     """
     if device.type == "cuda":
@@ -62,23 +61,14 @@ class _PoolImages(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.transform(self.source.load(self.keys[index]))
 
-    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
-        # torch.get_num_threads() is 1 in DataLoader worker processes, so only
-        # decoding in this process (num_workers=0) fans out; PIL's resize lets
-        # go of the GIL.
-        threads = min(torch.get_num_threads(), len(indices))
-        if threads == 1:
-            return [self[index] for index in indices]
-        with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(self.__getitem__, indices))
-
 
 def _stacked_channels_last(images: list[torch.Tensor]) -> torch.Tensor:
     """(C, H, W) uint8 images as one (N, C, H, W) batch laid out channels last.
 
-    PIL images are height x width x channel in memory and pil_to_tensor only
-    permutes its view, so stacking them in that order is a plain copy, and the
-    batch reaches Network.inputs already in the layout the network runs in.
+    Transformed images are height x width x channel in memory (pil_to_tensor
+    and stimuli.resampling only permute their view), so stacking them in that
+    order is a plain copy, and the batch reaches Network.inputs already in the
+    layout the network runs in.
     """
     return torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
 
