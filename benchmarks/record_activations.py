@@ -5,9 +5,13 @@ In one process, on one model, batch size and device:
 - recording: images/s of stimuli.recording.record_activations on a pool of
   scikit-image crops (decoding in a DataLoader, normalising, hooks,
   per-channel means, streaming rows to the on-disk array), for each pool size.
-A shared virtual machine's speed drifts from minute to minute, so every
-recording is bracketed by raw measurements and compared with their mean, in
-several rounds; each figure is the median over the rounds.
+A shared virtual machine's speed drifts from second to second, so the raw
+forward is measured during each recording: one raw batch after every few
+recorded ones (--raw-every), its time taken off the recording's. With
+decoding worker processes (the GPU default), which would go on decoding
+during those raw batches, each recording is instead bracketed by raw
+measurements and compared with their mean. Several rounds; each figure is
+the median over the rounds.
 
 Prints one line per measurement, then one JSON object as the last line:
 `ratio` (recording / raw forward at the largest pool; target >= 0.9), the
@@ -15,7 +19,7 @@ per-pool ratios and throughputs, and peak memory per pool (`peak_*` keys:
 RSS growth of this process, and RSS of the decoding workers; target flat).
 
     .venv/bin/python benchmarks/record_activations.py [--sizes 500 2000] [--rounds 3]
-        [--batch-size 16] [--num-workers 0] [--units 53] [--device cpu]
+        [--raw-every 4] [--batch-size 16] [--num-workers 0] [--units 53] [--device cpu]
         [--model tf_efficientnet_lite0]
         (batch size and workers default to what a render uses on the device)
 
@@ -47,7 +51,7 @@ import torch  # noqa: E402
 from stimuli.models import VisionModel  # noqa: E402
 from stimuli.networks import channel_counts, default_layers, load_network  # noqa: E402
 from stimuli.pools import SkimageCrops  # noqa: E402
-from stimuli.recording import loader_defaults, record_activations  # noqa: E402
+from stimuli.recording import loader_defaults, no_progress, record_activations  # noqa: E402
 from stimuli.sampling import sample_layer_channels, seeded_rng  # noqa: E402
 
 LITE0 = "tf_efficientnet_lite0"
@@ -97,15 +101,45 @@ class PeakMemory:
         self._thread.join()
 
 
-def raw_forward_ips(network, batches: list[torch.Tensor]) -> float:
-    """Images/s of the module alone on ready-made, already normalised batches on the device."""
+def raw_forward_seconds(network, batches: list[torch.Tensor]) -> float:
+    """Seconds the module alone takes on ready-made, already normalised batches on the device."""
     with torch.inference_mode():
         start = time.perf_counter()
         for batch in batches:
             network.module(batch)
         if network.device.type == "cuda":
             torch.cuda.synchronize()
-        return sum(len(batch) for batch in batches) / (time.perf_counter() - start)
+        return time.perf_counter() - start
+
+
+def raw_forward_ips(network, batches: list[torch.Tensor]) -> float:
+    return sum(len(batch) for batch in batches) / raw_forward_seconds(network, batches)
+
+
+class InterleavedRawForward:
+    """A recording's progress callback that runs one raw batch after every `every` recorded ones.
+
+    Both throughputs then come from the same stretch of time, so the machine's
+    drift cancels out of their ratio; the raw batches' time is taken off the
+    recording's. Only valid without decoding worker processes, which would go
+    on decoding during the raw batches.
+    """
+
+    def __init__(self, network, batches: list[torch.Tensor], every: int) -> None:
+        self.network, self.batches, self.every = network, batches, every
+        self.calls = self.images = 0
+        self.seconds = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self.calls += 1
+        if self.calls % self.every == 0:
+            batch = self.batches[self.calls // self.every % len(self.batches)]
+            self.seconds += raw_forward_seconds(self.network, [batch])
+            self.images += len(batch)
+
+    @property
+    def ips(self) -> float:
+        return self.images / self.seconds
 
 
 def benchmark_model(timm_name: str, scratch: Path) -> VisionModel:
@@ -127,6 +161,10 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=53, help="sampled units (the demo's 48 + 5)")
     parser.add_argument("--raw-images", type=int, default=192, help="images per raw measurement")
     parser.add_argument("--rounds", type=int, default=3, help="recordings per pool size")
+    parser.add_argument(
+        "--raw-every", type=int, default=4,
+        help="without decoding workers: one raw batch after every this many recorded batches",
+    )
     parser.add_argument("--device", default="", help="cpu, cuda; empty: settings.TORCH_DEVICE")
     parser.add_argument(
         "--model", default=LITE0,
@@ -165,15 +203,22 @@ def main() -> None:
         pool.keys()  # crop boxes (and the photos) are ready before timing, as in a render
         ratios, recordings, references, peaks_self, peaks_workers = [], [], [], [], []
         for _ in range(args.rounds):
+            interleaved = InterleavedRawForward(network, batches, args.raw_every)
             with tempfile.TemporaryDirectory() as work, PeakMemory() as memory:
                 start = time.perf_counter()
                 record_activations(
                     network, pool, units, Path(work) / "activations.npy",
                     batch_size=args.batch_size, num_workers=args.num_workers,
+                    progress=interleaved if args.num_workers == 0 else no_progress,
                 )
-                recording = size / (time.perf_counter() - start)
-            after = raw_forward_ips(network, batches)
-            reference, raw = (raw + after) / 2, after
+                recording = size / (time.perf_counter() - start - interleaved.seconds)
+            if args.num_workers == 0:
+                reference = interleaved.ips
+            else:
+                # Decoding workers cannot be paused for interleaved raw batches:
+                # compare with raw measurements just before and just after.
+                after = raw_forward_ips(network, batches)
+                reference, raw = (raw + after) / 2, after
             ratios.append(recording / reference)
             recordings.append(recording)
             references.append(reference)
