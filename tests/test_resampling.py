@@ -3,23 +3,26 @@
 import pytest
 import torch
 from PIL import Image
+from skimage import data
 from timm.data import create_transform
 
 from stimuli.pools import SkimageCrops
-from stimuli.resampling import ResizedCentreCrop, torch_resampled
+from stimuli.resampling import ResizedCentreCrop, Transform, torch_resampled
 
 # Crops of every shape: portrait and landscape, from 64 px (enlarged) to 1,411 px (reduced).
 CROPS = SkimageCrops(size=40, seed=3)
+CHELSEA = Image.fromarray(data.chelsea())
+STRIPS = {"tall": CHELSEA.crop((0, 0, 100, 300)), "wide": CHELSEA.crop((0, 0, 451, 100))}
 
 
-def timm_eval(**config) -> torch.nn.Module:
+def timm_eval(**config) -> Transform:
     return create_transform(input_size=(3, 224, 224), use_prefetcher=True, **config)
 
 
 def assert_within_rounding_of_pillow(pillow, resampled) -> None:
     """No pixel more than two grey levels apart, and a twentieth of a level on average."""
-    for key in CROPS.keys():
-        image = CROPS.load(key)
+    images = {**{key: CROPS.load(key) for key in CROPS.keys()}, **STRIPS}
+    for key, image in images.items():
         expected, got = pillow(image).int(), resampled(image).int()
         assert got.shape == expected.shape, key
         difference = (got - expected).abs()
