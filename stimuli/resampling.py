@@ -5,9 +5,9 @@ with the forward pass for the same cores. Pillow's bicubic resize costs about
 2.5 ms of one core per scikit-image crop; torch's antialiased uint8 kernels
 apply the same filter in about 0.5 ms, on torch's own threads and without
 holding the GIL. They round differently: on 200 crops, and on strips 3 times
-as tall as wide and 4.5 times as wide as tall, no pixel is more than 2 grey levels
-off and under 1% of pixels differ at all, far below what the JPEG copies
-shown to participants change.
+as tall as wide and 4.5 times as wide as tall, no pixel is more than 2 grey
+levels off, and at most 1% of an image's pixels differ at all (3% with
+bilinear resizing), far below what the JPEG copies shown to participants change.
 
 Transforms of any other shape (squashing, timm's ResizeKeepRatio, borders,
 NaFlex) and images that are not RGB keep timm's own Pillow pipeline.
