@@ -10,6 +10,7 @@ from skimage import data
 from timm.data import create_transform, resolve_data_config
 
 from stimuli.models import VisionModel
+from stimuli.resampling import ResizedCentreCrop
 from stimuli.networks import (
     Network,
     NetworkError,
@@ -71,6 +72,12 @@ def test_batched_inputs_are_normalised_as_timm_normalises(tmp_path):
     pixels = create_transform(**config, use_prefetcher=True)(image)
     expected = create_transform(**config)(image)
     torch.testing.assert_close(network.inputs(pixels[None])[0], expected)
+
+
+def test_a_network_resizes_and_crops_with_torch_resampling(tmp_path):
+    network = load_network(tiny_checkpoint(tmp_path)[0], torch.device("cpu"))
+    assert isinstance(network.transform, ResizedCentreCrop)
+    assert network.transform(Image.fromarray(data.coffee())).shape == network.input_size
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):

@@ -21,6 +21,7 @@ def timm_eval(**config) -> Transform:
 
 def assert_within_rounding_of_pillow(pillow, resampled) -> None:
     """No pixel more than two grey levels apart, and a twentieth of a level on average."""
+    assert isinstance(resampled, ResizedCentreCrop)
     images = {**{key: CROPS.load(key) for key in CROPS.keys()}, **STRIPS}
     for key, image in images.items():
         expected, got = pillow(image).int(), resampled(image).int()
@@ -32,9 +33,7 @@ def assert_within_rounding_of_pillow(pillow, resampled) -> None:
 
 def test_the_lite0_preprocessing_is_resampled_by_torch_within_rounding_of_pillows():
     pillow = timm_eval(interpolation="bicubic", crop_pct=0.875)
-    resampled = torch_resampled(pillow)
-    assert isinstance(resampled, ResizedCentreCrop)
-    assert_within_rounding_of_pillow(pillow, resampled)
+    assert_within_rounding_of_pillow(pillow, torch_resampled(pillow))
 
 
 def test_bilinear_resizes_are_resampled_by_torch_within_rounding_of_pillows():
