@@ -10,7 +10,6 @@ from skimage import data
 from timm.data import create_transform, resolve_data_config
 
 from stimuli.models import VisionModel
-from stimuli.resampling import ResizedCentreCrop
 from stimuli.networks import (
     Network,
     NetworkError,
@@ -20,6 +19,7 @@ from stimuli.networks import (
     hooked,
     load_network,
 )
+from stimuli.resampling import ResizedCentreCrop
 
 TIGER_CAT = 282
 
