@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
@@ -11,6 +14,7 @@ from django.utils.html import format_html
 
 from experiments import export
 from experiments.copies import copy_study, free_slug
+from experiments.forms import PARAM_PREFIX, StudyForm, param_field_names, stored_protocol
 from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
 from workers.models import Job
 from workers.services import start_rendering
@@ -60,6 +64,7 @@ class JobInline(ReadOnlyInline):
 
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
+    form = StudyForm
     list_display = ("slug", "name", "protocol", "condition", "status", "recruiter", "participant_link")
     list_filter = ("status", "protocol", "recruiter")
     search_fields = ("slug", "name")
@@ -68,37 +73,46 @@ class StudyAdmin(admin.ModelAdmin):
     actions = ["render_stimuli", "open_study", "close_study", "copy_studies", "export_csv", "export_jsonl"]
     fieldsets = (
         (None, {"fields": ("slug", "name", "status", "participant_link", "completion_code")}),
-        ("Design", {"fields": ("protocol", "condition", "difficulty", "model", "image_pool", "seed")}),
-        (
-            "Stimuli",
-            {
-                "fields": (
-                    "n_units", "layers", "trials_per_unit", "references_per_side",
-                    "image_size", "resize_to",
-                )
-            },
-        ),
+        ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed")}),
+        ("Stimuli", {"fields": ("n_units", "layers", "trials_per_unit", "image_size", "resize_to")}),
         (
             "Session",
             {
                 "fields": (
-                    "n_main_trials", "n_catch_trials", "n_practice_trials", "n_practice_obvious",
-                    "practice_less_obvious_difficulty", "target_per_unit", "prompt", "lock_ms",
+                    "n_main_trials", "n_catch_trials", "n_practice_trials", "target_per_unit", "lock_ms",
                     "feedback_delay_ms", "feedback_ms", "slot_timeout_minutes",
                 )
             },
         ),
         (
             "Exclusion checks",
-            {
-                "fields": (
-                    "max_practice_attempts", "min_instruction_s", "min_catch_correct",
-                    "min_total_s", "max_total_s", "min_position_count",
-                )
-            },
+            {"fields": ("max_practice_attempts", "min_instruction_s", "min_total_s", "max_total_s")},
         ),
         ("Recruitment", {"fields": ("recruiter",)}),
     )
+    FIXED_NOTE = (
+        "This study has stimuli: what shaped them or what participants see is fixed (greyed out). "
+        "To run another design, add a new study; the action 'Copy with its stimuli' runs this design again."
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Study | None = None) -> list[tuple[str | None, dict[str, Any]]]:
+        study = obj or Study()
+        protocol = stored_protocol(study)
+        params = (
+            f"{protocol.title} parameters",
+            {"fields": param_field_names(study), "description": "Blank fields take the published defaults."},
+        )
+        fieldsets = [(name, dict(options)) for name, options in self.fieldsets]
+        fieldsets.insert(3, params)
+        if study.has_stimuli:
+            fieldsets[0][1]["description"] = self.FIXED_NOTE
+        return fieldsets
+
+    def get_form(self, request: HttpRequest, obj: Study | None = None, change: bool = False, **kwargs: Any) -> Any:
+        # The parameters are fields the form adds itself; the model form factory must not look for them.
+        fields = flatten_fieldsets(self.get_fieldsets(request, obj))
+        kwargs["fields"] = [name for name in fields if not name.startswith(PARAM_PREFIX)]
+        return super().get_form(request, obj, change, **kwargs)
 
     @admin.display(description="participant link")
     def participant_link(self, obj: Study) -> str:
@@ -110,7 +124,11 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.action(description="Render stimuli (sample units, record activations, write trials)")
     def render_stimuli(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         for study in queryset:
-            job = start_rendering(study)
+            try:
+                job = start_rendering(study)
+            except ValidationError as exc:
+                self.message_user(request, f"{study} cannot be rendered: {' '.join(exc.messages)}", messages.ERROR)
+                continue
             self.message_user(request, f"{study}: rendering queued as job #{job.pk}.")
 
     @admin.action(description="Open to participants")
@@ -138,7 +156,8 @@ class StudyAdmin(admin.ModelAdmin):
             self.message_user(request, format_html('{}: copied as <a href="{}">{}</a>.', study, url, copy))
 
     def _export(self, queryset: QuerySet[Study], fmt: str) -> StreamingHttpResponse:
-        lines = export.FORMATS[fmt](export.rows(export.responses_of(queryset)))
+        fieldnames, records = export.dataset(queryset)
+        lines = export.FORMATS[fmt](records, fieldnames)
         response = StreamingHttpResponse(lines, content_type=export.CONTENT_TYPES[fmt])
         response["Content-Disposition"] = f'attachment; filename="responses.{fmt}"'
         return response
@@ -160,7 +179,7 @@ class CheckInline(ReadOnlyInline):
 
 class ResponseInline(ReadOnlyInline):
     model = Response
-    fields = ("trial_index", "choice", "confidence", "correct", "rt_ms", "created_at")
+    fields = ("trial_index", "answer", "correct", "score", "rt_ms", "created_at")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Response]:

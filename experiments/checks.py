@@ -1,18 +1,15 @@
-"""The five exclusion checks of PROTOCOLS §4, computed once a session completes."""
+"""The exclusion checks of a completed session: the generic ones here, then its protocol's own.
+
+Generic: practice attempts, instruction time and total time. The protocol adds
+its share (2-AFC: catch trials and position bias) over the main block.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from experiments.models import Event, Response, Session, SessionCheck
+from protocols.base import Answered, CheckResult
 
-from experiments.models import Event, Response, Session, SessionCheck, Trial
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    value: float
-    passed: bool
-    rule: str
+GENERIC_CHECKS = ("practice_attempts", "instruction_time", "total_time")
 
 
 def _instruction_seconds(session: Session) -> float:
@@ -31,15 +28,16 @@ def _instruction_seconds(session: Session) -> float:
 
 def evaluate(session: Session) -> list[CheckResult]:
     study = session.study
-    main = Response.objects.filter(session=session, session_trial__phase=Session.Phase.MAIN)
-    catch = main.filter(session_trial__trial__kind=Trial.Kind.CATCH)
-    catch_correct = catch.filter(correct=True).count()
-    upper = main.filter(choice=0).count()
-    lower = main.filter(choice=1).count()
-    last = main.order_by("-created_at").values_list("created_at", flat=True).first()
+    main = list(
+        Response.objects.filter(session=session, session_trial__phase=Session.Phase.MAIN)
+        .select_related("session_trial__trial")
+        .order_by("created_at")
+    )
+    last = main[-1].created_at if main else None
     begun = session.consented_at or session.created_at
     total = (last - begun).total_seconds() if last else 0.0
     instructions = _instruction_seconds(session)
+    answered = [Answered(r.session_trial.trial.kind, r.answer, r.correct, r.rt_ms) for r in main]
     return [
         CheckResult(
             "practice_attempts",
@@ -54,23 +52,12 @@ def evaluate(session: Session) -> list[CheckResult]:
             f"at least {study.min_instruction_s:g} s",
         ),
         CheckResult(
-            "catch_trials",
-            catch_correct,
-            catch_correct >= study.min_catch_correct,
-            f"at least {study.min_catch_correct} of {study.n_catch_trials} correct",
-        ),
-        CheckResult(
             "total_time",
             total,
             study.min_total_s <= total <= study.max_total_s,
             f"{study.min_total_s:g} s to {study.max_total_s:g} s",
         ),
-        CheckResult(
-            "position_bias",
-            min(upper, lower),
-            min(upper, lower) >= study.min_position_count,
-            f"each position chosen at least {study.min_position_count} times",
-        ),
+        *study.protocol_plugin.checks(study.protocol_params, answered, study.n_catch_trials),
     ]
 
 

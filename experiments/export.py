@@ -1,24 +1,29 @@
-"""Response datasets for analysts: one row per response, streamed, never the raw participant id."""
+"""Response datasets for analysts: one row per response, streamed, never the raw participant id.
+
+The columns are the generic ones, then those of each protocol the exported
+studies use (the 2-AFC's positions, choice and confidence), then every check's
+value and verdict.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db.models import QuerySet
 
-from experiments.models import Response, Study
+from experiments.checks import GENERIC_CHECKS
+from experiments.models import Response, Session, Study
+from protocols import get_protocol
+from protocols.base import Protocol
 
-CHECK_NAMES = ("practice_attempts", "instruction_time", "catch_trials", "total_time", "position_bias")
-COLUMNS = (
+FIRST_COLUMNS = (
     "study", "protocol", "condition", "difficulty", "model", "unit_kind", "layer", "channel",
-    "batch", "trial_kind", "phase", "attempt", "trial_index", "positive_position",
-    "choice", "correct", "confidence", "rt_ms", "responded_at", "session", "session_status",
-    "session_passed",
-    *(f"check_{name}_{part}" for name in CHECK_NAMES for part in ("value", "passed")),
+    "batch", "trial_kind", "phase", "attempt", "trial_index",
 )
+ANSWER_COLUMNS = ("correct", "score", "rt_ms", "responded_at", "session", "session_status", "session_passed")
 CHUNK = 2000
 
 
@@ -30,18 +35,35 @@ def responses_of(studies: Iterable[Study]) -> QuerySet[Response]:
     )
 
 
-def _check_columns(session) -> dict[str, Any]:
-    checks = {c.name: c for c in session.checks.all()}
+def _protocols(studies: Iterable[Study]) -> list[Protocol[Any]]:
+    names = dict.fromkeys(study.protocol for study in studies)
+    return [get_protocol(name) for name in names]
+
+
+def columns(studies: Iterable[Study]) -> tuple[str, ...]:
+    """The export's columns for these studies, each protocol's own after the generic ones."""
+    protocols = _protocols(studies)
+    answer = dict.fromkeys(column for p in protocols for column in p.export_columns)
+    checks = dict.fromkeys([*GENERIC_CHECKS, *(name for p in protocols for name in p.check_names)])
+    return (
+        *FIRST_COLUMNS,
+        *answer,
+        *ANSWER_COLUMNS,
+        *(f"check_{name}_{part}" for name in checks for part in ("value", "passed")),
+    )
+
+
+def _check_columns(session: Session) -> dict[str, Any]:
     columns: dict[str, Any] = {}
-    for name in CHECK_NAMES:
-        check = checks.get(name)
-        columns[f"check_{name}_value"] = check.value if check else None
-        columns[f"check_{name}_passed"] = check.passed if check else None
+    for check in session.checks.all():
+        columns[f"check_{check.name}_value"] = check.value
+        columns[f"check_{check.name}_passed"] = check.passed
     return columns
 
 
 def rows(responses: QuerySet[Response]) -> Iterator[dict[str, Any]]:
-    """One dict per response, in COLUMNS order; sessions' checks are read once per session."""
+    """One dict per response; columns a row has no value for are missing. Sessions' checks are read
+    once per session."""
     session_id, session_columns = None, {}
     for response in responses.iterator(chunk_size=CHUNK):
         session = response.session
@@ -64,10 +86,9 @@ def rows(responses: QuerySet[Response]) -> Iterator[dict[str, Any]]:
             "phase": planned.phase,
             "attempt": planned.attempt,
             "trial_index": planned.index,
-            "positive_position": planned.correct_choice,
-            "choice": response.choice,
+            **get_protocol(study.protocol).export_values(response.answer, planned.key),
             "correct": response.correct,
-            "confidence": response.confidence,
+            "score": response.score,
             "rt_ms": response.rt_ms,
             "responded_at": response.created_at.isoformat(),
             "session": session.pseudonym,
@@ -77,6 +98,12 @@ def rows(responses: QuerySet[Response]) -> Iterator[dict[str, Any]]:
         }
 
 
+def dataset(studies: QuerySet[Study]) -> tuple[tuple[str, ...], Iterator[dict[str, Any]]]:
+    """The columns and the rows of an export of these studies."""
+    chosen = list(studies)
+    return columns(chosen), rows(responses_of(chosen))
+
+
 class _Echo:
     """A file-like object whose write returns the line, for streaming csv.writer output."""
 
@@ -84,16 +111,16 @@ class _Echo:
         return value
 
 
-def as_csv(records: Iterable[dict[str, Any]]) -> Iterator[str]:
-    writer = csv.DictWriter(_Echo(), fieldnames=COLUMNS)
+def as_csv(records: Iterable[dict[str, Any]], fieldnames: Sequence[str]) -> Iterator[str]:
+    writer = csv.DictWriter(_Echo(), fieldnames=fieldnames)
     yield writer.writeheader()
     for record in records:
         yield writer.writerow(record)
 
 
-def as_jsonl(records: Iterable[dict[str, Any]]) -> Iterator[str]:
+def as_jsonl(records: Iterable[dict[str, Any]], fieldnames: Sequence[str]) -> Iterator[str]:
     for record in records:
-        yield json.dumps(record) + "\n"
+        yield json.dumps({name: record.get(name) for name in fieldnames}) + "\n"
 
 
 FORMATS = {"csv": as_csv, "jsonl": as_jsonl}

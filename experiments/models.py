@@ -1,37 +1,25 @@
 """Studies, their trials, and what participants did with them.
 
-Every protocol parameter of ../shared/PROTOCOLS.md is a field whose default is
-the published value, so a study keeps its own editable copy.
+A study keeps its own editable copy of every parameter: the generic ones as
+columns, its protocol's own as validated JSON (`params`), each defaulting to
+the published value (docs/protocols.md).
 """
 
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from protocols import NotImplementedProtocol, condition_choices, get_protocol, protocol_choices
+from protocols import base
+from protocols.base import Design, Protocol
+from protocols.params import Params, ParamsError
 from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
-
-
-class Protocol(models.TextChoices):
-    TWO_AFC = "2afc", "2-AFC (IMI)"
-    LOCALIZABILITY = "localizability", "localizability"
-    NAMEABILITY = "nameability", "nameability"
-
-
-class Condition(models.TextChoices):
-    NATURAL = "natural", "natural references"
-    SYNTHETIC = "synthetic", "synthetic references (feature visualizations)"
-
-
-class Difficulty(models.TextChoices):
-    EASY = "easy", "easy (queries just inside the reference pools)"
-    MEDIUM = "medium", "medium (99th / 1st percentile)"
-    HARD = "hard", "hard (95th / 5th percentile)"
-    VERY_HARD = "very_hard", "very hard (85th / 15th percentile)"
 
 
 class Study(models.Model):
@@ -50,59 +38,54 @@ class Study(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
-    protocol = models.CharField(max_length=20, choices=Protocol.choices, default=Protocol.TWO_AFC)
-    condition = models.CharField(max_length=20, choices=Condition.choices, default=Condition.NATURAL)
-    difficulty = models.CharField(max_length=20, choices=Difficulty.choices, default=Difficulty.EASY)
+    protocol = models.CharField(max_length=40, choices=protocol_choices, default="2afc")
+    condition = models.CharField(max_length=20, choices=condition_choices, default="natural")
+    params = models.JSONField(
+        default=dict, blank=True, help_text="The protocol's own parameters; missing ones take their defaults."
+    )
     recruiter = models.CharField(max_length=20, choices=Recruiter.choices, default=Recruiter.LOCAL)
     model = models.ForeignKey(VisionModel, on_delete=models.PROTECT, related_name="studies")
     image_pool = models.ForeignKey(ImagePool, on_delete=models.PROTECT, related_name="studies")
     seed = models.IntegerField(default=0, help_text="Seeds unit sampling and stimulus selection.")
 
-    # Stimuli (§1)
+    # Stimuli
     n_units = models.PositiveIntegerField(default=84, help_text="Units sampled for the main block.")
     layers = models.JSONField(
         default=list, blank=True, help_text="Layers to sample units from; empty: the model's layers."
     )
     trials_per_unit = models.PositiveIntegerField(default=20, help_text="t: trials (batches) per unit.")
-    references_per_side = models.PositiveIntegerField(default=9)
     image_size = models.PositiveIntegerField(default=224)
     resize_to = models.PositiveIntegerField(default=256)
 
-    # Session (§1, §4)
+    # Session
     n_main_trials = models.PositiveIntegerField(default=40)
     n_catch_trials = models.PositiveIntegerField(default=5)
     n_practice_trials = models.PositiveIntegerField(default=5)
-    n_practice_obvious = models.PositiveIntegerField(
-        default=4, help_text="How many practice trials are obvious; the rest are less obvious."
-    )
-    practice_less_obvious_difficulty = models.CharField(
-        max_length=20, choices=Difficulty.choices, default=Difficulty.MEDIUM
-    )
     target_per_unit = models.PositiveIntegerField(
         default=30, help_text="Distinct participants each unit is answered by."
     )
-    lock_ms = models.PositiveIntegerField(default=1500, help_text="Buttons locked after onset.")
+    lock_ms = models.PositiveIntegerField(default=1500, help_text="Answers locked after onset.")
     feedback_delay_ms = models.PositiveIntegerField(default=350)
     feedback_ms = models.PositiveIntegerField(default=1150)
     slot_timeout_minutes = models.PositiveIntegerField(
         default=150, help_text="A session silent this long releases its units' slots."
     )
-    prompt = models.CharField(
-        max_length=300, default="Which image at the center matches the right examples better?"
-    )
 
-    # Exclusion checks (§4)
+    # Exclusion checks every protocol shares; a protocol's own are among its params.
     max_practice_attempts = models.PositiveIntegerField(default=3)
     min_instruction_s = models.FloatField(default=15)
-    min_catch_correct = models.PositiveIntegerField(default=4)
     min_total_s = models.FloatField(default=135)
     max_total_s = models.FloatField(default=2500)
-    min_position_count = models.PositiveIntegerField(
-        default=5, help_text="Each response position must be chosen at least this often."
-    )
 
     completion_code = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    # What shaped the rendered stimuli or what participants see: fixed once a study has stimuli.
+    FIXED_AFTER_RENDER = (
+        "protocol", "condition", "model", "image_pool", "seed", "n_units", "layers", "trials_per_unit",
+        "image_size", "resize_to", "n_main_trials", "n_catch_trials", "n_practice_trials", "lock_ms",
+        "feedback_delay_ms", "feedback_ms",
+    )
 
     class Meta:
         verbose_name_plural = "studies"
@@ -110,18 +93,65 @@ class Study(models.Model):
     def __str__(self) -> str:
         return self.slug
 
+    @property
+    def has_stimuli(self) -> bool:
+        """Rendered, being rendered, or with trials left by an interrupted render."""
+        return bool(self.pk) and (self.status != self.Status.DRAFT or self.trials.exists())
+
     def clean(self) -> None:
-        if self.n_practice_obvious > self.n_practice_trials:
-            raise ValidationError(
-                {"n_practice_obvious": "Cannot exceed the number of practice trials."}
-            )
         if self.min_total_s > self.max_total_s:
             raise ValidationError({"min_total_s": "Must not exceed the maximum total time."})
+        self.check_implemented()
+        try:
+            self.protocol_plugin.check_design(self.design)
+        except ParamsError as exc:
+            # Not keyed by field: forms edit the parameters as fields of their own (see experiments.admin).
+            raise ValidationError([f"{name}: {' '.join(m)}" for name, m in exc.errors.items()]) from exc
 
-    def save(self, *args, **kwargs) -> None:
+    def check_implemented(self) -> None:
+        """Refuse, naming it, a protocol, condition or unit kind that is not implemented for this study."""
+        try:
+            protocol = self.protocol_plugin
+        except NotImplementedProtocol as exc:
+            raise ValidationError({"protocol": str(exc)}) from exc
+        if self.condition not in protocol.conditions:
+            raise ValidationError(
+                {
+                    "condition": f"The condition {self.condition!r} is not implemented for {protocol.title} "
+                    f"(implemented: {', '.join(protocol.conditions)})."
+                }
+            )
+        if self.pk:
+            kinds = set(self.study_units.values_list("unit__kind", flat=True))
+            unsupported = sorted(kinds - set(protocol.unit_kinds) | kinds - set(Unit.Kind.values))
+            if unsupported:
+                raise ValidationError(
+                    f"Units of kind {', '.join(map(repr, unsupported))} are not implemented for "
+                    f"{protocol.title} (implemented: {', '.join(protocol.unit_kinds)})."
+                )
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.completion_code:
             self.completion_code = secrets.token_hex(4).upper()
         super().save(*args, **kwargs)
+
+    @property
+    def protocol_plugin(self) -> Protocol[Any]:
+        """The registered implementation of the study's protocol (raises NotImplementedProtocol)."""
+        return get_protocol(self.protocol)
+
+    @property
+    def design(self) -> Design[Any]:
+        """The settings the protocol builds and runs trials with; raises ParamsError for bad params."""
+        return Design(
+            trials_per_unit=self.trials_per_unit,
+            n_practice_trials=self.n_practice_trials,
+            params=self.protocol_plugin.params(self.params),
+        )
+
+    @property
+    def protocol_params(self) -> Params:
+        return self.design.params
 
     @property
     def trials_per_session(self) -> int:
@@ -172,20 +202,20 @@ class Trial(models.Model):
     """One screen's stimuli. Sessions show trials; a trial is shared by many sessions."""
 
     class Kind(models.TextChoices):
-        PRACTICE = "practice", "practice"
-        MAIN = "main", "main"
-        CATCH = "catch", "catch"
+        PRACTICE = base.PRACTICE, "practice"
+        MAIN = base.MAIN, "main"
+        CATCH = base.CATCH, "catch"
 
     class PracticeLevel(models.TextChoices):
         NONE = "", "-"
-        OBVIOUS = "obvious", "obvious"
-        LESS_OBVIOUS = "less_obvious", "less obvious"
+        OBVIOUS = base.OBVIOUS, "obvious"
+        LESS_OBVIOUS = base.LESS_OBVIOUS, "less obvious"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="trials")
     unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="trials")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     batch = models.PositiveIntegerField(help_text="b: which of the unit's t trials this is.")
-    difficulty = models.CharField(max_length=20, choices=Difficulty.choices)
+    difficulty = models.CharField(max_length=20, blank=True, help_text="The protocol's name for where it came from.")
     practice_level = models.CharField(
         max_length=20, choices=PracticeLevel.choices, default=PracticeLevel.NONE, blank=True
     )
@@ -203,19 +233,11 @@ class Trial(models.Model):
 
 
 class TrialImage(models.Model):
-    """An image of a trial in a role; rank orders by strength (0 = most extreme)."""
-
-    class Role(models.TextChoices):
-        REFERENCE_MIN = "reference_min", "minimally activating reference"
-        REFERENCE_MAX = "reference_max", "maximally activating reference"
-        QUERY_POSITIVE = "query_positive", "positive query"
-        QUERY_NEGATIVE = "query_negative", "negative query"
-        EXEMPLAR = "exemplar", "exemplar"
-        CANDIDATE = "candidate", "candidate"
+    """An image of a trial in a role of its protocol's; rank orders by strength (0 = most extreme)."""
 
     trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="images")
     image = models.ForeignKey(StimulusImage, on_delete=models.PROTECT, related_name="+")
-    role = models.CharField(max_length=20, choices=Role.choices)
+    role = models.CharField(max_length=20)
     rank = models.PositiveIntegerField(default=0)
     activation = models.FloatField(null=True, blank=True)
 
@@ -297,11 +319,9 @@ class SessionTrial(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="+")
     phase = models.CharField(max_length=20, choices=Session.Phase.choices)
     attempt = models.PositiveIntegerField(default=1, help_text="Practice round number.")
-    layout = models.JSONField(
-        help_text="Image ids in display order: reference blocks and queries."
-    )
-    correct_choice = models.PositiveSmallIntegerField(
-        null=True, help_text="Display position of the right answer, where there is one."
+    layout = models.JSONField(help_text="What the protocol shows where: image ids in display order.")
+    key = models.JSONField(
+        default=dict, blank=True, help_text="The protocol's answer key; never sent to the browser."
     )
 
     class Meta:
@@ -312,17 +332,14 @@ class SessionTrial(models.Model):
 
 
 class Response(models.Model):
-    """A participant's answer to a session trial. Protocol-specific fields stay null elsewhere."""
+    """A participant's answer to a session trial: the protocol's validated answer and its verdict."""
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="responses")
     session_trial = models.OneToOneField(
         SessionTrial, on_delete=models.CASCADE, related_name="response"
     )
     client_id = models.UUIDField()
-    choice = models.PositiveSmallIntegerField(null=True, blank=True)
-    confidence = models.PositiveSmallIntegerField(null=True, blank=True)
-    clicks = models.JSONField(null=True, blank=True, help_text="[[x, y], ...] in image pixels.")
-    text = models.TextField(blank=True)
+    answer = models.JSONField(default=dict, help_text="The answer's fields, as the protocol validated them.")
     rt_ms = models.PositiveIntegerField()
     correct = models.BooleanField(null=True)
     score = models.FloatField(null=True, blank=True)

@@ -7,51 +7,28 @@ purpose string, so a session can be replayed exactly.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 
 from django.db.models import Max
 
-from experiments.models import Session, SessionTrial, SessionUnit, Trial, TrialImage
+from experiments.models import Session, SessionTrial, SessionUnit, Trial
+from protocols.base import ShownImage
 
 
 def session_rng(session: Session, purpose: str) -> random.Random:
     return random.Random(f"{session.seed}:{purpose}")
 
 
-def two_afc_layout(trial: Trial, rng: random.Random) -> tuple[dict, int]:
-    """Reference blocks (most extreme first, the other eight shuffled) and the queries' order.
-
-    Returns the layout (image ids in display order) and the display position of
-    the positive query, which is the right answer.
-    """
-    by_role: dict[str, list[TrialImage]] = defaultdict(list)
-    for image in sorted(trial.images.all(), key=lambda i: i.rank):
-        by_role[image.role].append(image)
-
-    def block(role: str) -> list[int]:
-        ids = [i.image_id for i in by_role[role]]
-        rest = ids[1:]
-        rng.shuffle(rest)
-        return ids[:1] + rest
-
-    positive = by_role[TrialImage.Role.QUERY_POSITIVE][0].image_id
-    negative = by_role[TrialImage.Role.QUERY_NEGATIVE][0].image_id
-    queries = [positive, negative]
-    rng.shuffle(queries)
-    layout = {
-        "min": block(TrialImage.Role.REFERENCE_MIN),
-        "max": block(TrialImage.Role.REFERENCE_MAX),
-        "queries": queries,
-    }
-    return layout, queries.index(positive)
+def shown_images(trial: Trial) -> list[ShownImage]:
+    return [ShownImage(image.image_id, image.role, image.rank) for image in trial.images.all()]
 
 
 def _append(session: Session, trials: list[Trial], phase: str, attempt: int, purpose: str) -> None:
     rng = session_rng(session, purpose)
     start = (session.session_trials.aggregate(m=Max("index"))["m"] or -1) + 1
+    protocol, params = session.study.protocol_plugin, session.study.protocol_params
     rows = []
     for offset, trial in enumerate(trials):
-        layout, correct = two_afc_layout(trial, rng)
+        layout = protocol.layout(shown_images(trial), params, rng)
         rows.append(
             SessionTrial(
                 session=session,
@@ -59,8 +36,8 @@ def _append(session: Session, trials: list[Trial], phase: str, attempt: int, pur
                 trial=trial,
                 phase=phase,
                 attempt=attempt,
-                layout=layout,
-                correct_choice=correct,
+                layout=layout.display,
+                key=layout.key,
             )
         )
     SessionTrial.objects.bulk_create(rows)

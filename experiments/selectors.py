@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
 from django.core.files.storage import default_storage
 
 from experiments.models import Event, Session, SessionTrial, Study, Trial
-from experiments.planning import two_afc_layout
+from experiments.planning import shown_images
 from recruitment.base import backend_for
 from stimuli.models import StimulusImage
 
@@ -53,12 +55,13 @@ def session_state(session: Session) -> dict[str, Any]:
     state = {
         "id": session.pk,
         "study": study.slug,
+        "protocol": study.protocol,
         "stage": stage,
         "phase": session.phase,
         "practice_attempts": session.practice_attempts,
         "trials_per_session": study.trials_per_session,
         "n_practice_trials": study.n_practice_trials,
-        "prompt": study.prompt,
+        "prompt": study.protocol_plugin.prompt(study.protocol_params),
         "min_instruction_s": study.min_instruction_s,
         "timing": {
             "lock_ms": study.lock_ms,
@@ -71,55 +74,69 @@ def session_state(session: Session) -> dict[str, Any]:
     return state
 
 
-def _urls(ids: list[int]) -> dict[int, str]:
+def image_urls(ids: list[int]) -> dict[int, str]:
     files = StimulusImage.objects.in_bulk(ids)
     return {pk: default_storage.url(image.file) for pk, image in files.items()}
 
 
-def _layout_ids(session_trial: SessionTrial) -> list[int]:
-    layout = session_trial.layout
-    return layout["min"] + layout["max"] + layout["queries"]
+class StoredImageURLs(Mapping[int, str]):
+    """The URLs of these images, looked up only if somebody reads one."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+
+    @cached_property
+    def _urls(self) -> dict[int, str]:
+        return image_urls(self.ids)
+
+    def __getitem__(self, image_id: int) -> str:
+        return self._urls[image_id]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._urls)
+
+    def __len__(self) -> int:
+        return len(self._urls)
 
 
 def current_trial(session: Session) -> dict[str, Any]:
-    """The first unanswered trial as the browser sees it: images in display order, nothing else.
+    """The first unanswered trial as the browser sees it: the protocol's payload in a generic envelope.
 
     Neither the trial's kind nor the right answer is derivable from this.
     """
+    study = session.study
+    protocol = study.protocol_plugin
     current = first_unanswered(session)
     if current is None:
-        return {"done": True}
+        return {"done": True, "protocol": protocol.name}
     following = (
         SessionTrial.objects.filter(session=session, index__gt=current.index)
         .order_by("index")
         .first()
     )
-    preload_ids = _layout_ids(following) if following else []
-    urls = _urls(_layout_ids(current) + preload_ids)
-    round_indices = SessionTrial.objects.filter(
-        session=session, phase=current.phase, attempt=current.attempt
-    ).order_by("index").values_list("index", flat=True)
-    round_indices = list(round_indices)
-    layout = current.layout
+    preload_ids = protocol.image_ids(following.layout) if following else []
+    urls = image_urls(protocol.image_ids(current.layout) + preload_ids)
+    round_indices = list(
+        SessionTrial.objects.filter(session=session, phase=current.phase, attempt=current.attempt)
+        .order_by("index")
+        .values_list("index", flat=True)
+    )
     return {
         "done": False,
+        "protocol": protocol.name,
         "index": current.index,
         "phase": current.phase,
         "attempt": current.attempt,
         "position": round_indices.index(current.index) + 1,
         "of": len(round_indices),
-        "references": {
-            "min": [urls[i] for i in layout["min"]],
-            "max": [urls[i] for i in layout["max"]],
-        },
-        "queries": [urls[i] for i in layout["queries"]],
+        **protocol.payload(current.layout, urls, study.protocol_params),
         "preload": [urls[i] for i in dict.fromkeys(preload_ids)],
     }
 
 
-def sample_screen(study: Study) -> dict[str, list[str]] | None:
-    """An obvious practice trial laid out as a trial screen, for workers who only preview the
-    task (no session, so nothing of the main block); None before the study is rendered."""
+def sample_screen(study: Study) -> dict[str, Any] | None:
+    """An obvious practice trial's payload, for workers who only preview the task (no session,
+    so nothing of the main block); None before the study is rendered."""
     trial = (
         Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE, practice_level=Trial.PracticeLevel.OBVIOUS)
         .prefetch_related("images")
@@ -128,6 +145,6 @@ def sample_screen(study: Study) -> dict[str, list[str]] | None:
     )
     if trial is None:
         return None
-    layout, _ = two_afc_layout(trial, random.Random(study.seed))
-    urls = _urls(layout["min"] + layout["max"] + layout["queries"])
-    return {part: [urls[i] for i in layout[part]] for part in ("min", "max", "queries")}
+    protocol, params = study.protocol_plugin, study.protocol_params
+    layout = protocol.layout(shown_images(trial), params, random.Random(study.seed))
+    return protocol.payload(layout.display, image_urls(protocol.image_ids(layout.display)), params)

@@ -21,7 +21,8 @@ from experiments.errors import (
 from experiments.models import Event, Response, Session, SessionTrial, Study
 from experiments.planning import plan_main_block, plan_practice_round
 from experiments.pseudonyms import pseudonymize
-from experiments.selectors import first_unanswered
+from protocols.base import Score
+from experiments.selectors import StoredImageURLs, first_unanswered
 from recruitment.base import ArrivalRefused, backend_for
 from recruitment.selectors import has_taken_part
 
@@ -110,41 +111,38 @@ class AnswerResult:
     correct: bool | None
     done: bool
     practice: dict[str, Any] | None
+    feedback: dict[str, Any]  # the protocol's own reply fields
 
 
 def _result(response: Response) -> AnswerResult:
     answered = response.session_trial
     session = response.session
+    protocol = session.study.protocol_plugin
     practice = None
     if answered.phase == Session.Phase.PRACTICE:
         round_trials = SessionTrial.objects.filter(
             session=session, phase=Session.Phase.PRACTICE, attempt=answered.attempt
         )
         if answered.index == max(round_trials.values_list("index", flat=True)):
-            wrong = round_trials.filter(response__correct=False).exists()
-            practice = {"attempt": answered.attempt, "passed": not wrong}
+            round_responses = Response.objects.filter(session_trial__in=round_trials)
+            scores = [Score(correct, score) for correct, score in round_responses.values_list("correct", "score")]
+            practice = {"attempt": answered.attempt, "passed": protocol.practice_passed(scores)}
     done = session.phase == Session.Phase.MAIN and first_unanswered(session) is None
-    return AnswerResult(answered.index, response.correct, done, practice)
+    urls = StoredImageURLs(protocol.image_ids(answered.layout))
+    feedback = protocol.feedback(response.answer, answered.key, answered.layout, urls)
+    return AnswerResult(answered.index, response.correct, done, practice, feedback)
 
 
 def answer_trial(
-    session: Session,
-    *,
-    index: int,
-    client_id: uuid.UUID,
-    rt_ms: int,
-    choice: int | None = None,
-    confidence: int | None = None,
-    clicks: list | None = None,
-    text: str = "",
+    session: Session, *, index: int, client_id: uuid.UUID, rt_ms: int, answer: dict[str, Any]
 ) -> tuple[AnswerResult, bool]:
-    """Store the answer to the current trial; returns (result, created).
+    """Store the answer (the protocol's validated fields) to the current trial; returns (result, created).
 
     A replayed client_id returns the stored result and writes nothing.
     """
     with transaction.atomic():
         # One answer at a time per session, so two tabs cannot both answer a trial.
-        session = Session.objects.select_for_update().get(pk=session.pk)
+        session = Session.objects.select_for_update().select_related("study").get(pk=session.pk)
         replay = Response.objects.filter(session=session, client_id=client_id).first()
         if replay:
             return _result(replay), False
@@ -155,16 +153,16 @@ def answer_trial(
         if current is None or current.index != index:
             expected = "none" if current is None else current.index
             raise NotCurrentTrial(f"Trial {index} is not the current trial (current: {expected}).")
+        study = session.study
+        verdict = study.protocol_plugin.score(answer, current.key, study.protocol_params)
         response = Response.objects.create(
             session=session,
             session_trial=current,
             client_id=client_id,
-            choice=choice,
-            confidence=confidence,
-            clicks=clicks,
-            text=text,
+            answer=answer,
             rt_ms=rt_ms,
-            correct=None if current.correct_choice is None else choice == current.correct_choice,
+            correct=verdict.correct,
+            score=verdict.score,
         )
         session.last_seen_at = response.created_at
         session.save(update_fields=["last_seen_at"])

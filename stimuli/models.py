@@ -53,11 +53,10 @@ class ImagePool(models.Model):
 
 
 class Unit(models.Model):
-    """One thing whose activation is explained: a channel of a layer, or an SAE latent."""
+    """One thing whose activation is explained; kinds other than a layer's channel are not implemented yet."""
 
     class Kind(models.TextChoices):
         CHANNEL = "channel", "channel"
-        SAE_LATENT = "sae_latent", "SAE latent"
 
     model = models.ForeignKey(VisionModel, on_delete=models.CASCADE, related_name="units")
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CHANNEL)

@@ -6,7 +6,6 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import timm
 import torch
@@ -17,9 +16,6 @@ from timm.data import create_transform, resolve_data_config
 from stimuli.cpu_memory import reuse_freed_buffers
 from stimuli.models import VisionModel
 from stimuli.resampling import torch_resampled
-
-if TYPE_CHECKING:
-    from experiments.models import Study
 
 # Containers whose children are a network's stages, in the order timm families use them.
 STAGE_CONTAINERS = ("blocks", "stages", "layers", "features")
@@ -153,11 +149,6 @@ def default_layers(module: torch.nn.Module) -> list[str]:
     raise NetworkError(
         f"{type(module).__name__} has no recognisable stages; configure the layers of interest."
     )
-
-
-def layers_of_interest(study: Study, network: Network) -> list[str]:
-    """Study.layers, else VisionModel.layers, else the network's stages."""
-    return list(study.layers or study.model.layers or default_layers(network.module))
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from stimuli.models import StimulusImage
+from stimuli.pools import ImageSource
 from stimuli.sampling import seeded_rng
 
 JPEG_QUALITY = 90
@@ -82,3 +83,21 @@ def store_stimulus(content: bytes, source_key: str) -> StimulusImage:
         sha256=sha256, defaults={"file": name, "source_key": source_key}
     )
     return image
+
+
+class StimulusWriter:
+    """Stores a pool's images as stimuli (resized, cropped, encoded), once per image and variant in a run."""
+
+    def __init__(self, source: ImageSource, resize_to: int, size: int) -> None:
+        self.source, self.resize_to, self.size = source, resize_to, size
+        self.keys = source.keys()
+        self.stored: dict[tuple[int, bool], StimulusImage] = {}
+
+    def stimulus(self, row: int, copy: bool = False) -> StimulusImage:
+        """The stored image of pool row `row`, or its byte-different copy (see disguised_copy)."""
+        if (row, copy) not in self.stored:
+            key = self.keys[row]
+            image = resized_and_cropped(self.source.load(key), self.resize_to, self.size)
+            content = disguised_copy(image) if copy else jpeg_bytes(image)
+            self.stored[(row, copy)] = store_stimulus(content, key)
+        return self.stored[(row, copy)]

@@ -17,7 +17,7 @@ def build_2afc_study(n_units: int = 44, **study_fields: Any) -> Study:
         TrialFactory(study=study, unit=study_unit.unit, kind=Trial.Kind.CATCH)
     for number in range(study.n_practice_trials):
         study_unit = StudyUnitFactory(study=study, role=StudyUnit.Role.PRACTICE)
-        obvious = number < study.n_practice_obvious
+        obvious = number < study.protocol_params.n_practice_obvious
         TrialFactory(
             study=study,
             unit=study_unit.unit,

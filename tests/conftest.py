@@ -51,7 +51,7 @@ class Participant:
         return self.client.post(self.url("/responses"), body, format="json")
 
     def correct_choice(self, index: int) -> int:
-        return SessionTrial.objects.get(session_id=self.id, index=index).correct_choice
+        return SessionTrial.objects.get(session_id=self.id, index=index).key["choice"]
 
     def answer_current(self, right: bool = True, choice: int | None = None):
         index = self.trial().json()["index"]

@@ -11,6 +11,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from experiments.models import Study, StudyUnit, Trial, TrialImage
+from protocols.two_afc.protocol import QUERY_NEGATIVE, QUERY_POSITIVE, REFERENCE_MAX, REFERENCE_MIN
 from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
 
 
@@ -106,10 +107,10 @@ class TrialFactory(factory.django.DjangoModelFactory):
     def images(trial: Trial, create: bool, extracted, **kwargs) -> None:
         if not create:
             return
-        refs = trial.study.references_per_side
-        slots = [(TrialImage.Role.REFERENCE_MIN, r) for r in range(refs)]
-        slots += [(TrialImage.Role.REFERENCE_MAX, r) for r in range(refs)]
-        slots += [(TrialImage.Role.QUERY_POSITIVE, 0), (TrialImage.Role.QUERY_NEGATIVE, 0)]
+        refs = trial.study.protocol_params.references_per_side
+        slots = [(REFERENCE_MIN, r) for r in range(refs)]
+        slots += [(REFERENCE_MAX, r) for r in range(refs)]
+        slots += [(QUERY_POSITIVE, 0), (QUERY_NEGATIVE, 0)]
         images = StimulusImage.objects.bulk_create(
             StimulusImageFactory.build() for _ in slots
         )
@@ -127,7 +128,5 @@ class RenderableStudyFactory(StudyFactory):
     image_pool = factory.SubFactory(ImagePoolFactory, name="crops-64", size=64)
     n_units = 3
     trials_per_unit = 2
-    difficulty = "easy"
     n_practice_trials = 2
-    n_practice_obvious = 1
-    practice_less_obvious_difficulty = "very_hard"
+    params = {"difficulty": "easy", "n_practice_obvious": 1, "practice_less_obvious_difficulty": "very_hard"}

@@ -31,7 +31,8 @@ def test_a_trial_shows_nine_references_per_side_and_two_queries(consented):
 def test_a_trial_payload_carries_nothing_but_what_the_screen_shows(consented):
     trial = consented.trial().json()
     assert set(trial) == {
-        "done", "index", "phase", "attempt", "position", "of", "references", "queries", "preload"
+        "done", "protocol", "index", "phase", "attempt", "position", "of", "references", "queries", "grid",
+        "preload",
     }
     text = json.dumps(trial).lower()
     for telltale in ("correct", "positive", "negative", "catch", "kind", "activation"):
@@ -138,7 +139,7 @@ def test_the_main_block_shows_forty_distinct_units(consented):
 def test_the_trial_after_the_last_one_is_done(consented):
     consented.pass_practice()
     consented.answer_all()
-    assert consented.trial().json() == {"done": True}
+    assert consented.trial().json() == {"done": True, "protocol": "2afc"}
 
 
 def test_completing_before_the_last_trial_is_a_conflict(consented):

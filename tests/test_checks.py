@@ -72,8 +72,10 @@ def test_a_session_slower_than_2500_seconds_fails(finished):
 
 def test_choosing_one_position_almost_always_fails(finished):
     main = Response.objects.filter(session_id=finished.id, session_trial__phase="main")
-    main.update(choice=0)
-    Response.objects.filter(pk__in=list(main.values_list("pk", flat=True))[:4]).update(choice=1)
+    main.update(answer={"choice": 0, "confidence": 3})
+    Response.objects.filter(pk__in=list(main.values_list("pk", flat=True))[:4]).update(
+        answer={"choice": 1, "confidence": 3}
+    )
     check = checks_of(finished)["position_bias"]
     assert (check.value, check.passed) == (4, False)
 

@@ -29,7 +29,7 @@ def run_export(*args: str) -> str:
 def test_csv_has_one_row_per_response(completed):
     rows = list(csv.DictReader(io.StringIO(run_export(completed.study.slug))))
     assert len(rows) == completed.session.responses.count() == 50
-    assert tuple(rows[0]) == export.COLUMNS
+    assert tuple(rows[0]) == export.columns([completed.study])
 
 
 def test_rows_describe_the_unit_trial_and_answer(completed):

@@ -60,8 +60,7 @@ def study() -> Study:
         target_per_unit=2,
         min_instruction_s=0,
         min_total_s=0,
-        min_catch_correct=1,
-        min_position_count=0,
+        params={"min_catch_correct": 1, "min_position_count": 0},
     )
 
 

@@ -3,7 +3,7 @@
 Consent, instructions, a failed then a passed practice round, all 45 main trials (with a reload in
 the middle that must resume at the first unanswered trial), the feedback text, and the completion
 code; then what the database and the export hold. The correct answers come from the database
-(SessionTrial.correct_choice): the page itself never knows them.
+(SessionTrial.key): the page itself never knows them.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_whole_session_in_browser(live_server, monkeypatch):
         feedback_ms=10,
         min_instruction_s=0,
         min_total_s=0,
-        min_position_count=1,
+        params={"min_position_count": 1},
     )
     url = f"{live_server.url}/s/{study.slug}/?participant=browser-1"
     answered: dict[int, tuple[int, int]] = {}  # index -> (choice, confidence) as the page sent it
@@ -110,7 +110,7 @@ def test_whole_session_in_browser(live_server, monkeypatch):
         def answer(right: bool, confidence: int, by_key: bool) -> int:
             """Answer the trial on screen; returns its index."""
             index = int(page.locator("#screen-trial").get_attribute("data-index"))
-            correct = SessionTrial.objects.get(session=session(), index=index).correct_choice
+            correct = SessionTrial.objects.get(session=session(), index=index).key["choice"]
             choice = correct if right else 1 - correct
             if by_key:
                 page.keyboard.press(KEYS[(choice, confidence)])
@@ -235,8 +235,8 @@ def test_whole_session_in_browser(live_server, monkeypatch):
     assert len(responses) == 2 * study.n_practice_trials + n_main
     assert {r.session_trial.index for r in responses} == set(answered)
     for r in responses:
-        assert (r.choice, r.confidence) == answered[r.session_trial.index]
-        assert r.correct == (r.choice == r.session_trial.correct_choice)
+        assert (r.answer["choice"], r.answer["confidence"]) == answered[r.session_trial.index]
+        assert r.correct == (r.answer["choice"] == r.session_trial.key["choice"])
         assert r.rt_ms >= LOCK_MS
     assert sum(not r.correct for r in responses) == 1 + len(wrong_positions)
 
@@ -245,7 +245,7 @@ def test_whole_session_in_browser(live_server, monkeypatch):
     assert sorted(f["index"] for f in frames) == sorted(by_index)
     for f in frames:
         r = by_index[f["index"]]
-        assert f["choice"] == r.choice
+        assert f["choice"] == r.answer["choice"]
         assert f["cls"] == ("feedback-correct" if r.correct else "feedback-wrong")
 
     check_export(s, responses)
@@ -277,7 +277,7 @@ def check_layout(page) -> None:
         " innerWidth, innerHeight]"
     )
     assert size[0] <= size[2] and size[1] <= size[3], size
-    for selector in ("#refs-min img", "#refs-max img", ".query-image"):
+    for selector in (".block-min img", ".block-max img", ".query-image"):
         for box in page.locator(selector).evaluate_all(
             "els => els.map(e => [e.getBoundingClientRect().width, e.getBoundingClientRect().height])"
         ):
@@ -297,7 +297,7 @@ def check_export(session: Session, responses: list[Response]) -> None:
         assert row["study"] == study.slug
         assert row["session"] == session.pseudonym != session.participant_id
         assert (row["choice"], row["correct"], row["confidence"], row["rt_ms"]) == (
-            r.choice, r.correct, r.confidence, r.rt_ms
+            r.answer["choice"], r.correct, r.answer["confidence"], r.rt_ms
         )
         assert row["phase"] == r.session_trial.phase
         assert row["trial_kind"] == r.session_trial.trial.kind
@@ -307,7 +307,7 @@ def check_export(session: Session, responses: list[Response]) -> None:
     assert kinds.count("catch") == study.n_catch_trials
     assert kinds.count("main") == study.n_main_trials
     assert [row["attempt"] for row in rows if row["phase"] == "practice"] == [1] * 5 + [2] * 5
-    text = "".join(export.as_csv(rows))
+    text = "".join(export.as_csv(rows, export.columns([study])))
     assert session.participant_id not in text
     assert text.count("\n") == len(rows) + 1
 
@@ -320,6 +320,7 @@ class FakeApi:
         "id": 7,
         "token": "tok",
         "study": "",
+        "protocol": "2afc",
         "stage": "feedback",
         "phase": "main",
         "practice_attempts": 1,

@@ -18,15 +18,16 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from experiments.models import Study, StudyUnit, Trial, TrialImage
+from protocols.two_afc.protocol import QUERY_NEGATIVE, QUERY_POSITIVE, REFERENCE_MAX, REFERENCE_MIN
 from psyplatform.celery import app
 from stimuli.models import StimulusImage
-from stimuli.services import activation_path, render_study, sample_units
+from experiments.rendering import activation_path, render_study, sample_units
 from tests.factories import RenderableStudyFactory, VisionModelFactory
 from workers.models import Job
 from workers.services import start_rendering
 
-REFERENCE_ROLES = (TrialImage.Role.REFERENCE_MIN, TrialImage.Role.REFERENCE_MAX)
-QUERY_ROLES = (TrialImage.Role.QUERY_POSITIVE, TrialImage.Role.QUERY_NEGATIVE)
+REFERENCE_ROLES = (REFERENCE_MIN, REFERENCE_MAX)
+QUERY_ROLES = (QUERY_POSITIVE, QUERY_NEGATIVE)
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +108,7 @@ def test_rank_zero_is_the_most_extreme_reference(study):
     for trial in Trial.objects.filter(study=study, kind="main"):
         values = {
             role: list(trial.images.filter(role=role).order_by("rank").values_list("activation", flat=True))
-            for role in TrialImage.Role.values
+            for role in (*REFERENCE_ROLES, *QUERY_ROLES)
         }
         assert values["reference_max"] == sorted(values["reference_max"], reverse=True)
         assert values["reference_min"] == sorted(values["reference_min"])
@@ -194,7 +195,7 @@ def test_an_eager_job_records_progress_and_finishes(study, django_capture_on_com
 
 @pytest.mark.django_db
 def test_a_failing_job_keeps_its_error(study, django_capture_on_commit_callbacks):
-    study.difficulty = "medium"  # 64 crops are far too few for the 99th percentile
+    study.params = {**study.params, "difficulty": "medium"}  # 64 crops are far too few for the 99th percentile
     study.save()
     with django_capture_on_commit_callbacks(execute=True):
         job = start_rendering(study)

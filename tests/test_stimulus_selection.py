@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stimuli.sampling import sample_layer_channels, seeded_rng
-from stimuli.selection import (
+from protocols.two_afc.selection import (
     SelectionError,
     catch_trial,
     minimum_pool_size,

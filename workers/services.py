@@ -17,12 +17,17 @@ logger = logging.getLogger(__name__)
 def start_rendering(study: Study) -> Job:
     """Create a render_stimuli Job for the study and queue it once the transaction commits.
 
+    A study that does not validate (a protocol, condition or unit kind not
+    implemented, bad parameters) is refused here with Django's ValidationError,
+    and again by the task itself.
+
     Rendering is idempotent, so a second job for the same study only finds
     the work done (and waits for a running one on the same host). Without
     REDIS_URL the task runs in-process when the transaction commits, i.e.
     before this returns when called outside a transaction; refresh the job to
     see how it ended.
     """
+    study.full_clean()
     job = Job.objects.create(kind=Job.Kind.RENDER_STIMULI, study=study)
     transaction.on_commit(lambda: _enqueue(job.pk))
     return job

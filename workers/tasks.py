@@ -27,7 +27,7 @@ def render_stimuli(self, job_id: int) -> None:
     """Render a study's stimuli for a Job, reporting progress on it; resumes where a
     crashed or retried run stopped."""
     # Imported here so that web processes, which only queue this task, never load torch.
-    from stimuli.services import render_study
+    from experiments.rendering import render_study
 
     job = services.mark_running(job_id)
     try:

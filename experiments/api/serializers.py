@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from experiments.models import Event, Study
+from protocols import get_protocol, registered
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_RT_MS = 24 * 3600 * 1000
@@ -35,6 +39,7 @@ class TimingSerializer(serializers.Serializer):
 class SessionStateSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     study = serializers.CharField()
+    protocol = serializers.CharField(help_text="The study's protocol: which trial module the page runs.")
     stage = serializers.ChoiceField(choices=["consent", "instructions", "trials", "feedback", "done"])
     phase = serializers.ChoiceField(choices=["practice", "main"])
     practice_attempts = serializers.IntegerField()
@@ -50,27 +55,25 @@ class SessionStartedSerializer(SessionStateSerializer):
     token = serializers.CharField()
 
 
-class ReferencesSerializer(serializers.Serializer):
-    min = serializers.ListField(child=serializers.CharField())
-    max = serializers.ListField(child=serializers.CharField())
+class TrialEnvelopeSerializer(serializers.Serializer):
+    """The fields of every protocol's trial payload; the protocol's own come beside them."""
 
-
-class TrialSerializer(serializers.Serializer):
     done = serializers.BooleanField()
+    protocol = serializers.CharField()
     index = serializers.IntegerField(required=False)
     phase = serializers.ChoiceField(choices=["practice", "main"], required=False)
     attempt = serializers.IntegerField(required=False)
     position = serializers.IntegerField(required=False, help_text="1-based, within the round.")
     of = serializers.IntegerField(required=False, help_text="Trials in the round.")
-    references = ReferencesSerializer(required=False)
-    queries = serializers.ListField(child=serializers.CharField(), required=False)
-    preload = serializers.ListField(child=serializers.CharField(), required=False)
+    preload = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="The next trial's images."
+    )
 
 
-class AnswerSerializer(serializers.Serializer):
+class AnswerEnvelopeSerializer(serializers.Serializer):
+    """The fields of every answer; the protocol's own come beside them."""
+
     index = serializers.IntegerField(min_value=0)
-    choice = serializers.IntegerField(min_value=0, max_value=1, help_text="0 upper, 1 lower query.")
-    confidence = serializers.IntegerField(min_value=1, max_value=3)
     rt_ms = serializers.IntegerField(min_value=0, max_value=MAX_RT_MS)
     client_id = serializers.UUIDField(help_text="Made once per answer; a retry reuses it.")
 
@@ -80,6 +83,41 @@ class AnswerResultSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     done = serializers.BooleanField()
     practice = serializers.DictField(allow_null=True)
+
+
+def _protocol_variant(
+    envelope: type[serializers.Serializer], own: type[serializers.Serializer], protocol: str, what: str
+) -> type[serializers.Serializer]:
+    """The envelope and a protocol's own fields as one serializer, named for the schema."""
+    name = "".join(part.capitalize() for part in protocol.replace("-", "_").split("_"))
+    return type(f"{what}{name}Serializer", (envelope, own), {"__doc__": f"{what} of the {protocol} protocol."})
+
+
+@functools.cache
+def trial_serializer(protocol: str) -> type[serializers.Serializer]:
+    return _protocol_variant(TrialEnvelopeSerializer, get_protocol(protocol).trial_serializer, protocol, "Trial")
+
+
+@functools.cache
+def answer_serializer(protocol: str) -> type[serializers.Serializer]:
+    return _protocol_variant(AnswerEnvelopeSerializer, get_protocol(protocol).answer_serializer, protocol, "Answer")
+
+
+def _variants(build: Callable[[str], type[serializers.Serializer]]) -> dict[str, type[serializers.Serializer]]:
+    return {name: build(name) for name in registered()}
+
+
+# For the OpenAPI schema: one variant per registered protocol, evaluated when the schema is made.
+TRIAL_SCHEMA = PolymorphicProxySerializer(
+    component_name="Trial",
+    serializers=lambda: _variants(trial_serializer),
+    resource_type_field_name="protocol",
+)
+ANSWER_SCHEMA = PolymorphicProxySerializer(
+    component_name="Answer",
+    serializers=lambda: list(_variants(answer_serializer).values()),
+    resource_type_field_name=None,
+)
 
 
 class EventSerializer(serializers.Serializer):

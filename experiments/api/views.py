@@ -61,8 +61,8 @@ class SessionDetail(SessionView):
 
 class CurrentTrial(SessionView):
     @extend_schema(
-        responses={200: s.TrialSerializer, **ERRORS},
-        summary="The first unanswered trial, or {'done': true}.",
+        responses={200: s.TRIAL_SCHEMA, **ERRORS},
+        summary="The first unanswered trial in the study's protocol's shape, or {'done': true}.",
     )
     def get(self, request: Request, session_id: int) -> Response:
         if self.session.consented_at is None:
@@ -72,16 +72,17 @@ class CurrentTrial(SessionView):
 
 class AnswerTrial(SessionView):
     @extend_schema(
-        request=s.AnswerSerializer,
+        request=s.ANSWER_SCHEMA,
         responses={201: s.AnswerResultSerializer, 200: s.AnswerResultSerializer, **ERRORS},
-        summary="Answer the current trial; a replayed client_id returns the stored answer.",
+        summary="Answer the current trial in its protocol's shape; a replayed client_id returns the stored answer.",
     )
     def post(self, request: Request, session_id: int) -> Response:
-        answer = s.AnswerSerializer(data=request.data)
-        answer.is_valid(raise_exception=True)
-        result, created = services.answer_trial(self.session, **answer.validated_data)
-        body = s.AnswerResultSerializer(result).data
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        body = s.answer_serializer(self.session.study.protocol)(data=request.data)
+        body.is_valid(raise_exception=True)
+        generic = {name: body.validated_data.pop(name) for name in s.AnswerEnvelopeSerializer().fields}
+        result, created = services.answer_trial(self.session, **generic, answer=body.validated_data)
+        reply = {**s.AnswerResultSerializer(result).data, **result.feedback}
+        return Response(reply, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class RecordEvent(SessionView):

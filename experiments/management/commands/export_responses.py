@@ -17,7 +17,8 @@ class Command(BaseCommand):
         unknown = set(studies) - set(chosen.values_list("slug", flat=True))
         if unknown:
             raise CommandError(f"unknown studies: {', '.join(sorted(unknown))}")
-        lines = export.FORMATS[format](export.rows(export.responses_of(chosen)))
+        fieldnames, records = export.dataset(chosen)
+        lines = export.FORMATS[format](records, fieldnames)
         if output:
             with open(output, "w", newline="") as stream:
                 stream.writelines(lines)

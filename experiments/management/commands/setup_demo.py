@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from experiments.copies import copy_study
-from experiments.models import Difficulty, Study
+from experiments.models import Study
 from recruitment.services import recruitment_for
 from stimuli.models import ImagePool, VisionModel
 from workers.models import Job
@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 "image_pool": pool,
                 "n_units": DEMO_UNITS,
                 "trials_per_unit": 2,
-                "difficulty": Difficulty.EASY,
+                "params": {"difficulty": "easy"},
             },
         )
         self._render(study)

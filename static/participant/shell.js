@@ -1,10 +1,23 @@
 /*
- * The participant page: one document whose screens are switched here. Every piece of state
- * (stage, current trial, practice round) comes from the participant API, so a reload, a closed
- * tab or a second device resumes at the first unanswered trial.
+ * The participant page's shell: consent, instructions, the API client (retries, client_id replay),
+ * errors, resume, the feedback form, the hand-back, keyboard routing and preloading. It knows
+ * nothing of any protocol: the study's protocol module (loaded after this file) registers itself
+ * with psyplatform.registerProtocol(name, module) and draws each trial, as a jsPsych plugin does.
  *
- * Keyboard: 1 2 3 answer for the upper image, Q W E for the lower one (confidence 1, 2, 3);
- * Enter or Space continues after the feedback.
+ * A module is an object with two functions:
+ *   trial(element, trial, ctx) -> Promise of the answer's fields (e.g. {choice, confidence}):
+ *     draws the trial (the API's payload) into `element`, waits for ctx.present(images) before it
+ *     accepts input, and resolves when the participant answers.
+ *   feedback(element, trial, answer, result, ctx) -> Promise: shows the server's verdict
+ *     (result: the reply to the answer) for ctx.timing.feedback_ms, and resolves when it is over.
+ * ctx gives: timing {lock_ms, feedback_delay_ms, feedback_ms}; present(images) -> Promise, which
+ * loads and decodes the trial's <img> elements, marks the onset (the first frame in which all are
+ * visible), and resolves once the answer lock is over; onKey(handler) to receive the keys pressed
+ * while the trial accepts answers (handler(key, event) returns true when it used the key); sleep(ms).
+ *
+ * Every piece of state (stage, current trial, practice round) comes from the participant API, so
+ * a reload, a closed tab or a second device resumes at the first unanswered trial. Enter or Space
+ * continues after the feedback.
  */
 (function () {
   "use strict";
@@ -12,7 +25,9 @@
   var app = document.getElementById("app");
   var API = app.dataset.api.replace(/\/$/, "");
   var STUDY = app.dataset.study;
-  var MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE";
+  // Each recruiter's arrival fields and the URL parameters it puts them in, in the server's order.
+  var ARRIVAL_PARAMS = JSON.parse(document.getElementById("arrival-params").textContent);
+  var protocols = {};
 
   var state = {
     session: null, // the last session state from the API
@@ -23,8 +38,10 @@
     onset: 0,
     clickedAt: 0,
     pending: null, // the answer being sent (its client_id is reused on retry)
+    answer: null, // the module's answer fields of the trial on screen
     result: null,
     resumed: false,
+    onKey: null, // the trial module's key handler while it accepts answers
   };
 
   // ---------------------------------------------------------------- helpers
@@ -162,26 +179,18 @@
 
   function arrivalPayload() {
     var q = new URLSearchParams(window.location.search);
-    var payload = { study: STUDY };
-    function put(key, param) { if (q.get(param) !== null) payload[key] = q.get(param); }
-    if (q.has("assignmentId") || q.has("hitId") || q.has("workerId")) {
-      payload.source = "mturk";
-      put("assignment_id", "assignmentId");
-      put("hit_id", "hitId");
-      put("worker_id", "workerId");
-      put("turk_submit_to", "turkSubmitTo");
-    } else if (q.has("PROLIFIC_PID")) {
-      payload.source = "prolific";
-      put("prolific_pid", "PROLIFIC_PID");
-      put("study_id", "STUDY_ID");
-      put("session_id", "SESSION_ID");
-    } else if (q.has("participant")) {
-      payload.source = "local";
-      put("participant", "participant");
-    } else {
-      return null;
+    var sources = Object.keys(ARRIVAL_PARAMS);
+    for (var i = 0; i < sources.length; i++) {
+      var fields = ARRIVAL_PARAMS[sources[i]];
+      var names = Object.keys(fields);
+      if (!names.some(function (name) { return q.has(fields[name]); })) continue;
+      var payload = { study: STUDY, source: sources[i] };
+      names.forEach(function (name) {
+        if (q.get(fields[name]) !== null) payload[name] = q.get(fields[name]);
+      });
+      return payload;
     }
-    return payload;
+    return null;
   }
 
   function start() {
@@ -191,7 +200,7 @@
         "This link is incomplete: it does not say who you are. Please open the exact link you were given.", false));
       return;
     }
-    if (payload.source === "mturk" && payload.assignment_id === MTURK_PREVIEW) {
+    if (app.dataset.preview) {
       show("preview");
       return;
     }
@@ -267,19 +276,10 @@
 
   // ---------------------------------------------------------------- trials
 
-  var stage = $("trial-stage");
-  var minImages = Array.prototype.slice.call($("refs-min").querySelectorAll("img"));
-  var maxImages = Array.prototype.slice.call($("refs-max").querySelectorAll("img"));
-  var queryBoxes = Array.prototype.slice.call(document.querySelectorAll("#screen-trial .query"));
-  var queryImages = queryBoxes.map(function (box) { return box.querySelector("img"); });
-  var choiceButtons = Array.prototype.slice.call(document.querySelectorAll("#screen-trial .choice"));
+  var display = $("trial-display");
   var continueButton = $("trial-continue");
   var statusLine = $("trial-status");
   var preloaded = [];
-
-  function setButtons(enabled) {
-    choiceButtons.forEach(function (b) { b.disabled = !enabled; });
-  }
 
   function loadImage(img, url) {
     return new Promise(function (resolve, reject) {
@@ -298,6 +298,12 @@
       img.src = url;
       return img;
     });
+  }
+
+  function moduleFor(name) {
+    var module = protocols[name];
+    if (!module) throw new ApiError(0, "This page cannot show trials of the protocol " + name + ".", false);
+    return module;
   }
 
   function nextTrial() {
@@ -319,11 +325,50 @@
     return "Trial " + trial.position + " of " + trial.of;
   }
 
+  // What the shell lends a trial module for one trial; stale once another trial is shown.
+  function trialContext(seq) {
+    var timing = state.session.timing;
+    return {
+      timing: timing,
+      sleep: sleep,
+      onKey: function (handler) { if (state.seq === seq) state.onKey = handler; },
+      present: function (images) {
+        var slowTimer = setTimeout(function () {
+          if (state.seq === seq && state.mode === "loading") statusLine.textContent = "Loading images…";
+        }, 400);
+        var loads = images.map(function (img) { return loadImage(img, img.dataset.src); });
+        return Promise.all(loads).then(function () {
+          clearTimeout(slowTimer);
+          if (state.seq !== seq) return new Promise(function () {});
+          display.classList.remove("loading");
+          statusLine.textContent = state.resumed ? "Welcome back: you continue where you left off." : "";
+          state.resumed = false;
+          return nextFrame();
+        }, function (error) {
+          clearTimeout(slowTimer);
+          throw error;
+        }).then(function () {
+          if (state.seq !== seq) return new Promise(function () {});
+          // Onset: the first frame in which every image of the trial is visible.
+          state.onset = performance.now();
+          state.mode = "locked";
+          preload(state.trial.preload);
+          return sleep(timing.lock_ms);
+        }).then(function () {
+          if (state.seq !== seq || state.mode !== "locked") return new Promise(function () {});
+          state.mode = "ready";
+        });
+      },
+    };
+  }
+
   function presentTrial(trial) {
     var seq = ++state.seq;
     state.trial = trial;
     state.pending = null;
+    state.answer = null;
     state.result = null;
+    state.onKey = null;
     state.mode = "loading";
 
     var screen = $("screen-trial");
@@ -331,79 +376,43 @@
     screen.dataset.phase = trial.phase;
     $("trial-prompt").textContent = state.session.prompt;
     $("trial-progress").textContent = progressText(trial);
-    queryBoxes.forEach(function (box) { box.classList.remove("feedback-correct", "feedback-wrong"); });
-    choiceButtons.forEach(function (b) { b.classList.remove("chosen"); });
-    setButtons(false);
     continueButton.hidden = true;
     statusLine.textContent = "";
-    stage.classList.add("loading");
+    display.textContent = "";
+    display.classList.add("loading");
     show("trial");
 
-    var slowTimer = setTimeout(function () {
-      if (state.seq === seq && state.mode === "loading") statusLine.textContent = "Loading images…";
-    }, 400);
-
-    var loads = [];
-    trial.references.min.forEach(function (url, i) { loads.push(loadImage(minImages[i], url)); });
-    trial.references.max.forEach(function (url, i) { loads.push(loadImage(maxImages[i], url)); });
-    trial.queries.forEach(function (url, i) { loads.push(loadImage(queryImages[i], url)); });
-
-    return Promise.all(loads).then(function () {
-      clearTimeout(slowTimer);
-      if (state.seq !== seq) return;
-      stage.classList.remove("loading");
-      statusLine.textContent = state.resumed ? "Welcome back: you continue where you left off." : "";
-      state.resumed = false;
-      return nextFrame().then(function () {
-        if (state.seq !== seq) return;
-        // Onset: the first frame in which every image of the trial is visible.
-        state.onset = performance.now();
-        state.mode = "locked";
-        preload(trial.preload);
-        setTimeout(function () {
-          if (state.seq !== seq || state.mode !== "locked") return;
-          state.mode = "ready";
-          setButtons(true);
-        }, state.session.timing.lock_ms);
-      });
-    }, function (error) {
-      clearTimeout(slowTimer);
-      throw error;
-    });
+    // Rejects when an image fails to load, for the caller's guard to show.
+    return Promise.resolve(moduleFor(trial.protocol).trial(display, trial, trialContext(seq))).then(
+      function (fields) { if (state.seq === seq) answer(seq, fields); }
+    );
   }
 
-  function answer(choice, confidence) {
+  function answer(seq, fields) {
     if (state.mode !== "ready") return;
     state.mode = "answering";
+    state.onKey = null;
     state.clickedAt = performance.now();
-    setButtons(false);
-    choiceButtons.forEach(function (b) {
-      if (+b.dataset.choice === choice && +b.dataset.confidence === confidence) b.classList.add("chosen");
-    });
-    state.pending = {
+    state.answer = fields;
+    state.pending = Object.assign({}, fields, {
       index: state.trial.index,
-      choice: choice,
-      confidence: confidence,
       rt_ms: Math.max(0, Math.round(state.clickedAt - state.onset)),
       client_id: uuid4(),
-    };
-    submitAnswer(state.seq);
+    });
+    submitAnswer(seq);
   }
 
   function submitAnswer(seq) {
     var timing = state.session.timing;
+    var module = moduleFor(state.trial.protocol);
     request("POST", sessionPath("/responses"), state.pending).then(function (res) {
       if (state.seq !== seq) return;
       state.result = res.data;
       return sleep(timing.feedback_delay_ms - (performance.now() - state.clickedAt)).then(function () {
         if (state.seq !== seq) return;
-        var box = queryBoxes[state.pending.choice];
-        if (state.result.correct === true) box.classList.add("feedback-correct");
-        else if (state.result.correct === false) box.classList.add("feedback-wrong");
-        return sleep(timing.feedback_ms);
+        return module.feedback(display, state.trial, state.answer, state.result, trialContext(seq));
       }).then(function () {
         if (state.seq !== seq) return;
-        queryBoxes.forEach(function (b) { b.classList.remove("feedback-correct", "feedback-wrong"); });
         state.mode = "continue";
         continueButton.hidden = false;
         continueButton.focus();
@@ -526,17 +535,10 @@
 
   // ---------------------------------------------------------------- input
 
-  choiceButtons.forEach(function (button) {
-    button.addEventListener("click", function () {
-      answer(+button.dataset.choice, +button.dataset.confidence);
-    });
-  });
   continueButton.addEventListener("click", onContinue);
 
-  var UPPER_CODES = { Digit1: 1, Digit2: 2, Digit3: 3, Numpad1: 1, Numpad2: 2, Numpad3: 3 };
-  var UPPER_KEYS = { "1": 1, "2": 2, "3": 3 };
-  var LOWER_KEYS = { q: 1, w: 2, e: 3 };
-
+  // Enter or Space continue after the feedback; while a trial accepts answers, every other key
+  // goes to its module.
   document.addEventListener("keydown", function (event) {
     if (app.dataset.screen !== "trial") return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -546,11 +548,8 @@
       if (!event.repeat) onContinue();
       return;
     }
-    if (event.repeat) return;
-    var upper = UPPER_CODES[event.code] || UPPER_KEYS[key];
-    if (upper) { event.preventDefault(); answer(0, upper); return; }
-    var lower = LOWER_KEYS[key];
-    if (lower) { event.preventDefault(); answer(1, lower); }
+    if (event.repeat || state.mode !== "ready" || !state.onKey) return;
+    if (state.onKey(key, event)) event.preventDefault();
   });
 
   // Focus changes are recorded for the quality checks; best effort, never in the way. They are
@@ -572,10 +571,15 @@
 
   $("error-reload").addEventListener("click", function () { window.location.reload(); });
 
-  // For tests and debugging only: which stage/trial the page is on. Nothing about the answer.
-  window.psyplatform = { state: function () {
-    return { screen: app.dataset.screen, mode: state.mode, index: state.trial && state.trial.index };
-  } };
+  window.psyplatform = {
+    // Protocol modules call this when their script loads, before the page starts.
+    registerProtocol: function (name, module) { protocols[name] = module; },
+    // For tests and debugging only: which stage/trial the page is on. Nothing about the answer.
+    state: function () {
+      return { screen: app.dataset.screen, mode: state.mode, index: state.trial && state.trial.index };
+    },
+  };
 
-  start();
+  // Deferred scripts run in order before DOMContentLoaded: every module is registered by then.
+  document.addEventListener("DOMContentLoaded", start);
 })();

@@ -1,4 +1,4 @@
-"""The 2-AFC stimulus selection of ../shared/PROTOCOLS.md §1, on one unit's activations.
+"""The 2-AFC stimulus selection (docs/protocols.md, 2-AFC "Stimuli"), on one unit's activations.
 
 Pure numpy: every function takes the unit's activation for each pool image
 (indexed by pool row) and returns pool rows. Positions below count in the
@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protocols.base import DesignError
+
 EASY = "easy"
 # Where the positive query window is centred (the negative one mirrors it).
 QUERY_PERCENTILES = {"medium": 99.0, "hard": 95.0, "very_hard": 85.0}
 
 
-class SelectionError(ValueError):
+class SelectionError(DesignError):
     """The pool cannot give the requested trials."""
 
 

@@ -1,0 +1,243 @@
+"""The protocol interface: everything that differs between protocols, and nothing else.
+
+A protocol is a class deriving from Protocol, in a sub-package of its own
+(see protocols/__init__.py for the registry). It only ever sees plain data:
+the generic core (experiments) records activations, stores images and rows,
+sequences sessions and talks to the browser, and calls the protocol for the
+decisions that are the protocol's own. The protocols' specifications are in
+docs/protocols.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+from rest_framework import serializers
+
+from protocols.params import Params
+
+# Trial kinds, the same for every protocol. Catch trials must look exactly like main trials.
+MAIN = "main"
+PRACTICE = "practice"
+CATCH = "catch"
+
+# Practice levels a protocol may give its practice trials; the preview's sample screen shows an obvious one.
+OBVIOUS = "obvious"
+LESS_OBVIOUS = "less_obvious"
+
+P = TypeVar("P", bound=Params)
+JSON = dict[str, Any]
+
+
+class DesignError(ValueError):
+    """The study's design cannot be built (for example, the pool is too small); the message says why."""
+
+
+class Recording(enum.Enum):
+    """What a protocol needs recorded from the network for every pool image."""
+
+    CHANNEL_MEANS = "channel_means"  # one scalar per unit and image: its map's mean over space or tokens
+
+
+@dataclass(frozen=True)
+class Design(Generic[P]):
+    """The study settings a protocol builds trials from: the generic ones it needs, and its own."""
+
+    trials_per_unit: int
+    n_practice_trials: int
+    params: P
+
+
+@dataclass(frozen=True)
+class UnitActivations:
+    """One unit's recorded activations, for building its trials."""
+
+    activations: np.ndarray  # one value per pool image, in pool order
+    role: str  # MAIN or PRACTICE
+    practice_index: int  # its position among the study's practice units (0 for main units)
+    rng: np.random.Generator  # seeded by the study and the unit
+
+
+@dataclass(frozen=True)
+class ImageSlot:
+    """A pool image in a trial: its role and rank (0 = the most extreme) in the protocol's terms.
+
+    copy: store a byte-different copy instead of the image itself, so that a
+    catch trial showing an image twice never shows the same file twice.
+    """
+
+    role: str
+    rank: int
+    row: int
+    copy: bool = False
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """One trial to store: what kind it is, which of the unit's trials (batch), and its images."""
+
+    kind: str
+    batch: int
+    difficulty: str
+    images: tuple[ImageSlot, ...]
+    practice_level: str = ""
+
+
+@dataclass(frozen=True)
+class ShownImage:
+    """A stored image of a trial, as a session lays it out."""
+
+    image_id: int
+    role: str
+    rank: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A session trial: what is shown where (display) and the answer key, both JSON.
+
+    The display is turned into the browser's payload; the key never leaves the server.
+    """
+
+    display: JSON
+    key: JSON
+
+
+@dataclass(frozen=True)
+class Score:
+    """A response's verdict: whether it was right (None where there is no right answer) and a graded score."""
+
+    correct: bool | None
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A stored response, as the checks see it."""
+
+    kind: str
+    answer: Mapping[str, Any]
+    correct: bool | None
+    rt_ms: int
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    value: float
+    passed: bool
+    rule: str
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Template fragments of the participant page, as template names."""
+
+    consent: str  # one sentence: what the participant will do
+    instructions: str
+    preview: str  # the MTurk preview's description and sample screen (context: `sample`, the payload)
+
+
+@dataclass(frozen=True)
+class BrowserModule:
+    """The protocol's static files: a script that registers its trial module, and its stylesheet."""
+
+    script: str
+    stylesheet: str | None = None
+
+
+class Protocol(ABC, Generic[P]):
+    """Base class of every protocol; subclasses set the class attributes and implement the methods."""
+
+    name: ClassVar[str]  # the registry key, stored on studies
+    title: ClassVar[str]  # shown in the admin
+    params_class: type[P]
+    recording: ClassVar[Recording] = Recording.CHANNEL_MEANS
+    # The conditions (name: label) and unit kinds the protocol is implemented for.
+    conditions: ClassVar[Mapping[str, str]] = {"natural": "natural references"}
+    unit_kinds: ClassVar[tuple[str, ...]] = ("channel",)
+    templates: ClassVar[Templates]
+    browser: ClassVar[BrowserModule]
+    # The payload fields beside the generic envelope, and the answer fields beside index,
+    # rt_ms and client_id: they validate answers and make the OpenAPI schema.
+    trial_serializer: ClassVar[type[serializers.Serializer]]
+    answer_serializer: ClassVar[type[serializers.Serializer]]
+    export_columns: ClassVar[tuple[str, ...]] = ()
+    check_names: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def folder(self) -> Path:
+        """The protocol's package folder: its `static/` and `templates/` are served from here."""
+        return Path(inspect.getfile(type(self))).parent
+
+    def params(self, data: Mapping[str, Any] | None) -> P:
+        """Validated parameters from a study's stored JSON (raises ParamsError)."""
+        return self.params_class.from_json(data)
+
+    def prompt(self, params: P) -> str:
+        """The question shown above every trial."""
+        return str(getattr(params, "prompt", ""))
+
+    # ---- rendering a study
+
+    def check_design(self, design: Design[P]) -> None:
+        """Raise ParamsError, naming the parameter at fault, when the design contradicts itself;
+        called whenever a study is validated."""
+
+    def check_pool(self, design: Design[P], n_images: int) -> None:
+        """Raise DesignError when a pool of n_images cannot give the design's trials; called before recording."""
+
+    @abstractmethod
+    def build_trials(self, design: Design[P], unit: UnitActivations) -> list[TrialPlan]:
+        """The trials of one unit (main and catch for a main unit, practice for a practice unit)."""
+
+    # ---- sessions
+
+    @abstractmethod
+    def layout(self, images: Sequence[ShownImage], params: P, rng: random.Random) -> Layout:
+        """Where a session shows the trial's images, and the answer key; all randomness from rng."""
+
+    @abstractmethod
+    def image_ids(self, display: JSON) -> list[int]:
+        """Every stored image a display shows, for URLs and preloading."""
+
+    @abstractmethod
+    def payload(self, display: JSON, urls: Mapping[int, str], params: P) -> JSON:
+        """The browser's trial fields: never the answer, the kind, or anything derivable from them."""
+
+    @abstractmethod
+    def score(self, answer: Mapping[str, Any], key: JSON, params: P) -> Score:
+        """The verdict on a validated answer."""
+
+    def feedback(self, answer: Mapping[str, Any], key: JSON, display: JSON, urls: Mapping[int, str]) -> JSON:
+        """Extra fields of the reply to an answer (sent only once the answer is stored)."""
+        return {}
+
+    def practice_passed(self, scores: Sequence[Score]) -> bool:
+        """Whether a finished practice round lets the participant go on to the main block."""
+        return all(score.correct for score in scores)
+
+    def checks(self, params: P, main_block: Sequence[Answered], n_catch_trials: int) -> list[CheckResult]:
+        """The protocol's share of the exclusion checks, over the main block's responses."""
+        return []
+
+    def export_values(self, answer: Mapping[str, Any], key: JSON) -> JSON:
+        """Values of export_columns for one response."""
+        return {}
+
+
+def catch_check(main_block: Sequence[Answered], minimum: int, n_catch_trials: int) -> CheckResult:
+    """At least `minimum` catch trials answered right: a check every protocol with catch trials shares."""
+    right = sum(1 for answered in main_block if answered.kind == CATCH and answered.correct)
+    return CheckResult(
+        "catch_trials", right, right >= minimum, f"at least {minimum} of {n_catch_trials} correct"
+    )
+

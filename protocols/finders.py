@@ -1,0 +1,39 @@
+"""Each registered protocol's own `static/` folder, for Django's staticfiles (collectstatic, runserver).
+
+Protocols are not Django apps (adding one must not touch INSTALLED_APPS), so
+the app-directories finder cannot see their files; this finder looks in the
+folder of every protocol the registry holds at the time of the lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib.staticfiles.finders import BaseFinder
+from django.contrib.staticfiles.utils import get_files
+from django.core.checks import CheckMessage
+from django.core.files.storage import FileSystemStorage
+
+from protocols import all_protocols
+
+
+def _storages() -> list[FileSystemStorage]:
+    folders = [protocol.folder / "static" for protocol in all_protocols()]
+    return [FileSystemStorage(location=str(folder)) for folder in folders if folder.is_dir()]
+
+
+class ProtocolStaticFinder(BaseFinder):
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
+        return []
+
+    def find(self, path: str, find_all: bool = False, **kwargs: Any) -> str | list[str]:
+        found = [storage.path(path) for storage in _storages() if storage.exists(path)]
+        if find_all:
+            return found
+        return found[0] if found else []
+
+    def list(self, ignore_patterns: list[str] | None) -> Iterator[tuple[str, FileSystemStorage]]:
+        for storage in _storages():
+            for path in get_files(storage, ignore_patterns):
+                yield path, storage

@@ -1,0 +1,3 @@
+from protocols.two_afc.protocol import TwoAFC
+
+__all__ = ["TwoAFC"]

@@ -1,0 +1,50 @@
+"""2-AFC's parameters; every default is the published value (IMI, Zimmermann et al. 2023)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from django import forms
+
+from protocols.params import Params, param
+
+DIFFICULTIES = [
+    ("easy", "easy (queries just inside the reference pools)"),
+    ("medium", "medium (99th / 1st percentile)"),
+    ("hard", "hard (95th / 5th percentile)"),
+    ("very_hard", "very hard (85th / 15th percentile)"),
+]
+PROMPT = "Which image at the center matches the right examples better?"
+
+
+@dataclass(frozen=True)
+class TwoAFCParams(Params):
+    difficulty: str = param("easy", forms.ChoiceField(choices=DIFFICULTIES, help_text="Where the queries come from."))
+    references_per_side: int = param(
+        9,
+        forms.IntegerField(
+            min_value=1, max_value=12, help_text="Reference images per block (Borowski et al.: 1 or 9)."
+        ),
+    )
+    prompt: str = param(PROMPT, forms.CharField(max_length=300))
+    n_practice_obvious: int = param(
+        4,
+        forms.IntegerField(
+            min_value=0, help_text="How many practice trials are obvious; the rest are less obvious."
+        ),
+    )
+    practice_less_obvious_difficulty: str = param("medium", forms.ChoiceField(choices=DIFFICULTIES))
+    min_catch_correct: int = param(
+        4, forms.IntegerField(min_value=0, help_text="Exclusion check: catch trials answered right.")
+    )
+    min_position_count: int = param(
+        5,
+        forms.IntegerField(
+            min_value=0, help_text="Exclusion check: each response position must be chosen at least this often."
+        ),
+    )
+
+    fixed_after_render: ClassVar[frozenset[str]] = frozenset(
+        {"difficulty", "references_per_side", "prompt", "n_practice_obvious", "practice_less_obvious_difficulty"}
+    )

@@ -1,0 +1,171 @@
+"""The IMI 2-AFC task: which of two queries matches the maximally activating references?
+
+Screen: a block of minimally and a block of maximally activating references
+(the most extreme first, the others shuffled per session) and two queries, one
+strongly positive and one strongly negative, in random order. The answer is
+the query's position and a confidence from 1 to 3. docs/protocols.md has the
+whole specification.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from protocols.base import (
+    CATCH,
+    JSON,
+    LESS_OBVIOUS,
+    MAIN,
+    OBVIOUS,
+    PRACTICE,
+    Answered,
+    BrowserModule,
+    CheckResult,
+    Design,
+    ImageSlot,
+    Layout,
+    Protocol,
+    Score,
+    ShownImage,
+    Templates,
+    TrialPlan,
+    UnitActivations,
+    catch_check,
+)
+from protocols.params import ParamsError
+from protocols.two_afc.params import TwoAFCParams
+from protocols.two_afc.selection import EASY, TrialStimuli, catch_trial, query_windows, select_trials
+from protocols.two_afc.serializers import TwoAFCAnswerSerializer, TwoAFCTrialSerializer
+
+# Roles of a trial's images; rank 0 is the most extreme.
+REFERENCE_MIN = "reference_min"
+REFERENCE_MAX = "reference_max"
+QUERY_POSITIVE = "query_positive"
+QUERY_NEGATIVE = "query_negative"
+QUERY_ROLES = (QUERY_POSITIVE, QUERY_NEGATIVE)
+
+
+def _slots(stimuli: TrialStimuli, copy_queries: bool = False) -> tuple[ImageSlot, ...]:
+    """Every image of a trial; catch queries are copies, so that no file appears twice on a screen."""
+    return (
+        tuple(ImageSlot(REFERENCE_MIN, rank, row) for rank, row in enumerate(stimuli.reference_min))
+        + tuple(ImageSlot(REFERENCE_MAX, rank, row) for rank, row in enumerate(stimuli.reference_max))
+        + (
+            ImageSlot(QUERY_POSITIVE, 0, stimuli.query_positive, copy_queries),
+            ImageSlot(QUERY_NEGATIVE, 0, stimuli.query_negative, copy_queries),
+        )
+    )
+
+
+def grid_of(n_references: int) -> dict[str, int]:
+    """The most square grid for a block: 3 x 3 for nine references, 2 x 2 for four, 4 x 3 for twelve."""
+    columns = math.ceil(math.sqrt(n_references))
+    return {"columns": columns, "rows": math.ceil(n_references / columns)}
+
+
+class TwoAFC(Protocol[TwoAFCParams]):
+    name = "2afc"
+    title = "2-AFC (IMI)"
+    params_class = TwoAFCParams
+    templates = Templates(
+        consent="protocols/two_afc/consent.html",
+        instructions="protocols/two_afc/instructions.html",
+        preview="protocols/two_afc/preview.html",
+    )
+    browser = BrowserModule(script="protocols/two_afc/trial.js", stylesheet="protocols/two_afc/trial.css")
+    trial_serializer = TwoAFCTrialSerializer
+    answer_serializer = TwoAFCAnswerSerializer
+    export_columns = ("positive_position", "choice", "confidence")
+    check_names = ("catch_trials", "position_bias")
+
+    def check_design(self, design: Design[TwoAFCParams]) -> None:
+        if design.params.n_practice_obvious > design.n_practice_trials:
+            raise ParamsError({"n_practice_obvious": ["Cannot exceed the number of practice trials."]})
+
+    def check_pool(self, design: Design[TwoAFCParams], n_images: int) -> None:
+        params = design.params
+        query_windows(n_images, design.trials_per_unit, params.difficulty, params.references_per_side)
+        if design.n_practice_trials > params.n_practice_obvious:
+            query_windows(n_images, 1, params.practice_less_obvious_difficulty, params.references_per_side)
+
+    def build_trials(self, design: Design[TwoAFCParams], unit: UnitActivations) -> list[TrialPlan]:
+        """A main unit: t main trials and one catch trial on batch 0's references. A practice unit:
+        one trial, obvious (easy) for the first n_practice_obvious units, less obvious after.
+
+        Practice trials are drawn with t = 1, since only one is shown per unit: the
+        references are the unit's most extreme images, which suits a warm-up and lets
+        less obvious windows fit in smaller pools.
+        """
+        params = design.params
+        if unit.role == PRACTICE:
+            if unit.practice_index < params.n_practice_obvious:
+                level, difficulty = OBVIOUS, EASY
+            else:
+                level, difficulty = LESS_OBVIOUS, params.practice_less_obvious_difficulty
+            [trial] = select_trials(unit.activations, 1, difficulty, unit.rng, params.references_per_side)
+            return [TrialPlan(PRACTICE, trial.batch, difficulty, _slots(trial), level)]
+        trials = select_trials(
+            unit.activations, design.trials_per_unit, params.difficulty, unit.rng, params.references_per_side
+        )
+        plans = [TrialPlan(MAIN, trial.batch, params.difficulty, _slots(trial)) for trial in trials]
+        catch = catch_trial(trials[0])
+        return plans + [TrialPlan(CATCH, catch.batch, params.difficulty, _slots(catch, copy_queries=True))]
+
+    def layout(self, images: Sequence[ShownImage], params: TwoAFCParams, rng: random.Random) -> Layout:
+        """Reference blocks (most extreme first, the others shuffled) and the queries' order;
+        the key is the display position of the positive query."""
+        by_role: dict[str, list[int]] = defaultdict(list)
+        for image in sorted(images, key=lambda i: i.rank):
+            by_role[image.role].append(image.image_id)
+
+        def block(role: str) -> list[int]:
+            ids = by_role[role]
+            rest = ids[1:]
+            rng.shuffle(rest)
+            return ids[:1] + rest
+
+        positive, negative = by_role[QUERY_POSITIVE][0], by_role[QUERY_NEGATIVE][0]
+        queries = [positive, negative]
+        rng.shuffle(queries)
+        display = {"min": block(REFERENCE_MIN), "max": block(REFERENCE_MAX), "queries": queries}
+        return Layout(display=display, key={"choice": queries.index(positive)})
+
+    def image_ids(self, display: JSON) -> list[int]:
+        return [*display["min"], *display["max"], *display["queries"]]
+
+    def payload(self, display: JSON, urls: Mapping[int, str], params: TwoAFCParams) -> JSON:
+        return {
+            "references": {"min": [urls[i] for i in display["min"]], "max": [urls[i] for i in display["max"]]},
+            "queries": [urls[i] for i in display["queries"]],
+            "grid": grid_of(len(display["max"])),
+        }
+
+    def score(self, answer: Mapping[str, Any], key: JSON, params: TwoAFCParams) -> Score:
+        correct = answer["choice"] == key["choice"]
+        return Score(correct=correct, score=float(correct))
+
+    def checks(self, params: TwoAFCParams, main_block: Sequence[Answered], n_catch_trials: int) -> list[CheckResult]:
+        # Catch trials count toward the positions too: they are answered like any other trial.
+        upper = sum(1 for answered in main_block if answered.answer.get("choice") == 0)
+        lower = sum(1 for answered in main_block if answered.answer.get("choice") == 1)
+        fewest = min(upper, lower)
+        return [
+            catch_check(main_block, params.min_catch_correct, n_catch_trials),
+            CheckResult(
+                "position_bias",
+                fewest,
+                fewest >= params.min_position_count,
+                f"each position chosen at least {params.min_position_count} times",
+            ),
+        ]
+
+    def export_values(self, answer: Mapping[str, Any], key: JSON) -> JSON:
+        return {
+            "positive_position": key.get("choice"),
+            "choice": answer.get("choice"),
+            "confidence": answer.get("confidence"),
+        }
