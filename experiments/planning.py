@@ -24,7 +24,8 @@ def shown_images(trial: Trial) -> list[ShownImage]:
 
 def _append(session: Session, trials: list[Trial], phase: str, attempt: int, purpose: str) -> None:
     rng = session_rng(session, purpose)
-    start = (session.session_trials.aggregate(m=Max("index"))["m"] or -1) + 1
+    last = session.session_trials.aggregate(m=Max("index"))["m"]
+    start = 0 if last is None else last + 1
     protocol, params = session.study.protocol_plugin, session.study.protocol_params
     rows = []
     for offset, trial in enumerate(trials):

@@ -4,10 +4,13 @@ import uuid
 from typing import Any
 
 import pytest
+import timm
+import torch
 from rest_framework.test import APIClient
 
 from experiments.models import Session, SessionTrial, Study
 from tests.builders import build_2afc_study
+from tests.factories import VisionModelFactory
 
 
 class Participant:
@@ -75,6 +78,30 @@ class Participant:
 
     def complete(self, feedback: str = ""):
         return self.client.post(self.url("/complete"), {"feedback": feedback}, format="json")
+
+
+@pytest.fixture
+def isolated_files(settings, tmp_path):
+    """Work files and stored stimuli in this test's own folder."""
+    settings.WORK_DIR = tmp_path / "work"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """A seeded random-weight timm `test_efficientnet` (160 px, fast on CPU), loaded from a checkpoint."""
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pth"
+    torch.save(timm.create_model("test_efficientnet").state_dict(), path)
+    return VisionModelFactory(
+        name="tiny", timm_name="test_efficientnet", weights="checkpoint", checkpoint_path=str(path)
+    )
 
 
 @pytest.fixture

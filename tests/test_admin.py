@@ -37,3 +37,58 @@ def test_a_session_page_shows_its_checks(admin_client, participant):
     assert response.status_code == 200
     for name in (b"practice_attempts", b"instruction_time", b"catch_trials", b"total_time", b"position_bias"):
         assert name in response.content
+
+
+def form_data(response) -> dict:
+    """What the admin change page would post back unchanged: every field's value and the inlines' management forms."""
+    form = response.context["adminform"].form
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if value is None or field.disabled:
+            continue
+        data[name] = value
+    for inline in response.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        for name in management.fields:
+            data[f"{management.prefix}-{name}"] = management[name].value()
+    return data
+
+
+def test_the_protocol_parameters_are_fields_with_their_published_defaults(admin_client, db):
+    page = admin_client.get("/admin/experiments/study/add/").content.decode()
+    assert "2-AFC (IMI) parameters" in page
+    assert 'name="param_references_per_side" value="9"' in page
+    assert 'name="param_min_position_count" value="5"' in page
+    assert "Which image at the center matches the right examples better?" in page
+
+
+def test_parameters_edited_in_the_admin_are_stored_validated(admin_client, study):
+    url = f"/admin/experiments/study/{study.pk}/change/"
+    Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT)
+    study.trials.all().delete()
+    data = form_data(admin_client.get(url))
+    response = admin_client.post(url, {**data, "param_references_per_side": "13"})
+    assert b"Ensure this value is less than or equal to 12." in response.content
+    response = admin_client.post(url, {**data, "param_references_per_side": "4", "param_prompt": ""})
+    assert response.status_code == 302
+    params = Study.objects.get(pk=study.pk).params
+    assert params["references_per_side"] == 4
+    assert params["prompt"] == "Which image at the center matches the right examples better?"  # blank: default
+
+
+def test_once_rendered_what_shaped_the_stimuli_is_fixed_and_the_page_says_why(admin_client, study):
+    url = f"/admin/experiments/study/{study.pk}/change/"
+    page = admin_client.get(url)
+    assert b"This study has stimuli" in page.content and b"Copy with its stimuli" in page.content
+    form = page.context["adminform"].form
+    assert form.fields["param_references_per_side"].disabled and form.fields["model"].disabled
+    assert form.fields["n_main_trials"].disabled and not form.fields["param_min_position_count"].disabled
+    data = form_data(page)
+    response = admin_client.post(
+        url, {**data, "param_references_per_side": "4", "n_main_trials": "7", "param_min_position_count": "2"}
+    )
+    assert response.status_code == 302
+    study.refresh_from_db()
+    assert study.params["references_per_side"] == 9 and study.n_main_trials == 40
+    assert study.params["min_position_count"] == 2

@@ -423,3 +423,42 @@ def test_recruiter_arrivals_and_hand_backs(live_server):
             ("POST", "/sessions/7/complete", {"feedback": ""}, "Bearer tok"),
         ]
         browser.close()
+
+
+@pytest.mark.chromium
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("references, grid", [(1, (1, 1)), (4, (2, 2)), (12, (4, 3))])
+def test_the_screen_lays_out_the_studys_number_of_references(live_server, monkeypatch, references, grid):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import expect, sync_playwright
+
+    study = build_2afc_study(
+        n_units=4, n_main_trials=2, n_catch_trials=1, lock_ms=LOCK_MS, feedback_delay_ms=0, feedback_ms=0,
+        params={"references_per_side": references},
+    )
+    with ExitStack() as stack:
+        pw = stack.enter_context(sync_playwright())
+        browser = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        stack.callback(connections.close_all)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(f"{live_server.url}/s/{study.slug}/?participant=grid-{references}")
+        page.click("#consent-agree")
+        page.click("#instructions-start")
+        assert wait_ready(page)["screen"] == "trial"
+        columns, rows = grid
+        for block in (".block-min", ".block-max"):
+            boxes = page.locator(f"{block} img").evaluate_all(
+                "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.width]; })"
+            )
+            assert len(boxes) == references
+            assert len({round(left) for left, _, _ in boxes}) == columns
+            assert len({round(top) for _, top, _ in boxes}) == rows
+            assert all(width > 60 for _, _, width in boxes)
+        size = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+        assert size[0] <= 1280 and size[1] <= 720, size
+        index = int(page.locator("#screen-trial").get_attribute("data-index"))
+        correct = SessionTrial.objects.get(session__study=study, index=index).key["choice"]
+        page.click(f".choice[data-choice='{correct}'][data-confidence='3']")
+        expect(page.locator("#trial-continue")).to_be_visible()
+        browser.close()
+    assert Response.objects.get(session__study=study).correct is True

@@ -12,8 +12,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-import timm
-import torch
 from django.core.files.storage import default_storage
 from PIL import Image
 
@@ -22,7 +20,7 @@ from protocols.two_afc.protocol import QUERY_NEGATIVE, QUERY_POSITIVE, REFERENCE
 from psyplatform.celery import app
 from stimuli.models import StimulusImage
 from experiments.rendering import activation_path, render_study, sample_units
-from tests.factories import RenderableStudyFactory, VisionModelFactory
+from tests.factories import RenderableStudyFactory
 from workers.models import Job
 from workers.services import start_rendering
 
@@ -31,25 +29,8 @@ QUERY_ROLES = (QUERY_POSITIVE, QUERY_NEGATIVE)
 
 
 @pytest.fixture(autouse=True)
-def isolated_files(settings, tmp_path):
-    settings.WORK_DIR = tmp_path / "work"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "media")},
-        },
-    }
-
-
-@pytest.fixture
-def tiny_model(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "tiny.pth"
-    torch.save(timm.create_model("test_efficientnet").state_dict(), path)
-    return VisionModelFactory(
-        name="tiny", timm_name="test_efficientnet", weights="checkpoint", checkpoint_path=str(path)
-    )
+def files_of_this_test(isolated_files):
+    """Every render here writes to the test's own folders."""
 
 
 @pytest.fixture
