@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django_stubs_ext import StrOrPromise
 
 from experiments import export
 from experiments.copies import copy_study, free_slug
@@ -18,6 +19,9 @@ from experiments.forms import PARAM_PREFIX, StudyForm, param_field_names, stored
 from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
 from workers.models import Job
 from workers.services import start_rendering
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldOpts, _FieldsetSpec
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -39,17 +43,18 @@ class StudyUnitProgressInline(ReadOnlyInline):
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[StudyUnit]:
-        return super().get_queryset(request).select_related("unit", "study").with_progress()
+        return StudyUnit.objects.select_related("unit", "study").with_progress()
 
+    # The rows carry the counts with_progress() annotates.
     @admin.display(description="completed / target")
-    def progress(self, obj: StudyUnit) -> str:
+    def progress(self, obj: Any) -> str:
         if obj.role == StudyUnit.Role.PRACTICE:
             return "-"
         return f"{obj.completed} / {obj.study.target_per_unit}"
 
     @admin.display(description="slots held")
-    def held(self, obj: StudyUnit) -> int:
-        return obj.held
+    def held(self, obj: Any) -> int:
+        return int(obj.held)
 
 
 class JobInline(ReadOnlyInline):
@@ -95,15 +100,17 @@ class StudyAdmin(admin.ModelAdmin):
         "To run another design, add a new study; the action 'Copy with its stimuli' runs this design again."
     )
 
-    def get_fieldsets(self, request: HttpRequest, obj: Study | None = None) -> list[tuple[str | None, dict[str, Any]]]:
+    def get_fieldsets(self, request: HttpRequest, obj: Study | None = None) -> _FieldsetSpec:
         study = obj or Study()
-        protocol = stored_protocol(study)
-        params = (
-            f"{protocol.title} parameters",
-            {"fields": param_field_names(study), "description": "Blank fields take the published defaults."},
-        )
-        fieldsets = [(name, dict(options)) for name, options in self.fieldsets]
-        fieldsets.insert(3, params)
+        params: _FieldOpts = {
+            "fields": tuple(param_field_names(study)),
+            "description": "Blank fields take the published defaults.",
+        }
+        # Copies, so that the note on a rendered study never sticks to the class's fieldsets.
+        fieldsets: list[tuple[StrOrPromise | None, _FieldOpts]] = [
+            (name, {**options}) for name, options in self.fieldsets
+        ]
+        fieldsets.insert(3, (f"{stored_protocol(study).title} parameters", params))
         if study.has_stimuli:
             fieldsets[0][1]["description"] = self.FIXED_NOTE
         return fieldsets

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -11,6 +11,8 @@ from django.db.models import Model
 from django.utils import timezone
 
 from experiments.models import Study, StudyUnit, Trial, TrialImage
+
+M = TypeVar("M", bound=Model)
 
 # Statuses whose trials are complete; a copy of such a study is ready to open.
 RENDERED = (Study.Status.READY, Study.Status.OPEN, Study.Status.CLOSED)
@@ -42,19 +44,19 @@ def copy_study(study: Study, slug: str, **changes: Any) -> Study:
     images = [list(trial.images.all()) for trial in trials]
     Trial.objects.bulk_create(_as_new(trials, study=copy))
     TrialImage.objects.bulk_create(
-        image for trial, its_images in zip(trials, images) for image in _as_new(its_images, trial=trial)
+        image for trial, its_images in zip(trials, images, strict=True) for image in _as_new(its_images, trial=trial)
     )
     return copy
 
 
-def _as_new(rows: Iterable[Model], **fields: Any) -> list[Model]:
+def _as_new(rows: Iterable[M], **fields: Any) -> list[M]:
     """The rows, unsaved again (no primary key) and with fields changed, ready to be inserted as copies."""
-    rows = list(rows)
-    for row in rows:
+    copies = list(rows)
+    for row in copies:
         row.pk = None
         for name, value in fields.items():
             setattr(row, name, value)
-    return rows
+    return copies
 
 
 def free_slug(base: str) -> str:

@@ -15,8 +15,7 @@ from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from protocols import NotImplementedProtocol, condition_choices, get_protocol, protocol_choices
-from protocols import base
+from protocols import NotImplementedProtocol, base, condition_choices, get_protocol, protocol_choices
 from protocols.base import Design, Protocol
 from protocols.params import Params, ParamsError
 from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
@@ -159,7 +158,7 @@ class Study(models.Model):
 
 
 class StudyUnitQuerySet(models.QuerySet):
-    def with_progress(self) -> "StudyUnitQuerySet":
+    def with_progress(self) -> StudyUnitQuerySet:
         """Annotate held slots and completed responses from passing sessions."""
         return self.annotate(
             held=Count("slots", filter=Q(slots__released_at__isnull=True), distinct=True),

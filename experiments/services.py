@@ -21,11 +21,10 @@ from experiments.errors import (
 from experiments.models import Event, Response, Session, SessionTrial, Study
 from experiments.planning import plan_main_block, plan_practice_round
 from experiments.pseudonyms import pseudonymize
-from protocols.base import Score
 from experiments.selectors import StoredImageURLs, first_unanswered
+from protocols.base import Score
 from recruitment.base import ArrivalRefused, backend_for
 from recruitment.selectors import has_taken_part
-
 
 # Where a study's participants come from, as the refusal of another arrival tells them.
 WHERE = {

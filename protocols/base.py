@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 from rest_framework import serializers
@@ -35,6 +35,12 @@ LESS_OBVIOUS = "less_obvious"
 
 P = TypeVar("P", bound=Params)
 JSON = dict[str, Any]
+
+# The base of a protocol's payload and answer serializers (DRF's Serializer is generic only in its stubs).
+if TYPE_CHECKING:
+    Fields = serializers.Serializer[Any]
+else:
+    Fields = serializers.Serializer
 
 
 class DesignError(ValueError):
@@ -168,8 +174,8 @@ class Protocol(ABC, Generic[P]):
     browser: ClassVar[BrowserModule]
     # The payload fields beside the generic envelope, and the answer fields beside index,
     # rt_ms and client_id: they validate answers and make the OpenAPI schema.
-    trial_serializer: ClassVar[type[serializers.Serializer]]
-    answer_serializer: ClassVar[type[serializers.Serializer]]
+    trial_serializer: ClassVar[type[Fields]]
+    answer_serializer: ClassVar[type[Fields]]
     export_columns: ClassVar[tuple[str, ...]] = ()
     check_names: ClassVar[tuple[str, ...]] = ()
 

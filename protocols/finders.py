@@ -7,8 +7,8 @@ folder of every protocol the registry holds at the time of the lookup.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal, overload
 
 from django.contrib.staticfiles.finders import BaseFinder
 from django.contrib.staticfiles.utils import get_files
@@ -27,13 +27,19 @@ class ProtocolStaticFinder(BaseFinder):
     def check(self, **kwargs: Any) -> list[CheckMessage]:
         return []
 
-    def find(self, path: str, find_all: bool = False, **kwargs: Any) -> str | list[str]:
+    @overload
+    def find(self, path: str, find_all: Literal[False] = False) -> str | None: ...
+
+    @overload
+    def find(self, path: str, find_all: Literal[True]) -> list[str]: ...
+
+    def find(self, path: str, find_all: bool = False) -> str | list[str] | None:
         found = [storage.path(path) for storage in _storages() if storage.exists(path)]
         if find_all:
             return found
-        return found[0] if found else []
+        return found[0] if found else None
 
-    def list(self, ignore_patterns: list[str] | None) -> Iterator[tuple[str, FileSystemStorage]]:
+    def list(self, ignore_patterns: Iterable[str] | None) -> Iterator[tuple[str, FileSystemStorage]]:
         for storage in _storages():
-            for path in get_files(storage, ignore_patterns):
+            for path in get_files(storage, list(ignore_patterns or [])):
                 yield path, storage

@@ -10,5 +10,5 @@ from protocols import all_protocols
 
 
 class ProtocolTemplateLoader(FilesystemLoader):
-    def get_dirs(self) -> list[Path]:
+    def get_dirs(self) -> list[str | Path]:
         return [protocol.folder / "templates" for protocol in all_protocols()]

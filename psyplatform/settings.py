@@ -10,6 +10,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import dj_database_url
+import django_stubs_ext
+
+# Lets Django's generic classes (ModelAdmin[Study], QuerySet[Study]...) be subscripted at run time
+# as they are in type hints.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.getenv("VAR_DIR", BASE_DIR / "var"))

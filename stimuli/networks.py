@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import timm
 import torch
@@ -77,10 +78,10 @@ def load_network(spec: VisionModel, device: torch.device | None = None) -> Netwo
         raise NetworkError(f"Cannot load weights for {spec.name} ({spec.timm_name}): {exc}") from exc
     # Channels-last convolutions run about 1.7x faster on CPU (oneDNN) and suit
     # tensor cores on GPU; outputs and hooks are unchanged.
-    module.eval().to(device, memory_format=torch.channels_last)
+    module.eval().to(device).to(memory_format=torch.channels_last)
     if device.type == "cpu":
         reuse_freed_buffers()
-    config = resolve_data_config({}, model=module)
+    config: dict[str, Any] = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
     return Network(
         module=module,
         transform=torch_resampled(create_transform(**config, use_prefetcher=True)),
@@ -95,7 +96,7 @@ def _state_dict(spec: VisionModel, module: torch.nn.Module) -> dict[str, torch.T
     if spec.weights == VisionModel.Weights.CHECKPOINT:
         if not spec.checkpoint_path:
             raise NetworkError(f"{spec.name}: weights = checkpoint but no checkpoint_path is set.")
-        state = torch.load(spec.checkpoint_path, map_location="cpu", weights_only=True)
+        state: dict[str, Any] = torch.load(spec.checkpoint_path, map_location="cpu", weights_only=True)
         # Training scripts often wrap the weights: {"state_dict": ...} or {"model": ...}.
         for wrapper in ("state_dict", "model"):
             if isinstance(state.get(wrapper), dict):
@@ -125,7 +126,7 @@ def _renamed_by_position(
             f"{source} has {len(weights)} tensors, the timm network {len(target)}."
         )
     renamed = {}
-    for (theirs, tensor), (ours, expected) in zip(weights.items(), target.items()):
+    for (theirs, tensor), (ours, expected) in zip(weights.items(), target.items(), strict=True):
         if tensor.shape != expected.shape:
             raise NetworkError(
                 f"{source}: tensor {theirs} {tuple(tensor.shape)} does not match "
@@ -152,7 +153,9 @@ def default_layers(module: torch.nn.Module) -> list[str]:
 
 
 @contextmanager
-def hooked(module: torch.nn.Module, layers: list[str], hook: Callable) -> Iterator[None]:
+def hooked(
+    module: torch.nn.Module, layers: list[str], hook: Callable[[str, torch.Tensor], None]
+) -> Iterator[None]:
     """Call hook(layer, output) on each layer's forward output while the block runs."""
     modules = dict(module.named_modules())
     missing = [layer for layer in layers if layer not in modules]

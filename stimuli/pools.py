@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import io
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import numpy as np
@@ -75,8 +75,8 @@ def _skimage_photo(name: str) -> np.ndarray:
 
     if name == "motorcycle_left":
         # Only reachable as the left view of the stereo pair.
-        return data.stereo_motorcycle()[0]
-    return getattr(data, name)()
+        return np.asarray(data.stereo_motorcycle()[0])  # type: ignore[no-untyped-call]  # unannotated upstream
+    return np.asarray(getattr(data, name)())
 
 
 @functools.cache
@@ -172,11 +172,11 @@ class S3Source:
         self.limit = limit
         self._client = None
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_client": None}
 
     @property
-    def client(self):
+    def client(self) -> Any:
         if self._client is None:
             import boto3
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from stimuli.networks import Network, NetworkError, hooked
@@ -52,8 +53,10 @@ def no_progress(stage: str, done: int, total: int) -> None:
     """A progress callback that ignores everything."""
 
 
-class _PoolImages(Dataset):
-    def __init__(self, source: ImageSource, keys: Sequence[str], transform: Callable) -> None:
+class _PoolImages(Dataset[torch.Tensor]):
+    def __init__(
+        self, source: ImageSource, keys: Sequence[str], transform: Callable[[Image.Image], torch.Tensor]
+    ) -> None:
         self.source, self.keys, self.transform = source, keys, transform
 
     def __len__(self) -> int:
@@ -87,7 +90,7 @@ class _ChannelMeans:
                 torch.tensor(columns, device=device),
             )
         self.n_units = len(units)
-        self.batch: torch.Tensor | None = None
+        self.batch = torch.empty((0, self.n_units))
 
     @property
     def layers(self) -> list[str]:
@@ -148,7 +151,8 @@ class ActivationFile:
         self._mark(start + len(rows))
 
     def read(self) -> np.ndarray:
-        return np.load(self.path, mmap_mode="r")
+        array: np.ndarray = np.load(self.path, mmap_mode="r")
+        return array
 
     def _mark(self, done: int) -> None:
         # Replaced atomically, and only after the rows are flushed, so the

@@ -116,7 +116,7 @@ class TrialFactory(factory.django.DjangoModelFactory):
         )
         TrialImage.objects.bulk_create(
             TrialImage(trial=trial, role=role, rank=rank, image=image)
-            for (role, rank), image in zip(slots, images)
+            for (role, rank), image in zip(slots, images, strict=True)
         )
 
 

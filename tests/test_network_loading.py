@@ -44,7 +44,7 @@ def test_the_offline_lite0_weights_see_chelsea_as_a_tiger_cat(lite0):
 def test_lite0_stages_and_their_channels(lite0):
     layers = default_layers(lite0.module)
     assert layers == [f"blocks.{i}" for i in range(7)]
-    assert channel_counts(lite0, layers) == dict(zip(layers, [16, 24, 40, 80, 112, 192, 320]))
+    assert channel_counts(lite0, layers) == dict(zip(layers, [16, 24, 40, 80, 112, 192, 320], strict=True))
 
 
 def tiny_checkpoint(tmp_path) -> tuple[VisionModel, dict]:

@@ -111,8 +111,10 @@ def test_the_schema_describes_every_registered_protocol(rating_registered, clien
 
 @pytest.mark.chromium
 @pytest.mark.django_db(transaction=True)
-def test_a_session_of_a_registered_protocol_runs_in_the_browser(rating_registered, tiny_model, live_server, monkeypatch):
-    # The run's own media folder (tests/services.py), which the live server serves.
+def test_a_session_of_a_registered_protocol_runs_in_the_browser(
+    rating_registered, tiny_model, live_server, monkeypatch
+):
+    # Stimuli go to the run's own media folder (tests/services.py), which the live server serves.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import expect, sync_playwright
 

@@ -16,10 +16,10 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from experiments.models import Study, StudyUnit, Trial, TrialImage
+from experiments.rendering import activation_path, render_study, sample_units
 from protocols.two_afc.protocol import QUERY_NEGATIVE, QUERY_POSITIVE, REFERENCE_MAX, REFERENCE_MIN
 from psyplatform.celery import app
 from stimuli.models import StimulusImage
-from experiments.rendering import activation_path, render_study, sample_units
 from tests.factories import RenderableStudyFactory
 from workers.models import Job
 from workers.services import start_rendering

@@ -7,7 +7,6 @@ its position in the ascending order: position checks read activations directly.
 import numpy as np
 import pytest
 
-from stimuli.sampling import sample_layer_channels, seeded_rng
 from protocols.two_afc.selection import (
     SelectionError,
     catch_trial,
@@ -15,6 +14,7 @@ from protocols.two_afc.selection import (
     query_windows,
     select_trials,
 )
+from stimuli.sampling import sample_layer_channels, seeded_rng
 
 DIFFICULTIES = ["easy", "medium", "hard", "very_hard"]
 

@@ -31,6 +31,8 @@ def render_stimuli(self, job_id: int) -> None:
 
     job = services.mark_running(job_id)
     try:
+        if job.study is None:
+            raise ValueError(f"Job {job_id} renders no study.")
         render_study(job.study, progress=job.report)
     except TRANSIENT_ERRORS as exc:
         if self.request.retries >= MAX_RETRIES:
@@ -40,7 +42,7 @@ def render_stimuli(self, job_id: int) -> None:
             factor=10, retries=self.request.retries, maximum=600, full_jitter=True
         )
         services.note_retry(job, exc, countdown)
-        raise self.retry(exc=exc, countdown=countdown)
+        raise self.retry(exc=exc, countdown=countdown) from exc
     except Exception as exc:
         services.mark_failed(job, exc)
         raise

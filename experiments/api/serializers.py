@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.utils import PolymorphicProxySerializer
@@ -19,7 +18,8 @@ MAX_RT_MS = 24 * 3600 * 1000
 
 class SessionStartSerializer(serializers.Serializer):
     study = serializers.SlugField()
-    source = serializers.ChoiceField(choices=Study.Recruiter.choices)
+    # A field named like DRF's Field.source attribute: declared fields are collected by name, so it works.
+    source = serializers.ChoiceField(choices=Study.Recruiter.choices)  # type: ignore[assignment]
     participant = serializers.CharField(required=False, help_text="local: the participant id.")
     assignment_id = serializers.CharField(required=False, help_text="mturk")
     hit_id = serializers.CharField(required=False, help_text="mturk")
@@ -103,20 +103,24 @@ def answer_serializer(protocol: str) -> type[serializers.Serializer]:
     return _protocol_variant(AnswerEnvelopeSerializer, get_protocol(protocol).answer_serializer, protocol, "Answer")
 
 
-def _variants(build: Callable[[str], type[serializers.Serializer]]) -> dict[str, type[serializers.Serializer]]:
-    return {name: build(name) for name in registered()}
+Variants = dict[str, serializers.Serializer[Any] | type[serializers.Serializer[Any]]]
+
+
+def _trial_variants() -> Variants:
+    return {name: trial_serializer(name) for name in registered()}
+
+
+def _answer_variants() -> Variants:
+    return {name: answer_serializer(name) for name in registered()}
 
 
 # For the OpenAPI schema: one variant per registered protocol, evaluated when the schema is made.
+# Trials name their protocol; answers are told apart by their fields.
 TRIAL_SCHEMA = PolymorphicProxySerializer(
-    component_name="Trial",
-    serializers=lambda: _variants(trial_serializer),
-    resource_type_field_name="protocol",
+    component_name="Trial", serializers=_trial_variants, resource_type_field_name="protocol"
 )
 ANSWER_SCHEMA = PolymorphicProxySerializer(
-    component_name="Answer",
-    serializers=lambda: list(_variants(answer_serializer).values()),
-    resource_type_field_name=None,
+    component_name="Answer", serializers=lambda: list(_answer_variants().values()), resource_type_field_name=None
 )
 
 
@@ -143,5 +147,6 @@ class CompletedSerializer(serializers.Serializer):
     completed = serializers.BooleanField()
     completion_code = serializers.CharField(required=False)
     submit_url = serializers.CharField(required=False)
-    fields = serializers.DictField(required=False)
+    # Named like Serializer.fields, as the MTurk form's fields are; declared fields are collected by name.
+    fields = serializers.DictField(required=False)  # type: ignore[assignment]
     redirect_url = serializers.CharField(required=False)

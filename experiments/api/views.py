@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -30,7 +32,8 @@ class SessionView(APIView):
 
     @property
     def session(self) -> Session:
-        return self.request.auth
+        # SessionTokenAuthentication puts the session where DRF keeps the token.
+        return cast(Session, self.request.auth)
 
 
 class StartSession(APIView):
@@ -79,8 +82,14 @@ class AnswerTrial(SessionView):
     def post(self, request: Request, session_id: int) -> Response:
         body = s.answer_serializer(self.session.study.protocol)(data=request.data)
         body.is_valid(raise_exception=True)
-        generic = {name: body.validated_data.pop(name) for name in s.AnswerEnvelopeSerializer().fields}
-        result, created = services.answer_trial(self.session, **generic, answer=body.validated_data)
+        answer = dict(body.validated_data)
+        result, created = services.answer_trial(
+            self.session,
+            index=answer.pop("index"),
+            client_id=answer.pop("client_id"),
+            rt_ms=answer.pop("rt_ms"),
+            answer=answer,
+        )
         reply = {**s.AnswerResultSerializer(result).data, **result.feedback}
         return Response(reply, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

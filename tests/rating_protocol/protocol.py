@@ -17,6 +17,7 @@ from protocols.base import (
     PRACTICE,
     BrowserModule,
     Design,
+    Fields,
     ImageSlot,
     Layout,
     Protocol,
@@ -37,12 +38,12 @@ class RatingParams(Params):
     scale: int = param(5, forms.IntegerField(min_value=2, max_value=9))
 
 
-class RatingTrialSerializer(serializers.Serializer):
+class RatingTrialSerializer(Fields):
     image = serializers.CharField()
     scale = serializers.IntegerField()
 
 
-class RatingAnswerSerializer(serializers.Serializer):
+class RatingAnswerSerializer(Fields):
     rating = serializers.IntegerField(min_value=1, max_value=9)
 
 
