@@ -5,8 +5,8 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 
 from experiments.models import Study
+from experiments.recruiters import recruiter_for, registered
 from experiments.selectors import sample_screen
-from recruitment.mturk.backend import PREVIEW_ASSIGNMENT_ID
 
 # MTurk shows the page in an iframe on its worker sites; nobody else may frame it.
 # X-Frame-Options cannot name origins, so the page relies on CSP frame-ancestors alone.
@@ -16,8 +16,13 @@ FRAME_ANCESTORS = "frame-ancestors 'self' https://www.mturk.com https://workersa
 @xframe_options_exempt
 def participant_page(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
-    previewing = request.GET.get("assignmentId") == PREVIEW_ASSIGNMENT_ID
-    context = {"study": study, "sample": sample_screen(study) if previewing else None}
+    previewing = recruiter_for(study.recruiter).is_preview(request.GET)
+    context = {
+        "study": study,
+        "sample": sample_screen(study) if previewing else None,
+        # Which fields of POST /sessions the script reads from which URL parameters, per recruiter.
+        "arrival_params": {recruiter.name: dict(recruiter.url_params) for recruiter in registered()},
+    }
     response = render(request, "participant/study.html", context)
     response["Content-Security-Policy"] = FRAME_ANCESTORS
     return response

@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import InlineModelAdmin
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -19,64 +20,16 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from recruitment import ledger, selectors, services
+from recruitment.backends import backend_for
 from recruitment.errors import RecruitmentError
-from recruitment.models import HIT, Assignment, LinkGroup, Payment, ProlificSubmission, Recruitment
+from recruitment.inlines import PaymentInline
+from recruitment.models import Assignment, LinkGroup, Payment, Recruitment
 
 STATE_FIELDS = [
     "launched_at", "paused_at", "closed_at", "close_reason", "budget_reached_at", "sandbox", "hit_type_id",
     "prolific_study_id", "prolific_status", "prolific_places", "last_synced_at", "error",
     "progress_summary", "cost_summary", "ledger_table", "reconciliation",
 ]
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class HITInline(ReadOnlyInline):
-    model = HIT
-    fields = [
-        "hit_id", "sandbox", "state", "mturk_status", "max_assignments", "available", "pending", "completed",
-        "expires_at", "last_error",
-    ]
-
-
-class AssignmentInline(ReadOnlyInline):
-    model = Assignment
-    fields = [
-        "assignment_id", "worker_id", "status", "session", "checks", "accepted_at", "submitted_at",
-        "qualified_at",
-    ]
-    readonly_fields = ["checks"]
-
-    @admin.display(description="checks")
-    def checks(self, assignment: Assignment) -> str:
-        return selectors.check_summary(assignment.session)
-
-
-class SubmissionInline(ReadOnlyInline):
-    model = ProlificSubmission
-    fields = ["submission_id", "participant_id", "status", "session", "checks", "started_at", "completed_at"]
-    readonly_fields = ["checks"]
-
-    @admin.display(description="checks")
-    def checks(self, submission: ProlificSubmission) -> str:
-        return selectors.check_summary(submission.session)
-
-
-class PaymentInline(ReadOnlyInline):
-    model = Payment
-    fields = [
-        "kind", "external_id", "worker_id", "amount", "status", "attempts", "token", "done_at", "last_error"
-    ]
 
 
 @admin.register(Recruitment)
@@ -97,18 +50,14 @@ class RecruitmentAdmin(admin.ModelAdmin):
         ("State", {"fields": [f for f in STATE_FIELDS if f != "cost_summary"]}),
     ]
 
-    def get_inlines(self, request: HttpRequest, obj: Recruitment | None) -> list:
+    def get_inlines(self, request: HttpRequest, obj: Recruitment | None) -> list[type[InlineModelAdmin[Any, Any]]]:
         if obj is None:
             return []
-        if obj.backend == "prolific":
-            return [SubmissionInline, PaymentInline]
-        return [HITInline, AssignmentInline, PaymentInline]
+        return [*backend_for(obj.backend).admin_inlines, PaymentInline]
 
     @admin.display(description="marketplace")
-    def marketplace(self, recruitment: Recruitment) -> str:
-        if recruitment.backend != "mturk":
-            return "-"
-        return "sandbox" if recruitment.sandbox else "live"
+    def marketplace(self, recruitment: Recruitment) -> str | None:
+        return backend_for(recruitment.backend).marketplace(recruitment)
 
     @admin.display(description="state")
     def state(self, recruitment: Recruitment) -> str:
@@ -143,8 +92,10 @@ class RecruitmentAdmin(admin.ModelAdmin):
             f"(reward {estimate.reward} + {estimate.fee_rate:.0%} fee) + bonuses; "
             f"cap {selectors.budget_cap(recruitment)}"
         )
-        if recruitment.backend == "mturk" and recruitment.launched_at:
-            text += f"; committed so far {selectors.committed_spend(recruitment, timezone.now())}"
+        backend = backend_for(recruitment.backend)
+        committed = backend.committed_spend(recruitment, timezone.now()) if recruitment.launched_at else None
+        if committed is not None:
+            text += f"; committed so far {committed}"
         if recruitment.budget_reached_at:
             text += f"; BUDGET CAP REACHED at {recruitment.budget_reached_at}"
         return text

@@ -83,10 +83,10 @@ def affordable_assignments(cap: Decimal, committed: Decimal, per_assignment: Dec
     return max(0, int((cap - committed) // per_assignment))
 
 
-def estimate_prolific_cost(
+def estimate_cost_without_fee(
     *, sessions: int, reward: Decimal, over_recruitment: Decimal, bonus: Decimal = Decimal("0.00")
 ) -> CostEstimate:
-    """The same estimate before Prolific's service fee, which Prolific shows (and locks) at publish."""
+    """The same estimate with no recruiter's fee: Prolific shows (and locks) its own at publish."""
     assignments = math.ceil(sessions * (1 + over_recruitment))
     return CostEstimate(
         sessions_needed=sessions,

@@ -16,6 +16,7 @@ from django.db import models
 from django.utils import timezone
 
 from experiments.models import Session, Study
+from experiments.recruiters import recruiter_choices
 
 # MTurk charges a 40% fee instead of 20% on HITs of 10 or more assignments.
 MAX_HIT_SIZE = 9
@@ -303,7 +304,7 @@ class Payment(models.Model):
         FAILED = "failed", "failed (see error)"
 
     recruitment = models.ForeignKey(Recruitment, on_delete=models.PROTECT, related_name="payments")
-    backend = models.CharField(max_length=20, choices=Study.Recruiter.choices)
+    backend = models.CharField(max_length=20, choices=recruiter_choices)
     sandbox = models.BooleanField(default=False, help_text="MTurk: paid on the sandbox.")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     session = models.ForeignKey(Session, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

@@ -28,7 +28,7 @@ class RecruitmentFactory(factory.django.DjangoModelFactory):
         model = Recruitment
 
     study = factory.SubFactory(
-        StudyFactory, recruiter=Study.Recruiter.MTURK, n_units=6, target_per_unit=8, n_main_trials=4
+        StudyFactory, recruiter="mturk", n_units=6, target_per_unit=8, n_main_trials=4
     )
 
 
@@ -70,7 +70,7 @@ def make_session(
     assignment_id is the MTurk assignment id, or on Prolific the submission (SESSION_ID).
     """
     study = recruitment.study
-    if study.recruiter == Study.Recruiter.PROLIFIC:
+    if study.recruiter == "prolific":
         external = {"prolific_pid": worker_id, "study_id": recruitment.prolific_study_id or "S1", "session_id": assignment_id}
     else:
         external = {
@@ -108,7 +108,7 @@ class PaymentFactory(factory.django.DjangoModelFactory):
         model = Payment
 
     recruitment = factory.SubFactory(LaunchedRecruitmentFactory)
-    backend = Study.Recruiter.MTURK
+    backend = "mturk"
     sandbox = True
     kind = Payment.Kind.BONUS
     external_id = factory.Sequence(lambda n: f"3ASG{n:026d}")

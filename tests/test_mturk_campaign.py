@@ -54,7 +54,7 @@ def arrive(worker: MTurkWorker, capture) -> None:
 def study() -> Study:
     return build_2afc_study(
         n_units=6,
-        recruiter=Study.Recruiter.MTURK,
+        recruiter="mturk",
         n_main_trials=4,
         n_catch_trials=1,
         target_per_unit=2,

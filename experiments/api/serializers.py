@@ -7,7 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from experiments.models import Event, Study
+from experiments.models import Event
+from experiments.recruiters import recruiter_choices
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_RT_MS = 24 * 3600 * 1000
@@ -15,7 +16,7 @@ MAX_RT_MS = 24 * 3600 * 1000
 
 class SessionStartSerializer(serializers.Serializer):
     study = serializers.SlugField()
-    source = serializers.ChoiceField(choices=Study.Recruiter.choices)
+    source = serializers.ChoiceField(choices=())  # the registered recruiters, filled in by __init__
     participant = serializers.CharField(required=False, help_text="local: the participant id.")
     assignment_id = serializers.CharField(required=False, help_text="mturk")
     hit_id = serializers.CharField(required=False, help_text="mturk")
@@ -24,6 +25,11 @@ class SessionStartSerializer(serializers.Serializer):
     prolific_pid = serializers.CharField(required=False, help_text="prolific")
     study_id = serializers.CharField(required=False, help_text="prolific")
     session_id = serializers.CharField(required=False, help_text="prolific")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The recruiters register when Django is ready, which may come after this module is imported.
+        self.fields["source"] = serializers.ChoiceField(choices=recruiter_choices())
 
 
 class TimingSerializer(serializers.Serializer):

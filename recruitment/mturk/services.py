@@ -302,7 +302,7 @@ def list_bonus_payments(client: Any, **selector: str) -> Iterator[dict[str, Any]
 def _session_for(recruitment: Recruitment, assignment_id: str, worker_id: str) -> Session | None:
     return Session.objects.filter(
         study_id=recruitment.study_id,
-        source=Study.Recruiter.MTURK,
+        source="mturk",
         participant_id=worker_id,
         external__assignment_id=assignment_id,
     ).first()
@@ -458,57 +458,52 @@ def close(recruitment: Recruitment) -> None:
     expire_open_hits(recruitment)
 
 
-class MTurkPayments:
-    """Approve, reject and bonus on MTurk (see recruitment.ledger)."""
+def send_payment(payment: Payment) -> dict[str, Any]:
+    """Approve, reject or bonus on MTurk (see recruitment.ledger); returns the request id."""
+    client = get_client(sandbox=payment.sandbox)
+    if payment.kind == Payment.Kind.APPROVE:
+        response = call(client, "approve_assignment", AssignmentId=payment.external_id)
+    elif payment.kind == Payment.Kind.REJECT:
+        response = call(
+            client,
+            "reject_assignment",
+            AssignmentId=payment.external_id,
+            RequesterFeedback=payment.message,
+        )
+    else:
+        response = call(
+            client,
+            "send_bonus",
+            WorkerId=payment.worker_id,
+            BonusAmount=f"{payment.amount:.2f}",
+            AssignmentId=payment.external_id,
+            Reason=payment.message,
+            UniqueRequestToken=payment.token,
+        )
+    _record_review(payment)
+    return {"request_id": response.get("ResponseMetadata", {}).get("RequestId", "")}
 
-    def send(self, payment: Payment) -> dict[str, Any]:
-        client = get_client(sandbox=payment.sandbox)
-        if payment.kind == Payment.Kind.APPROVE:
-            response = call(client, "approve_assignment", AssignmentId=payment.external_id)
-        elif payment.kind == Payment.Kind.REJECT:
-            response = call(
-                client,
-                "reject_assignment",
-                AssignmentId=payment.external_id,
-                RequesterFeedback=payment.message,
-            )
-        else:
-            response = call(
-                client,
-                "send_bonus",
-                WorkerId=payment.worker_id,
-                BonusAmount=f"{payment.amount:.2f}",
-                AssignmentId=payment.external_id,
-                Reason=payment.message,
-                UniqueRequestToken=payment.token,
-            )
-        self._record_review(payment)
-        return {"request_id": response.get("ResponseMetadata", {}).get("RequestId", "")}
 
-    def verify(self, payment: Payment) -> bool:
-        client = get_client(sandbox=payment.sandbox)
-        if payment.kind == Payment.Kind.BONUS:
-            return any(
-                bonus["WorkerId"] == payment.worker_id and Decimal(bonus["BonusAmount"]) == payment.amount
-                for bonus in list_bonus_payments(client, AssignmentId=payment.external_id)
-            )
-        assignment = call(client, "get_assignment", AssignmentId=payment.external_id)["Assignment"]
-        made = assignment["AssignmentStatus"] == REVIEWED[payment.kind]
-        if made:
-            self._record_review(payment)
-        return made
+def payment_made(payment: Payment) -> bool:
+    """Whether MTurk shows the payment as made: the bonus listed, or the assignment reviewed."""
+    client = get_client(sandbox=payment.sandbox)
+    if payment.kind == Payment.Kind.BONUS:
+        return any(
+            bonus["WorkerId"] == payment.worker_id and Decimal(bonus["BonusAmount"]) == payment.amount
+            for bonus in list_bonus_payments(client, AssignmentId=payment.external_id)
+        )
+    assignment = call(client, "get_assignment", AssignmentId=payment.external_id)["Assignment"]
+    made = assignment["AssignmentStatus"] == REVIEWED[payment.kind]
+    if made:
+        _record_review(payment)
+    return made
 
-    def can_resend(self, payment: Payment) -> bool:
-        # Approving or rejecting twice is refused, not repeated; a bonus carries its token,
-        # and past the token's 24 hours verify() has just looked for it in ListBonusPayments.
-        return True
 
-    @staticmethod
-    def _record_review(payment: Payment) -> None:
-        if payment.kind in REVIEWED:
-            Assignment.objects.filter(assignment_id=payment.external_id, worker_id=payment.worker_id).update(
-                status=STATUSES[REVIEWED[payment.kind]], updated_at=timezone.now()
-            )
+def _record_review(payment: Payment) -> None:
+    if payment.kind in REVIEWED:
+        Assignment.objects.filter(assignment_id=payment.external_id, worker_id=payment.worker_id).update(
+            status=STATUSES[REVIEWED[payment.kind]], updated_at=timezone.now()
+        )
 
 
 def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
@@ -523,7 +518,7 @@ def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
             remote_bonuses.setdefault(bonus["AssignmentId"], []).append(bonus)
 
     differences = []
-    ledger = recruitment.payments.filter(backend=Study.Recruiter.MTURK)
+    ledger = recruitment.payments.filter(backend="mturk")
     for payment in ledger:
         key = (payment.external_id, payment.worker_id)
         if payment.status != Payment.Status.DONE:

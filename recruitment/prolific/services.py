@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from experiments.assignment import end_unfinished
-from experiments.models import Session, Study
+from experiments.models import Session
 from recruitment import budget, selectors
 from recruitment.conf import public_base_url
 from recruitment.models import Payment, ProlificSubmission, Recruitment
@@ -92,7 +92,7 @@ def record_submission(recruitment: Recruitment, data: dict[str, Any]) -> Prolifi
     if submission.session_id is None:
         submission.session = Session.objects.filter(
             study_id=recruitment.study_id,
-            source=Study.Recruiter.PROLIFIC,
+            source="prolific",
             external__session_id=submission.submission_id,
         ).first()
         submission.save(update_fields=["session", "updated_at"])
@@ -158,41 +158,36 @@ def close(recruitment: Recruitment) -> None:
         _transition(recruitment, "STOP")
 
 
-class ProlificPayments:
-    """Approve, reject and bonus on Prolific (see recruitment.ledger)."""
-
-    def send(self, payment: Payment) -> dict[str, Any]:
-        client = get_client()
-        if payment.kind == Payment.Kind.APPROVE:
-            response = client.approve(payment.external_id)
-        elif payment.kind == Payment.Kind.REJECT:
-            response = client.reject(payment.external_id, payment.message, payment.rejection_category)
-        else:
-            if not payment.remote_ref:
-                # Setting up pays nothing; keep its id so that a retry pays this bonus, not a new one.
-                bonus = client.set_up_bonus(
-                    payment.recruitment.prolific_study_id, f"{payment.worker_id},{payment.amount:.2f}\n"
-                )
-                payment.remote_ref = bonus["id"]
-                payment.save(update_fields=["remote_ref"])
-            response = client.pay_bonus(payment.remote_ref)
-        if payment.kind in REVIEWED:
-            ProlificSubmission.objects.filter(submission_id=payment.external_id).update(
-                status=response.get("status") or REVIEWED[payment.kind]
+def send_payment(payment: Payment) -> dict[str, Any]:
+    """Approve, reject or bonus on Prolific (see recruitment.ledger); returns the status it reports."""
+    client = get_client()
+    if payment.kind == Payment.Kind.APPROVE:
+        response = client.approve(payment.external_id)
+    elif payment.kind == Payment.Kind.REJECT:
+        response = client.reject(payment.external_id, payment.message, payment.rejection_category)
+    else:
+        if not payment.remote_ref:
+            # Setting up pays nothing; keep its id so that a retry pays this bonus, not a new one.
+            bonus = client.set_up_bonus(
+                payment.recruitment.prolific_study_id, f"{payment.worker_id},{payment.amount:.2f}\n"
             )
-        return {"status": response.get("status", "")}
+            payment.remote_ref = bonus["id"]
+            payment.save(update_fields=["remote_ref"])
+        response = client.pay_bonus(payment.remote_ref)
+    if payment.kind in REVIEWED:
+        ProlificSubmission.objects.filter(submission_id=payment.external_id).update(
+            status=response.get("status") or REVIEWED[payment.kind]
+        )
+    return {"status": response.get("status", "")}
 
-    def verify(self, payment: Payment) -> bool:
-        submission = get_client().submission(payment.external_id)
-        if payment.kind == Payment.Kind.BONUS:
-            cents = int(payment.amount * 100)
-            return any(round(paid) == cents for paid in submission.get("bonus_payments") or [])
-        return submission.get("status") == REVIEWED[payment.kind]
 
-    def can_resend(self, payment: Payment) -> bool:
-        # Paying a set-up bonus again pays it again, and Prolific pays bonuses a few minutes
-        # later, so a bonus missing from the submission does not prove the call failed.
-        return payment.kind != Payment.Kind.BONUS
+def payment_made(payment: Payment) -> bool:
+    """Whether the submission on Prolific shows the payment: its status, or the bonus among its bonuses."""
+    submission = get_client().submission(payment.external_id)
+    if payment.kind == Payment.Kind.BONUS:
+        cents = int(payment.amount * 100)
+        return any(round(paid) == cents for paid in submission.get("bonus_payments") or [])
+    return submission.get("status") == REVIEWED[payment.kind]
 
 
 def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
@@ -204,7 +199,7 @@ def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
     if not recruitment.prolific_study_id:
         return []
     remote = {data["id"]: data["status"] for data in get_client().submissions(recruitment.prolific_study_id)}
-    ledger = recruitment.payments.filter(backend=Study.Recruiter.PROLIFIC)
+    ledger = recruitment.payments.filter(backend="prolific")
     differences = []
     for payment in ledger:
         if payment.status != Payment.Status.DONE:
