@@ -8,28 +8,25 @@ from typing import Any
 from rest_framework import serializers
 
 from experiments.models import Event
-from experiments.recruiters import recruiter_choices
+from experiments.recruiters import recruiter_choices, registered
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_RT_MS = 24 * 3600 * 1000
 
 
 class SessionStartSerializer(serializers.Serializer):
+    """The study, the recruiter the participant comes from, and the fields its study link brings."""
+
     study = serializers.SlugField()
-    source = serializers.ChoiceField(choices=())  # the registered recruiters, filled in by __init__
-    participant = serializers.CharField(required=False, help_text="local: the participant id.")
-    assignment_id = serializers.CharField(required=False, help_text="mturk")
-    hit_id = serializers.CharField(required=False, help_text="mturk")
-    worker_id = serializers.CharField(required=False, help_text="mturk")
-    turk_submit_to = serializers.CharField(required=False, help_text="mturk")
-    prolific_pid = serializers.CharField(required=False, help_text="prolific")
-    study_id = serializers.CharField(required=False, help_text="prolific")
-    session_id = serializers.CharField(required=False, help_text="prolific")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # The recruiters register when Django is ready, which may come after this module is imported.
+        # From the registry, which fills when Django is ready: that may come after this module is imported.
         self.fields["source"] = serializers.ChoiceField(choices=recruiter_choices())
+        for recruiter in registered():
+            for field, param in recruiter.url_params.items():
+                help_text = f"{recruiter.name}: the {param} parameter of the study link"
+                self.fields[field] = serializers.CharField(required=False, help_text=help_text)
 
 
 class TimingSerializer(serializers.Serializer):
