@@ -51,3 +51,13 @@ def test_an_mturk_preview_shows_a_practice_trial_as_a_sample_screen_without_a_se
 def test_an_accepted_hit_shows_no_sample_screen(client, mturk_study):
     page = client.get(f"/s/{mturk_study.slug}/?assignmentId=3ASG&hitId=3HIT&workerId=AW1").content.decode()
     assert sample_images(page) == []
+
+
+def test_an_mturk_preview_link_to_a_study_that_does_not_recruit_on_mturk_shows_no_sample_screen(client, study):
+    assert sample_images(client.get(f"/s/{study.slug}/{PREVIEW}").content.decode()) == []
+
+
+def test_the_page_tells_the_script_which_url_parameters_each_recruiter_brings(client, study):
+    params = client.get(f"/s/{study.slug}/?participant=p1").context["arrival_params"]
+    assert list(params) == ["local", "mturk", "prolific"]
+    assert params["local"] == {"participant": "participant"}
