@@ -7,15 +7,17 @@ reports the outcome as a message; errors the tasks hit show on the study.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any, Callable
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -116,8 +118,8 @@ class RecruitmentAdmin(admin.ModelAdmin):
 
     # Buttons on the change page, each a POST to one of these views.
 
-    def get_urls(self) -> list:
-        def view(function: Callable) -> Callable:
+    def get_urls(self) -> list[URLPattern]:
+        def view(function: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             return self.admin_site.admin_view(function)
 
         return [
@@ -222,15 +224,15 @@ class PaymentAdmin(admin.ModelAdmin):
         return False
 
     @admin.action(description="Retry failed payments (same token; looked up first if sent before)")
-    def retry(self, request: HttpRequest, queryset) -> None:
+    def retry(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
         for payment in queryset:
-            self._each(request, payment, lambda p=payment: services.retry_payment(p))
+            self._each(request, payment, partial(services.retry_payment, payment))
 
     @admin.action(description="Mark done: I checked on the recruiter's site that it was paid")
-    def mark_done(self, request: HttpRequest, queryset) -> None:
+    def mark_done(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        checked_by = request.user.get_username()
         for payment in queryset:
-            checked_by = request.user.get_username()
-            self._each(request, payment, lambda p=payment: ledger.mark_done_by_hand(p, checked_by))
+            self._each(request, payment, partial(ledger.mark_done_by_hand, payment, checked_by))
 
     def _each(self, request: HttpRequest, payment: Payment, action: Callable[[], None]) -> None:
         try:

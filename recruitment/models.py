@@ -7,7 +7,7 @@ needs lives here, one-to-one with the study (Recruitment), with defaults from
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from experiments.models import Session, Study
 from experiments.recruiters import recruiter_choices
+from recruitment.errors import RecruitmentError
 
 # MTurk charges a 40% fee instead of 20% on HITs of 10 or more assignments.
 MAX_HIT_SIZE = 9
@@ -217,14 +218,26 @@ class HIT(models.Model):
     def __str__(self) -> str:
         return self.hit_id or f"(pending {self.token})"
 
+    @property
+    def mturk_id(self) -> str:
+        """The HIT's id on MTurk, which only a HIT MTurk confirmed has."""
+        if not self.hit_id:
+            raise RecruitmentError(f"HIT {self.token} has no MTurk id: MTurk never confirmed it.")
+        return self.hit_id
+
     def is_open(self, now: datetime) -> bool:
         """Can still be accepted by new workers."""
-        return (
-            self.state == self.State.CREATED
-            and self.expires_at is not None
-            and self.expires_at > now
-            and self.mturk_status in ("", "Assignable", "Unassignable")
-        )
+        return self.open_for(now) > timedelta(0)
+
+    def open_for(self, now: datetime) -> timedelta:
+        """How much longer new workers can accept it; nothing once it expired or MTurk closed it."""
+        if (
+            self.state != self.State.CREATED
+            or self.expires_at is None
+            or self.mturk_status not in ("", "Assignable", "Unassignable")
+        ):
+            return timedelta(0)
+        return max(timedelta(0), self.expires_at - now)
 
 
 class Assignment(models.Model):

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
@@ -212,7 +213,7 @@ def plan_payments(recruitment: Recruitment) -> PaymentPlan:
     return PaymentPlan(items=tuple(items))
 
 
-def ledger_summary(recruitment: Recruitment) -> list[dict]:
+def ledger_summary(recruitment: Recruitment) -> list[dict[str, Any]]:
     """One line per kind and status: how many ledger rows and how much money."""
     return list(
         recruitment.payments.values("kind", "status")

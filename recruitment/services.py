@@ -38,12 +38,11 @@ class PlanChanged(RecruitmentError):
     """What paying would do changed since the dry run the admin confirmed."""
 
 
-def ensure_group(recruitment: Recruitment) -> LinkGroup:
+def ensure_group(recruitment: Recruitment) -> None:
     """A study launched without linked studies gets a group of its own (for its took-part qualification)."""
     if recruitment.group_id is None:
         recruitment.group, _ = LinkGroup.objects.get_or_create(name=f"study {recruitment.study.slug}")
         recruitment.save(update_fields=["group"])
-    return recruitment.group
 
 
 def launch(recruitment: Recruitment, *, sandbox: bool, confirmed_total: Decimal | None = None) -> None:

@@ -22,8 +22,8 @@ from experiments.assignment import end_unfinished
 from experiments.models import Session, Study
 from recruitment import budget, selectors
 from recruitment.conf import public_base_url
-from recruitment.errors import ServiceRefused
-from recruitment.models import HIT, Assignment, Payment, Recruitment, TookPartQualification
+from recruitment.errors import ConfigurationError, ServiceRefused
+from recruitment.models import HIT, Assignment, LinkGroup, Payment, Recruitment, TookPartQualification
 from recruitment.mturk.client import WORKER_SITES, call, get_client
 from recruitment.tokens import make_token
 
@@ -55,8 +55,8 @@ SESSION_ENDED = {
     Assignment.Status.RETURNED: Session.Status.RETURNED,
     Assignment.Status.ABANDONED: Session.Status.ABANDONED,
 }
-# What MTurk shows for an assignment once an approve or reject row is done.
-REVIEWED = {Payment.Kind.APPROVE: "Approved", Payment.Kind.REJECT: "Rejected"}
+# What MTurk shows for an assignment once an approve or reject row is done (keyed by Payment.kind).
+REVIEWED: dict[str, str] = {Payment.Kind.APPROVE: "Approved", Payment.Kind.REJECT: "Rejected"}
 
 
 def study_url(study: Study) -> str:
@@ -105,8 +105,17 @@ def qualification_requirements(recruitment: Recruitment, took_part_id: str) -> l
     return requirements
 
 
+def link_group(recruitment: Recruitment) -> LinkGroup:
+    """The group whose took-part qualification the HITs carry; launching sets it."""
+    if recruitment.group is None:
+        raise ConfigurationError(
+            f"Study {recruitment.study.slug} has no group of linked studies: choose one, or launch it again."
+        )
+    return recruitment.group
+
+
 def took_part_qualification_name(recruitment: Recruitment) -> str:
-    return f"psyplatform took part: {recruitment.group.name}"
+    return f"psyplatform took part: {link_group(recruitment).name}"
 
 
 def _find_qualification_type(client: Any, name: str) -> str | None:
@@ -126,7 +135,8 @@ def _find_qualification_type(client: Any, name: str) -> str | None:
 
 def ensure_took_part_qualification(recruitment: Recruitment, client: Any) -> str:
     """The group's took-part qualification type on this marketplace, created the first time."""
-    existing = recruitment.group.qualifications.filter(sandbox=recruitment.sandbox).first()
+    group = link_group(recruitment)
+    existing = group.qualifications.filter(sandbox=recruitment.sandbox).first()
     if existing:
         return existing.qualification_type_id
     name = took_part_qualification_name(recruitment)
@@ -147,7 +157,7 @@ def ensure_took_part_qualification(recruitment: Recruitment, client: Any) -> str
         if type_id is None:
             raise
     TookPartQualification.objects.get_or_create(
-        group=recruitment.group, sandbox=recruitment.sandbox, defaults={"qualification_type_id": type_id}
+        group=group, sandbox=recruitment.sandbox, defaults={"qualification_type_id": type_id}
     )
     return type_id
 
@@ -354,16 +364,16 @@ def settle_unsubmitted(hit: HIT, recruitment: Recruitment, listed: dict[str, str
 def sync_hit(hit: HIT, recruitment: Recruitment, client: Any) -> None:
     refresh_hit(hit, client)
     listed = {}
-    for data in list_assignments(client, hit.hit_id):
+    for data in list_assignments(client, hit.mturk_id):
         record_assignment(recruitment, hit, data)
         listed[data["AssignmentId"]] = data["WorkerId"]
     settle_unsubmitted(hit, recruitment, listed, timezone.now())
 
 
 def sandbox_of(assignment: Assignment) -> bool:
-    if assignment.hit_id:
+    if assignment.hit is not None:
         return assignment.hit.sandbox
-    if assignment.session_id:
+    if assignment.session is not None:
         return assignment.session.external.get("turk_submit_to") == WORKER_SITES[True]
     return assignment.recruitment.sandbox
 
@@ -415,9 +425,7 @@ def top_up(recruitment: Recruitment, client: Any) -> int:
     extendable = [
         hit
         for hit in selectors.env_hits(recruitment).filter(state=HIT.State.CREATED)
-        if hit.is_open(now)
-        and hit.max_assignments < recruitment.hit_size
-        and hit.expires_at - now >= MIN_LIFETIME_TO_EXTEND
+        if hit.max_assignments < recruitment.hit_size and hit.open_for(now) >= MIN_LIFETIME_TO_EXTEND
     ]
     for hit in extendable:
         extra = min(to_add - added, recruitment.hit_size - hit.max_assignments)
@@ -512,9 +520,9 @@ def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
     remote_bonuses: dict[str, list[dict[str, Any]]] = {}
     for hit in recruitment.hits.filter(state=HIT.State.CREATED):
         client = get_client(sandbox=hit.sandbox)
-        for data in list_assignments(client, hit.hit_id):
+        for data in list_assignments(client, hit.mturk_id):
             remote_status[(data["AssignmentId"], data["WorkerId"])] = data["AssignmentStatus"]
-        for bonus in list_bonus_payments(client, HITId=hit.hit_id):
+        for bonus in list_bonus_payments(client, HITId=hit.mturk_id):
             remote_bonuses.setdefault(bonus["AssignmentId"], []).append(bonus)
 
     differences = []

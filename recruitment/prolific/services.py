@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,8 +22,8 @@ COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 REJECTED = "REJECTED"
 # Submissions that ended without the study being finished.
 SESSION_ENDED = {"RETURNED": Session.Status.RETURNED, "TIMED-OUT": Session.Status.ABANDONED}
-# What Prolific shows for a submission once an approve or reject row is done.
-REVIEWED = {Payment.Kind.APPROVE: "APPROVED", Payment.Kind.REJECT: REJECTED}
+# What Prolific shows for a submission once an approve or reject row is done (keyed by Payment.kind).
+REVIEWED: dict[str, str] = {Payment.Kind.APPROVE: "APPROVED", Payment.Kind.REJECT: REJECTED}
 
 
 def study_payload(recruitment: Recruitment, places: int) -> dict[str, Any]:
@@ -74,7 +75,7 @@ def places_wanted(recruitment: Recruitment) -> tuple[int, int]:
     return wanted, affordable
 
 
-def _parse(value: str | None):
+def _parse(value: str | None) -> datetime | None:
     return parse_datetime(value) if value else None
 
 
