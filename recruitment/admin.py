@@ -6,9 +6,10 @@ reports the outcome as a message; errors the tasks hit show on the study.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
@@ -27,30 +28,30 @@ from recruitment.errors import RecruitmentError
 from recruitment.inlines import PaymentInline
 from recruitment.models import Assignment, LinkGroup, Payment, Recruitment
 
-STATE_FIELDS = [
+STATE_FIELDS = (
     "launched_at", "paused_at", "closed_at", "close_reason", "budget_reached_at", "sandbox", "hit_type_id",
     "prolific_study_id", "prolific_status", "prolific_places", "last_synced_at", "error",
     "progress_summary", "cost_summary", "ledger_table", "reconciliation",
-]
+)
 
 
 @admin.register(Recruitment)
 class RecruitmentAdmin(admin.ModelAdmin):
-    list_display = ["study", "backend", "marketplace", "state", "progress_summary", "last_synced_at", "error"]
-    list_select_related = ["study"]
-    search_fields = ["study__slug", "study__name"]
+    list_display = ("study", "backend", "marketplace", "state", "progress_summary", "last_synced_at", "error")
+    list_select_related = ("study",)
+    search_fields = ("study__slug", "study__name")
     readonly_fields = STATE_FIELDS
     change_form_template = "admin/recruitment/recruitment/change_form.html"
-    fieldsets = [
-        (None, {"fields": ["study", "group"]}),
-        ("What workers see", {"fields": ["title", "description", "keywords", "reward", "estimated_minutes"]}),
-        ("MTurk", {"fields": ["lifetime_s", "assignment_duration_s", "auto_approval_delay_s", "frame_height",
-                              "hit_size", "locales", "min_hits_approved", "min_approval_rate"]}),
-        ("Budget", {"fields": ["over_recruitment", "budget_cap", "cost_summary"]}),
-        ("Payment rules (approve everyone unless set)", {"fields": [
-            "reject_failing", "rejection_feedback", "rejection_category", "bonus_passing", "bonus_reason"]}),
-        ("State", {"fields": [f for f in STATE_FIELDS if f != "cost_summary"]}),
-    ]
+    fieldsets = (
+        (None, {"fields": ("study", "group")}),
+        ("What workers see", {"fields": ("title", "description", "keywords", "reward", "estimated_minutes")}),
+        ("MTurk", {"fields": ("lifetime_s", "assignment_duration_s", "auto_approval_delay_s", "frame_height",
+                              "hit_size", "locales", "min_hits_approved", "min_approval_rate")}),
+        ("Budget", {"fields": ("over_recruitment", "budget_cap", "cost_summary")}),
+        ("Payment rules (approve everyone unless set)", {"fields": (
+            "reject_failing", "rejection_feedback", "rejection_category", "bonus_passing", "bonus_reason")}),
+        ("State", {"fields": tuple(f for f in STATE_FIELDS if f != "cost_summary")}),
+    )
 
     def get_inlines(self, request: HttpRequest, obj: Recruitment | None) -> list[type[InlineModelAdmin[Any, Any]]]:
         if obj is None:
@@ -209,13 +210,13 @@ class RecruitmentAdmin(admin.ModelAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
-    list_display = [
+    list_display = (
         "recruitment", "kind", "external_id", "worker_id", "amount", "status", "attempts", "done_at",
         "last_error",
-    ]
-    list_filter = ["status", "kind", "backend", "sandbox"]
-    search_fields = ["external_id", "worker_id", "token", "recruitment__study__slug"]
-    actions = ["retry", "mark_done"]
+    )
+    list_filter = ("status", "kind", "backend", "sandbox")
+    search_fields = ("external_id", "worker_id", "token", "recruitment__study__slug")
+    actions = ("retry", "mark_done")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # rows come from a confirmed dry run only
@@ -244,10 +245,10 @@ class PaymentAdmin(admin.ModelAdmin):
 
 @admin.register(Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
-    list_display = ["assignment_id", "worker_id", "recruitment", "hit", "status", "session", "submitted_at",
-                    "qualified_at"]
-    list_filter = ["status"]
-    search_fields = ["assignment_id", "worker_id", "recruitment__study__slug"]
+    list_display = ("assignment_id", "worker_id", "recruitment", "hit", "status", "session", "submitted_at",
+                    "qualified_at")
+    list_filter = ("status",)
+    search_fields = ("assignment_id", "worker_id", "recruitment__study__slug")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -258,7 +259,7 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(LinkGroup)
 class LinkGroupAdmin(admin.ModelAdmin):
-    list_display = ["name", "studies", "created_at"]
+    list_display = ("name", "studies", "created_at")
 
     @admin.display(description="studies")
     def studies(self, group: LinkGroup) -> str:

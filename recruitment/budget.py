@@ -92,7 +92,7 @@ def estimate_cost_without_fee(
         sessions_needed=sessions,
         assignments=assignments,
         reward=reward,
-        fee_rate=Decimal("0"),
+        fee_rate=Decimal(0),
         cost_per_assignment=reward,
         bonus_per_passing_session=bonus,
         total=assignments * reward + sessions * bonus,

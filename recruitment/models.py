@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import ClassVar
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -50,7 +51,7 @@ class TookPartQualification(models.Model):
     qualification_type_id = models.CharField(max_length=64)
 
     class Meta:
-        constraints = [
+        constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(fields=["group", "sandbox"], name="one_took_part_qualification_per_env")
         ]
 
@@ -212,7 +213,7 @@ class HIT(models.Model):
     last_error = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["recruitment", "created_at", "pk"]
+        ordering: ClassVar[list[str]] = ["recruitment", "created_at", "pk"]
         verbose_name = "HIT"
 
     def __str__(self) -> str:
@@ -268,10 +269,10 @@ class Assignment(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
+        constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(fields=["assignment_id", "worker_id"], name="unique_assignment_worker")
         ]
-        ordering = ["recruitment", "accepted_at", "pk"]
+        ordering: ClassVar[list[str]] = ["recruitment", "accepted_at", "pk"]
 
     def __str__(self) -> str:
         return f"{self.assignment_id} ({self.worker_id})"
@@ -290,7 +291,7 @@ class ProlificSubmission(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["recruitment", "started_at", "pk"]
+        ordering: ClassVar[list[str]] = ["recruitment", "started_at", "pk"]
 
     def __str__(self) -> str:
         return self.submission_id
@@ -340,10 +341,10 @@ class Payment(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [
+        constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(fields=["backend", "external_id", "kind"], name="one_payment_per_kind")
         ]
-        ordering = ["recruitment", "created_at", "pk"]
+        ordering: ClassVar[list[str]] = ["recruitment", "created_at", "pk"]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.external_id} ({self.status})"

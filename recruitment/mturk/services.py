@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
@@ -39,7 +38,7 @@ QUESTION_SCHEMA = (
     "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2006-07-14/ExternalQuestion.xsd"
 )
 # MTurk expires a HIT at once when told to expire it at a time in the past.
-EXPIRE_NOW = datetime(2015, 1, 1, tzinfo=dt_timezone.utc)
+EXPIRE_NOW = datetime(2015, 1, 1, tzinfo=UTC)
 # Adding assignments to a HIT about to expire would leave them unused.
 MIN_LIFETIME_TO_EXTEND = timedelta(hours=1)
 # MTurk remembers a UniqueRequestToken for 24 hours; past that, resending could create a second HIT.

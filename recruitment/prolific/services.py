@@ -212,16 +212,15 @@ def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
                     "detail": payment.status,
                 }
             )
-        elif payment.kind in REVIEWED:
-            if remote.get(payment.external_id) != REVIEWED[payment.kind]:
-                differences.append(
-                    {
-                        "problem": "status",
-                        "external_id": payment.external_id,
-                        "kind": payment.kind,
-                        "detail": f"Prolific says {remote.get(payment.external_id, 'nothing')}",
-                    }
-                )
+        elif payment.kind in REVIEWED and remote.get(payment.external_id) != REVIEWED[payment.kind]:
+            differences.append(
+                {
+                    "problem": "status",
+                    "external_id": payment.external_id,
+                    "kind": payment.kind,
+                    "detail": f"Prolific says {remote.get(payment.external_id, 'nothing')}",
+                }
+            )
     reviewed = {p.external_id for p in ledger if p.kind != Payment.Kind.BONUS}
     for submission_id, status in remote.items():
         if status in REVIEWED.values() and submission_id not in reviewed:
