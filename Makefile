@@ -22,7 +22,10 @@ demo: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL -u STORAGE_URL $(PY) manage.py setup_demo --port $(PORT)
 	env -u DATABASE_URL -u REDIS_URL -u STORAGE_URL $(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
 
+# Static checks first (pyproject.toml configures both), then the tests; any failure fails the target.
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 clean:

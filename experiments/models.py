@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from experiments.recruiters import recruiter_choices
 from protocols import NotImplementedProtocol, base, condition_choices, get_protocol, protocol_choices
 from protocols.base import Design, Protocol
 from protocols.params import Params, ParamsError
@@ -29,11 +30,6 @@ class Study(models.Model):
         OPEN = "open", "open to participants"
         CLOSED = "closed", "closed"
 
-    class Recruiter(models.TextChoices):
-        LOCAL = "local", "local link"
-        MTURK = "mturk", "Amazon Mechanical Turk"
-        PROLIFIC = "prolific", "Prolific"
-
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
@@ -42,7 +38,8 @@ class Study(models.Model):
     params = models.JSONField(
         default=dict, blank=True, help_text="The protocol's own parameters; missing ones take their defaults."
     )
-    recruiter = models.CharField(max_length=20, choices=Recruiter.choices, default=Recruiter.LOCAL)
+    # The recruiters register when Django is ready (recruitment.apps), so their choices are read late.
+    recruiter = models.CharField(max_length=20, choices=recruiter_choices, default="local")
     model = models.ForeignKey(VisionModel, on_delete=models.PROTECT, related_name="studies")
     image_pool = models.ForeignKey(ImagePool, on_delete=models.PROTECT, related_name="studies")
     seed = models.IntegerField(default=0, help_text="Seeds unit sampling and stimulus selection.")
@@ -261,7 +258,7 @@ class Session(models.Model):
         MAIN = "main", "main"
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="sessions")
-    source = models.CharField(max_length=20, choices=Study.Recruiter.choices)
+    source = models.CharField(max_length=20, choices=recruiter_choices)
     pseudonym = models.CharField(max_length=64, help_text="Keyed hash of the participant id.")
     participant_id = models.CharField(
         max_length=200, help_text="Raw id, kept for paying and blocking only; never exported."

@@ -5,9 +5,9 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 
 from experiments.models import Study
+from experiments.recruiters import registered
 from experiments.selectors import sample_screen
 from protocols import NotImplementedProtocol
-from recruitment.mturk.backend import PREVIEW_ASSIGNMENT_ID
 
 # MTurk shows the page in an iframe on its worker sites; nobody else may frame it.
 # X-Frame-Options cannot name origins, so the page relies on CSP frame-ancestors alone.
@@ -21,18 +21,15 @@ def participant_page(request: HttpRequest, slug: str) -> HttpResponse:
         protocol = study.protocol_plugin
     except NotImplementedProtocol as exc:
         raise Http404(str(exc)) from exc
-    previewing = request.GET.get("assignmentId") == PREVIEW_ASSIGNMENT_ID
+    # A preview is a property of the link (MTurk's preview assignment id): it never starts a session.
+    previewing = any(recruiter.is_preview(request.GET) for recruiter in registered())
     context = {
         "study": study,
         "protocol": protocol,
         "previewing": previewing,
         "sample": sample_screen(study) if previewing else None,
-        "arrival_params": {
-            "mturk": {"assignment_id": "assignmentId", "hit_id": "hitId", "worker_id": "workerId",
-                      "turk_submit_to": "turkSubmitTo"},
-            "prolific": {"prolific_pid": "PROLIFIC_PID", "study_id": "STUDY_ID", "session_id": "SESSION_ID"},
-            "local": {"participant": "participant"},
-        },
+        # Which fields of POST /sessions the script reads from which URL parameters, per recruiter.
+        "arrival_params": {recruiter.name: dict(recruiter.url_params) for recruiter in registered()},
     }
     response = render(request, "participant/study.html", context)
     response["Content-Security-Policy"] = FRAME_ANCESTORS

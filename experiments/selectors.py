@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 
 from experiments.models import Event, Session, SessionTrial, Study, Trial
 from experiments.planning import shown_images
-from recruitment.base import backend_for
+from experiments.recruiters import recruiter_for
 from stimuli.models import StimulusImage
 
 
@@ -70,7 +70,7 @@ def session_state(session: Session) -> dict[str, Any]:
         },
     }
     if stage == Stage.DONE:
-        state["hand_back"] = backend_for(session.source).hand_back(session)
+        state["hand_back"] = recruiter_for(session.source).hand_back(session)
     return state
 
 

@@ -21,17 +21,9 @@ from experiments.errors import (
 from experiments.models import Event, Response, Session, SessionTrial, Study
 from experiments.planning import plan_main_block, plan_practice_round
 from experiments.pseudonyms import pseudonymize
+from experiments.recruiters import ArrivalRefused, recruiter_for
 from experiments.selectors import StoredImageURLs, first_unanswered
 from protocols.base import Score
-from recruitment.base import ArrivalRefused, backend_for
-from recruitment.selectors import has_taken_part
-
-# Where a study's participants come from, as the refusal of another arrival tells them.
-WHERE = {
-    Study.Recruiter.LOCAL: "the link its researchers share",
-    Study.Recruiter.MTURK: "Amazon Mechanical Turk",
-    Study.Recruiter.PROLIFIC: "Prolific",
-}
 
 
 def _resumable(session: Session) -> Session:
@@ -39,7 +31,7 @@ def _resumable(session: Session) -> Session:
         # The hand-back again, so that a worker whose submission got lost can submit once more.
         raise AlreadyTakenPart(
             "You have already completed this study. Thank you!",
-            hand_back=backend_for(session.source).hand_back(session),
+            hand_back=recruiter_for(session.source).hand_back(session),
         )
     if session.status != Session.Status.ACTIVE:
         raise AlreadyTakenPart("This session has expired and cannot be resumed.")
@@ -55,12 +47,11 @@ def start_session(slug: str, data: dict[str, Any]) -> tuple[Session, bool]:
         raise StudyUnavailable("This study is not open to participants.")
     source = data.get("source") or ""
     try:
-        recruiter = backend_for(source)
+        recruiter = recruiter_for(source)
         if source != study.recruiter:
             # Such a session would hold units' slots without ever counting toward the target or being paid.
-            raise ArrivalRefused(
-                f"This link cannot start this study: it takes participants only through {WHERE[study.recruiter]}."
-            )
+            where = recruiter_for(study.recruiter).label
+            raise ArrivalRefused(f"This link cannot start this study: it takes participants only through {where}.")
         arrival = recruiter.arrival(study, data)
     except ValueError as exc:
         # Backends reject their own malformed fields with ValueError.
@@ -70,7 +61,7 @@ def start_session(slug: str, data: dict[str, Any]) -> tuple[Session, bool]:
     existing = Session.objects.filter(study=study, pseudonym=pseudonym).first()
     if existing:
         return _resumable(existing), False
-    if has_taken_part(study, arrival.participant_id):
+    if recruiter.has_taken_part(study, arrival.participant_id):
         raise AlreadyTakenPart("You have already taken part in a related study. Thank you!")
     try:
         with transaction.atomic():
@@ -192,4 +183,4 @@ def complete_session(session: Session, feedback: str = "") -> dict[str, Any]:
             if not session.passed:
                 # A failing session does not count: its units go back to the pool.
                 release_slots(Session.objects.filter(pk=session.pk))
-    return {"completed": True, **backend_for(session.source).hand_back(session)}
+    return {"completed": True, **recruiter_for(session.source).hand_back(session)}

@@ -6,109 +6,61 @@ reports the outcome as a message; errors the tasks hit show on the study.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from functools import partial
+from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import InlineModelAdmin
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from recruitment import ledger, selectors, services
+from recruitment.backends import backend_for
 from recruitment.errors import RecruitmentError
-from recruitment.models import HIT, Assignment, LinkGroup, Payment, ProlificSubmission, Recruitment
+from recruitment.inlines import PaymentInline
+from recruitment.models import Assignment, LinkGroup, Payment, Recruitment
 
-STATE_FIELDS = [
+STATE_FIELDS = (
     "launched_at", "paused_at", "closed_at", "close_reason", "budget_reached_at", "sandbox", "hit_type_id",
     "prolific_study_id", "prolific_status", "prolific_places", "last_synced_at", "error",
     "progress_summary", "cost_summary", "ledger_table", "reconciliation",
-]
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class HITInline(ReadOnlyInline):
-    model = HIT
-    fields = [
-        "hit_id", "sandbox", "state", "mturk_status", "max_assignments", "available", "pending", "completed",
-        "expires_at", "last_error",
-    ]
-
-
-class AssignmentInline(ReadOnlyInline):
-    model = Assignment
-    fields = [
-        "assignment_id", "worker_id", "status", "session", "checks", "accepted_at", "submitted_at",
-        "qualified_at",
-    ]
-    readonly_fields = ["checks"]
-
-    @admin.display(description="checks")
-    def checks(self, assignment: Assignment) -> str:
-        return selectors.check_summary(assignment.session)
-
-
-class SubmissionInline(ReadOnlyInline):
-    model = ProlificSubmission
-    fields = ["submission_id", "participant_id", "status", "session", "checks", "started_at", "completed_at"]
-    readonly_fields = ["checks"]
-
-    @admin.display(description="checks")
-    def checks(self, submission: ProlificSubmission) -> str:
-        return selectors.check_summary(submission.session)
-
-
-class PaymentInline(ReadOnlyInline):
-    model = Payment
-    fields = [
-        "kind", "external_id", "worker_id", "amount", "status", "attempts", "token", "done_at", "last_error"
-    ]
+)
 
 
 @admin.register(Recruitment)
 class RecruitmentAdmin(admin.ModelAdmin):
-    list_display = ["study", "backend", "marketplace", "state", "progress_summary", "last_synced_at", "error"]
-    list_select_related = ["study"]
-    search_fields = ["study__slug", "study__name"]
+    list_display = ("study", "backend", "marketplace", "state", "progress_summary", "last_synced_at", "error")
+    list_select_related = ("study",)
+    search_fields = ("study__slug", "study__name")
     readonly_fields = STATE_FIELDS
     change_form_template = "admin/recruitment/recruitment/change_form.html"
-    fieldsets = [
-        (None, {"fields": ["study", "group"]}),
-        ("What workers see", {"fields": ["title", "description", "keywords", "reward", "estimated_minutes"]}),
-        ("MTurk", {"fields": ["lifetime_s", "assignment_duration_s", "auto_approval_delay_s", "frame_height",
-                              "hit_size", "locales", "min_hits_approved", "min_approval_rate"]}),
-        ("Budget", {"fields": ["over_recruitment", "budget_cap", "cost_summary"]}),
-        ("Payment rules (approve everyone unless set)", {"fields": [
-            "reject_failing", "rejection_feedback", "rejection_category", "bonus_passing", "bonus_reason"]}),
-        ("State", {"fields": [f for f in STATE_FIELDS if f != "cost_summary"]}),
-    ]
+    fieldsets = (
+        (None, {"fields": ("study", "group")}),
+        ("What workers see", {"fields": ("title", "description", "keywords", "reward", "estimated_minutes")}),
+        ("MTurk", {"fields": ("lifetime_s", "assignment_duration_s", "auto_approval_delay_s", "frame_height",
+                              "hit_size", "locales", "min_hits_approved", "min_approval_rate")}),
+        ("Budget", {"fields": ("over_recruitment", "budget_cap", "cost_summary")}),
+        ("Payment rules (approve everyone unless set)", {"fields": (
+            "reject_failing", "rejection_feedback", "rejection_category", "bonus_passing", "bonus_reason")}),
+        ("State", {"fields": tuple(f for f in STATE_FIELDS if f != "cost_summary")}),
+    )
 
-    def get_inlines(self, request: HttpRequest, obj: Recruitment | None) -> list:
+    def get_inlines(self, request: HttpRequest, obj: Recruitment | None) -> list[type[InlineModelAdmin[Any, Any]]]:
         if obj is None:
             return []
-        if obj.backend == "prolific":
-            return [SubmissionInline, PaymentInline]
-        return [HITInline, AssignmentInline, PaymentInline]
+        return [*backend_for(obj.backend).admin_inlines, PaymentInline]
 
     @admin.display(description="marketplace")
-    def marketplace(self, recruitment: Recruitment) -> str:
-        if recruitment.backend != "mturk":
-            return "-"
-        return "sandbox" if recruitment.sandbox else "live"
+    def marketplace(self, recruitment: Recruitment) -> str | None:
+        return backend_for(recruitment.backend).marketplace(recruitment)
 
     @admin.display(description="state")
     def state(self, recruitment: Recruitment) -> str:
@@ -143,8 +95,10 @@ class RecruitmentAdmin(admin.ModelAdmin):
             f"(reward {estimate.reward} + {estimate.fee_rate:.0%} fee) + bonuses; "
             f"cap {selectors.budget_cap(recruitment)}"
         )
-        if recruitment.backend == "mturk" and recruitment.launched_at:
-            text += f"; committed so far {selectors.committed_spend(recruitment, timezone.now())}"
+        backend = backend_for(recruitment.backend)
+        committed = backend.committed_spend(recruitment, timezone.now()) if recruitment.launched_at else None
+        if committed is not None:
+            text += f"; committed so far {committed}"
         if recruitment.budget_reached_at:
             text += f"; BUDGET CAP REACHED at {recruitment.budget_reached_at}"
         return text
@@ -165,8 +119,8 @@ class RecruitmentAdmin(admin.ModelAdmin):
 
     # Buttons on the change page, each a POST to one of these views.
 
-    def get_urls(self) -> list:
-        def view(function: Callable) -> Callable:
+    def get_urls(self) -> list[URLPattern]:
+        def view(function: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             return self.admin_site.admin_view(function)
 
         return [
@@ -256,13 +210,13 @@ class RecruitmentAdmin(admin.ModelAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
-    list_display = [
+    list_display = (
         "recruitment", "kind", "external_id", "worker_id", "amount", "status", "attempts", "done_at",
         "last_error",
-    ]
-    list_filter = ["status", "kind", "backend", "sandbox"]
-    search_fields = ["external_id", "worker_id", "token", "recruitment__study__slug"]
-    actions = ["retry", "mark_done"]
+    )
+    list_filter = ("status", "kind", "backend", "sandbox")
+    search_fields = ("external_id", "worker_id", "token", "recruitment__study__slug")
+    actions = ("retry", "mark_done")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # rows come from a confirmed dry run only
@@ -271,15 +225,15 @@ class PaymentAdmin(admin.ModelAdmin):
         return False
 
     @admin.action(description="Retry failed payments (same token; looked up first if sent before)")
-    def retry(self, request: HttpRequest, queryset) -> None:
+    def retry(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
         for payment in queryset:
-            self._each(request, payment, lambda p=payment: services.retry_payment(p))
+            self._each(request, payment, partial(services.retry_payment, payment))
 
     @admin.action(description="Mark done: I checked on the recruiter's site that it was paid")
-    def mark_done(self, request: HttpRequest, queryset) -> None:
+    def mark_done(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        checked_by = request.user.get_username()
         for payment in queryset:
-            checked_by = request.user.get_username()
-            self._each(request, payment, lambda p=payment: ledger.mark_done_by_hand(p, checked_by))
+            self._each(request, payment, partial(ledger.mark_done_by_hand, payment, checked_by))
 
     def _each(self, request: HttpRequest, payment: Payment, action: Callable[[], None]) -> None:
         try:
@@ -291,10 +245,10 @@ class PaymentAdmin(admin.ModelAdmin):
 
 @admin.register(Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
-    list_display = ["assignment_id", "worker_id", "recruitment", "hit", "status", "session", "submitted_at",
-                    "qualified_at"]
-    list_filter = ["status"]
-    search_fields = ["assignment_id", "worker_id", "recruitment__study__slug"]
+    list_display = ("assignment_id", "worker_id", "recruitment", "hit", "status", "session", "submitted_at",
+                    "qualified_at")
+    list_filter = ("status",)
+    search_fields = ("assignment_id", "worker_id", "recruitment__study__slug")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -305,7 +259,7 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(LinkGroup)
 class LinkGroupAdmin(admin.ModelAdmin):
-    list_display = ["name", "studies", "created_at"]
+    list_display = ("name", "studies", "created_at")
 
     @admin.display(description="studies")
     def studies(self, group: LinkGroup) -> str:

@@ -5,13 +5,13 @@ class RecruitmentConfig(AppConfig):
     name = "recruitment"
 
     def ready(self) -> None:
-        # Importing a backend registers it as a recruiter.
-        from recruitment import ledger
-        from recruitment.local import backend as local  # noqa: F401
-        from recruitment.mturk import backend as mturk  # noqa: F401
-        from recruitment.mturk.services import MTurkPayments
-        from recruitment.prolific import backend as prolific  # noqa: F401
-        from recruitment.prolific.services import ProlificPayments
+        # The recruiters' one registry is experiments': the participant workflow looks them up
+        # there, and recruitment (recruitment.backends.backend_for) finds the same instances.
+        from experiments.recruiters import register
+        from recruitment.local.backend import LocalRecruiter
+        from recruitment.mturk.backend import MTurkRecruiter
+        from recruitment.prolific.backend import ProlificRecruiter
 
-        ledger.register("mturk", MTurkPayments())
-        ledger.register("prolific", ProlificPayments())
+        # In this order the participant page tries their URL parameters.
+        for recruiter in (LocalRecruiter(), MTurkRecruiter(), ProlificRecruiter()):
+            register(recruiter)

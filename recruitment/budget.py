@@ -83,16 +83,16 @@ def affordable_assignments(cap: Decimal, committed: Decimal, per_assignment: Dec
     return max(0, int((cap - committed) // per_assignment))
 
 
-def estimate_prolific_cost(
+def estimate_cost_without_fee(
     *, sessions: int, reward: Decimal, over_recruitment: Decimal, bonus: Decimal = Decimal("0.00")
 ) -> CostEstimate:
-    """The same estimate before Prolific's service fee, which Prolific shows (and locks) at publish."""
+    """The same estimate with no recruiter's fee: Prolific shows (and locks) its own at publish."""
     assignments = math.ceil(sessions * (1 + over_recruitment))
     return CostEstimate(
         sessions_needed=sessions,
         assignments=assignments,
         reward=reward,
-        fee_rate=Decimal("0"),
+        fee_rate=Decimal(0),
         cost_per_assignment=reward,
         bonus_per_passing_session=bonus,
         total=assignments * reward + sessions * bonus,

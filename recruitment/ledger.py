@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from recruitment.backends import backend_for
 from recruitment.errors import ConfigurationError, RecruitmentError, ServiceRefused, TransientError
 from recruitment.models import Payment
 
@@ -27,24 +28,6 @@ logger = logging.getLogger(__name__)
 # Longer than any single call with botocore's own retries; a SENDING row whose
 # lease ran out belongs to a worker that died.
 LEASE = timedelta(minutes=10)
-
-
-class PaymentOperations(Protocol):
-    def send(self, payment: Payment) -> dict[str, Any]:
-        """Make the call; return what to keep of the response."""
-
-    def verify(self, payment: Payment) -> bool:
-        """Whether the recruiter shows this payment as made."""
-
-    def can_resend(self, payment: Payment) -> bool:
-        """Whether sending again after an unknown outcome cannot pay twice."""
-
-
-_OPERATIONS: dict[str, PaymentOperations] = {}
-
-
-def register(backend: str, operations: PaymentOperations) -> None:
-    _OPERATIONS[backend] = operations
 
 
 def _claim(payment_id: int) -> tuple[Payment, bool] | None:
@@ -103,18 +86,18 @@ def execute_payment(payment_id: int) -> Payment | None:
     if claimed is None:
         return None
     payment, outcome_unknown = claimed
-    operations = _OPERATIONS[payment.backend]
+    backend = backend_for(payment.backend)
     try:
         if outcome_unknown:
-            if operations.verify(payment):
+            if backend.verify_payment(payment):
                 return _finish(payment, {"verified": True})
-            if not operations.can_resend(payment):
+            if not backend.can_resend_payment(payment):
                 return _fail(
                     payment,
                     f"The outcome of an earlier attempt is unknown and {payment.backend} has no safe retry "
                     "for it: check the recruiter's site, then mark the row done or retry it.",
                 )
-        response = operations.send(payment)
+        response = backend.send_payment(payment)
     except TransientError as exc:
         _release(payment, exc, outcome_unknown=outcome_unknown)
         raise
@@ -122,7 +105,7 @@ def execute_payment(payment_id: int) -> Payment | None:
         # The refusal may be of a repeat (already approved, token already used):
         # the recruiter's own record decides.
         try:
-            made = operations.verify(payment)
+            made = backend.verify_payment(payment)
         except RecruitmentError:
             made = False
         if made:

@@ -7,8 +7,9 @@ needs lives here, one-to-one with the study (Recruitment), with defaults from
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import ClassVar
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -16,6 +17,8 @@ from django.db import models
 from django.utils import timezone
 
 from experiments.models import Session, Study
+from experiments.recruiters import recruiter_choices
+from recruitment.errors import RecruitmentError
 
 # MTurk charges a 40% fee instead of 20% on HITs of 10 or more assignments.
 MAX_HIT_SIZE = 9
@@ -48,7 +51,7 @@ class TookPartQualification(models.Model):
     qualification_type_id = models.CharField(max_length=64)
 
     class Meta:
-        constraints = [
+        constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(fields=["group", "sandbox"], name="one_took_part_qualification_per_env")
         ]
 
@@ -210,20 +213,32 @@ class HIT(models.Model):
     last_error = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["recruitment", "created_at", "pk"]
+        ordering: ClassVar[list[str]] = ["recruitment", "created_at", "pk"]
         verbose_name = "HIT"
 
     def __str__(self) -> str:
         return self.hit_id or f"(pending {self.token})"
 
+    @property
+    def mturk_id(self) -> str:
+        """The HIT's id on MTurk, which only a HIT MTurk confirmed has."""
+        if not self.hit_id:
+            raise RecruitmentError(f"HIT {self.token} has no MTurk id: MTurk never confirmed it.")
+        return self.hit_id
+
     def is_open(self, now: datetime) -> bool:
         """Can still be accepted by new workers."""
-        return (
-            self.state == self.State.CREATED
-            and self.expires_at is not None
-            and self.expires_at > now
-            and self.mturk_status in ("", "Assignable", "Unassignable")
-        )
+        return self.open_for(now) > timedelta(0)
+
+    def open_for(self, now: datetime) -> timedelta:
+        """How much longer new workers can accept it; nothing once it expired or MTurk closed it."""
+        if (
+            self.state != self.State.CREATED
+            or self.expires_at is None
+            or self.mturk_status not in ("", "Assignable", "Unassignable")
+        ):
+            return timedelta(0)
+        return max(timedelta(0), self.expires_at - now)
 
 
 class Assignment(models.Model):
@@ -254,10 +269,10 @@ class Assignment(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
+        constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(fields=["assignment_id", "worker_id"], name="unique_assignment_worker")
         ]
-        ordering = ["recruitment", "accepted_at", "pk"]
+        ordering: ClassVar[list[str]] = ["recruitment", "accepted_at", "pk"]
 
     def __str__(self) -> str:
         return f"{self.assignment_id} ({self.worker_id})"
@@ -276,7 +291,7 @@ class ProlificSubmission(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["recruitment", "started_at", "pk"]
+        ordering: ClassVar[list[str]] = ["recruitment", "started_at", "pk"]
 
     def __str__(self) -> str:
         return self.submission_id
@@ -303,7 +318,7 @@ class Payment(models.Model):
         FAILED = "failed", "failed (see error)"
 
     recruitment = models.ForeignKey(Recruitment, on_delete=models.PROTECT, related_name="payments")
-    backend = models.CharField(max_length=20, choices=Study.Recruiter.choices)
+    backend = models.CharField(max_length=20, choices=recruiter_choices)
     sandbox = models.BooleanField(default=False, help_text="MTurk: paid on the sandbox.")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     session = models.ForeignKey(Session, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -326,10 +341,10 @@ class Payment(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [
+        constraints: ClassVar[list[models.BaseConstraint]] = [
             models.UniqueConstraint(fields=["backend", "external_id", "kind"], name="one_payment_per_kind")
         ]
-        ordering = ["recruitment", "created_at", "pk"]
+        ordering: ClassVar[list[str]] = ["recruitment", "created_at", "pk"]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.external_id} ({self.status})"

@@ -7,40 +7,22 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from experiments.models import Session, SessionCheck, Study
+from experiments.models import Session, SessionCheck
 from recruitment import budget
+from recruitment.backends import Work, backend_for
 from recruitment.models import HIT, Assignment, Payment, Recruitment
-from recruitment.mturk.client import WORKER_SITES
 
 PROLIFIC_AWAITING_REVIEW = "AWAITING REVIEW"
 PROLIFIC_APPROVED = "APPROVED"
 
 
-def linked_study_ids(study: Study) -> list[int]:
-    """The study and every study linked to it (same LinkGroup)."""
-    group_id = Recruitment.objects.filter(study=study).values_list("group_id", flat=True).first()
-    if group_id is None:
-        return [study.pk]
-    linked = Recruitment.objects.filter(group_id=group_id).values_list("study_id", flat=True)
-    return sorted({study.pk, *linked})
-
-
-def has_taken_part(study: Study, participant_id: str) -> bool:
-    """Whether this raw participant id has a session in the study or in a study linked to it."""
-    studies = linked_study_ids(study)
-    return Session.objects.filter(study_id__in=studies, participant_id=participant_id).exists()
-
-
 def recruited_sessions(recruitment: Recruitment) -> QuerySet[Session]:
-    """The study's sessions from its recruiter; for MTurk only those of the marketplace it runs on,
-    so that sandbox trials never count toward a live target."""
-    sessions = Session.objects.filter(study_id=recruitment.study_id, source=recruitment.backend)
-    if recruitment.backend == Study.Recruiter.MTURK:
-        sessions = sessions.filter(external__turk_submit_to=WORKER_SITES[recruitment.sandbox])
-    return sessions
+    """The study's sessions from its recruiter, which count toward its target and get paid."""
+    return backend_for(recruitment.backend).recruited_sessions(recruitment)
 
 
 @dataclass(frozen=True)
@@ -92,21 +74,7 @@ def progress(recruitment: Recruitment, now: datetime) -> Progress:
 
 
 def cost_estimate(recruitment: Recruitment) -> budget.CostEstimate:
-    sessions = budget.sessions_needed(recruitment.study)
-    if recruitment.backend == Study.Recruiter.PROLIFIC:
-        return budget.estimate_prolific_cost(
-            sessions=sessions,
-            reward=recruitment.reward,
-            over_recruitment=recruitment.over_recruitment,
-            bonus=recruitment.bonus_passing,
-        )
-    return budget.estimate_mturk_cost(
-        sessions=sessions,
-        reward=recruitment.reward,
-        assignments_per_hit=recruitment.hit_size,
-        over_recruitment=recruitment.over_recruitment,
-        bonus=recruitment.bonus_passing,
-    )
+    return backend_for(recruitment.backend).cost_estimate(recruitment)
 
 
 def budget_cap(recruitment: Recruitment) -> Decimal:
@@ -141,7 +109,7 @@ def recruitments_to_sync() -> QuerySet[Recruitment]:
     return (
         Recruitment.objects.filter(launched_at__isnull=False)
         .filter(Q(closed_at__isnull=True) | unsettled)
-        .exclude(study__recruiter=Study.Recruiter.LOCAL)
+        .exclude(study__recruiter="local")  # nothing to sync: a study switched to a local link after its launch
         .distinct()
     )
 
@@ -192,57 +160,40 @@ def check_summary(session: Session | None) -> str:
     return "failed: " + ", ".join(failed_check_names(session))
 
 
-def _decisions(
-    recruitment: Recruitment,
-    *,
-    external_id: str,
-    worker_id: str,
-    session: Session | None,
-    reviewable: bool,
-    sandbox: bool,
-    done_kinds: set[str],
-) -> list[PlannedPayment]:
+def _decisions(recruitment: Recruitment, work: Work, done_kinds: set[str]) -> list[PlannedPayment]:
     """Approve everyone (as IMI did) unless the study rejects failing sessions; bonus who passed."""
+    session = work.session
     passed = session.passed if session else None
-    common = dict(
-        external_id=external_id,
-        worker_id=worker_id,
-        session_id=session.pk if session else None,
-        sandbox=sandbox,
-        why=check_summary(session),
-    )
+    why = check_summary(session)
+
+    def planned(kind: str, amount: Decimal, message: str, rejection_category: str = "") -> PlannedPayment:
+        return PlannedPayment(
+            kind=kind,
+            external_id=work.external_id,
+            worker_id=work.worker_id,
+            session_id=session.pk if session else None,
+            amount=amount,
+            message=message,
+            rejection_category=rejection_category,
+            sandbox=work.sandbox,
+            why=why,
+        )
+
     items = []
-    if reviewable and not done_kinds & {Payment.Kind.APPROVE, Payment.Kind.REJECT}:
+    if work.reviewable and not done_kinds & {Payment.Kind.APPROVE, Payment.Kind.REJECT}:
         if recruitment.reject_failing and passed is False:
             items.append(
-                PlannedPayment(
-                    kind=Payment.Kind.REJECT,
-                    amount=Decimal("0.00"),
-                    message=recruitment.rejection_feedback,
-                    rejection_category=recruitment.rejection_category,
-                    **common,
+                planned(
+                    Payment.Kind.REJECT,
+                    Decimal("0.00"),
+                    recruitment.rejection_feedback,
+                    recruitment.rejection_category,
                 )
             )
         else:
-            items.append(
-                PlannedPayment(
-                    kind=Payment.Kind.APPROVE,
-                    amount=recruitment.reward,
-                    message="",
-                    rejection_category="",
-                    **common,
-                )
-            )
+            items.append(planned(Payment.Kind.APPROVE, recruitment.reward, ""))
     if recruitment.bonus_passing > 0 and passed is True and Payment.Kind.BONUS not in done_kinds:
-        items.append(
-            PlannedPayment(
-                kind=Payment.Kind.BONUS,
-                amount=recruitment.bonus_passing,
-                message=recruitment.bonus_reason,
-                rejection_category="",
-                **common,
-            )
-        )
+        items.append(planned(Payment.Kind.BONUS, recruitment.bonus_passing, recruitment.bonus_reason))
     return items
 
 
@@ -257,44 +208,12 @@ def plan_payments(recruitment: Recruitment) -> PaymentPlan:
     """What paying now would do, without doing it: the dry run shown before any payment."""
     ledger = _ledger_kinds(recruitment)
     items: list[PlannedPayment] = []
-    if recruitment.backend == Study.Recruiter.MTURK:
-        assignments = (
-            recruitment.assignments.filter(
-                status__in=[Assignment.Status.SUBMITTED, Assignment.Status.APPROVED]
-            )
-            .select_related("session", "hit")
-            .order_by("pk")
-        )
-        for assignment in assignments:
-            items += _decisions(
-                recruitment,
-                external_id=assignment.assignment_id,
-                worker_id=assignment.worker_id,
-                session=assignment.session,
-                reviewable=assignment.status == Assignment.Status.SUBMITTED,
-                sandbox=assignment.hit.sandbox if assignment.hit else recruitment.sandbox,
-                done_kinds=ledger.get(assignment.assignment_id, set()),
-            )
-    elif recruitment.backend == Study.Recruiter.PROLIFIC:
-        submissions = (
-            recruitment.submissions.filter(status__in=[PROLIFIC_AWAITING_REVIEW, PROLIFIC_APPROVED])
-            .select_related("session")
-            .order_by("pk")
-        )
-        for submission in submissions:
-            items += _decisions(
-                recruitment,
-                external_id=submission.submission_id,
-                worker_id=submission.participant_id,
-                session=submission.session,
-                reviewable=submission.status == PROLIFIC_AWAITING_REVIEW,
-                sandbox=False,
-                done_kinds=ledger.get(submission.submission_id, set()),
-            )
+    for work in backend_for(recruitment.backend).payable(recruitment):
+        items += _decisions(recruitment, work, ledger.get(work.external_id, set()))
     return PaymentPlan(items=tuple(items))
 
 
-def ledger_summary(recruitment: Recruitment) -> list[dict]:
+def ledger_summary(recruitment: Recruitment) -> list[dict[str, Any]]:
     """One line per kind and status: how many ledger rows and how much money."""
     return list(
         recruitment.payments.values("kind", "status")

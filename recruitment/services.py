@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
-from types import ModuleType
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -23,16 +22,14 @@ from django.utils import timezone
 
 from experiments.models import Study
 from recruitment import ledger, selectors, tasks
-from recruitment.conf import prolific_api_token, public_base_url
+from recruitment.backends import backend_for
+from recruitment.conf import public_base_url
 from recruitment.errors import ConfigurationError, RecruitmentError, TransientError
 from recruitment.models import LinkGroup, Payment, Recruitment
-from recruitment.mturk import services as mturk
-from recruitment.prolific import services as prolific
 from recruitment.tokens import make_token
 
 logger = logging.getLogger(__name__)
 
-BACKENDS: dict[str, ModuleType] = {Study.Recruiter.MTURK: mturk, Study.Recruiter.PROLIFIC: prolific}
 # Longer than a sync of a large study; a lease that ran out belongs to a worker that died.
 SYNC_LEASE = timedelta(minutes=15)
 
@@ -41,38 +38,18 @@ class PlanChanged(RecruitmentError):
     """What paying would do changed since the dry run the admin confirmed."""
 
 
-def recruitment_for(study: Study) -> Recruitment:
-    recruitment, _ = Recruitment.objects.get_or_create(study=study)
-    return recruitment
-
-
-def _backend(recruitment: Recruitment) -> ModuleType:
-    try:
-        return BACKENDS[recruitment.backend]
-    except KeyError:
-        raise ConfigurationError(
-            f"Study {recruitment.study.slug} recruits by {recruitment.backend!r}: there is nothing to launch."
-        ) from None
-
-
-def ensure_group(recruitment: Recruitment) -> LinkGroup:
+def ensure_group(recruitment: Recruitment) -> None:
     """A study launched without linked studies gets a group of its own (for its took-part qualification)."""
     if recruitment.group_id is None:
         recruitment.group, _ = LinkGroup.objects.get_or_create(name=f"study {recruitment.study.slug}")
         recruitment.save(update_fields=["group"])
-    return recruitment.group
 
 
 def launch(recruitment: Recruitment, *, sandbox: bool, confirmed_total: Decimal | None = None) -> None:
     """Start recruiting; live needs the cost the admin showed (confirmed_total) to still hold."""
-    _backend(recruitment)
-    study = recruitment.study
-    if study.status != Study.Status.OPEN:
+    backend_for(recruitment.backend).check_launch(recruitment, sandbox=sandbox)
+    if recruitment.study.status != Study.Status.OPEN:
         raise ConfigurationError("Open the study to participants before launching its recruitment.")
-    if study.recruiter == Study.Recruiter.PROLIFIC:
-        if sandbox:
-            raise ConfigurationError("Prolific has no sandbox: try the study with a local link instead.")
-        prolific_api_token()
     public_base_url(require_https=True)
     try:
         recruitment.full_clean()
@@ -163,7 +140,7 @@ def errors_recorded(recruitment_id: int) -> Iterator[None]:
 
 def sync(recruitment_id: int) -> None:
     with exclusive(recruitment_id) as recruitment:
-        _backend(recruitment).sync(recruitment)
+        backend_for(recruitment.backend).sync(recruitment)
         recruitment.last_synced_at = timezone.now()
         recruitment.last_error = ""
         recruitment.save(update_fields=["last_synced_at", "last_error"])
@@ -171,12 +148,12 @@ def sync(recruitment_id: int) -> None:
 
 def pause_on_recruiter(recruitment_id: int) -> None:
     with exclusive(recruitment_id) as recruitment:
-        _backend(recruitment).pause(recruitment)
+        backend_for(recruitment.backend).pause(recruitment)
 
 
 def close_on_recruiter(recruitment_id: int) -> None:
     with exclusive(recruitment_id) as recruitment:
-        _backend(recruitment).close(recruitment)
+        backend_for(recruitment.backend).close(recruitment)
 
 
 def record_payments(recruitment: Recruitment, digest: str) -> int:
@@ -234,7 +211,7 @@ def retry_payment(payment: Payment) -> None:
 
 def reconcile(recruitment_id: int) -> list[dict[str, str]]:
     recruitment = Recruitment.objects.select_related("study").get(pk=recruitment_id)
-    differences = _backend(recruitment).reconcile(recruitment)
+    differences = backend_for(recruitment.backend).reconcile(recruitment)
     recruitment.reconcile_report = {"differences": differences}
     recruitment.reconciled_at = timezone.now()
     recruitment.save(update_fields=["reconcile_report", "reconciled_at"])

@@ -3,14 +3,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import boto3
 import pytest
 import timm
 import torch
+from botocore.stub import Stubber
 from rest_framework.test import APIClient
 
 from experiments.models import Session, SessionTrial, Study
+from recruitment.mturk.client import ENDPOINTS
 from tests.builders import build_2afc_study
 from tests.factories import VisionModelFactory
+
+PUBLIC_BASE_URL = "https://psy.example.org"
 
 
 class Participant:
@@ -124,3 +129,38 @@ def make_participant(study):
         return p
 
     return make
+
+
+@pytest.fixture
+def public_https(settings) -> str:
+    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
+    return PUBLIC_BASE_URL
+
+
+@pytest.fixture
+def mturk(monkeypatch, public_https):
+    """A real boto3 MTurk client behind a Stubber, which checks every call against AWS's model.
+
+    Tests queue each expected call with its exact parameters; the fixture
+    fails the test if a queued call was never made. stubber.operations lists
+    the operations called, in order.
+    """
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    client = boto3.client("mturk", region_name="us-east-1", endpoint_url=ENDPOINTS[True])
+    stubber = Stubber(client)
+    stubber.operations = []
+    client.meta.events.register(
+        "before-parameter-build.mturk", lambda model, **kwargs: stubber.operations.append(model.name)
+    )
+    endpoints: list[bool] = []
+
+    def get_client(*, sandbox: bool):
+        endpoints.append(sandbox)
+        return client
+
+    monkeypatch.setattr("recruitment.mturk.services.get_client", get_client)
+    stubber.endpoints = endpoints  # which marketplace each client was made for
+    with stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()

@@ -1,23 +1,19 @@
-"""Factories and fixtures for the recruitment tests (import the fixtures into a test module to use them)."""
+"""Factories for the recruitment tests; their fixtures (public_https, mturk) are in conftest.py."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import factory
-import pytest
-from botocore.stub import Stubber
 from django.utils import timezone
 
 from experiments.models import Session, Study
 from recruitment.models import HIT, Assignment, LinkGroup, Payment, Recruitment
-from recruitment.mturk.client import ENDPOINTS, WORKER_SITES
+from recruitment.mturk.client import WORKER_SITES
 from tests.conftest import Participant
 from tests.factories import StudyFactory
 
-PUBLIC_BASE_URL = "https://psy.example.org"
 SANDBOX_HIT_ID = "3CAMPAIGNHIT00000000000000000A"
 
 
@@ -28,7 +24,7 @@ class RecruitmentFactory(factory.django.DjangoModelFactory):
         model = Recruitment
 
     study = factory.SubFactory(
-        StudyFactory, recruiter=Study.Recruiter.MTURK, n_units=6, target_per_unit=8, n_main_trials=4
+        StudyFactory, recruiter="mturk", n_units=6, target_per_unit=8, n_main_trials=4
     )
 
 
@@ -70,7 +66,7 @@ def make_session(
     assignment_id is the MTurk assignment id, or on Prolific the submission (SESSION_ID).
     """
     study = recruitment.study
-    if study.recruiter == Study.Recruiter.PROLIFIC:
+    if study.recruiter == "prolific":
         external = {"prolific_pid": worker_id, "study_id": recruitment.prolific_study_id or "S1", "session_id": assignment_id}
     else:
         external = {
@@ -108,7 +104,7 @@ class PaymentFactory(factory.django.DjangoModelFactory):
         model = Payment
 
     recruitment = factory.SubFactory(LaunchedRecruitmentFactory)
-    backend = Study.Recruiter.MTURK
+    backend = "mturk"
     sandbox = True
     kind = Payment.Kind.BONUS
     external_id = factory.Sequence(lambda n: f"3ASG{n:026d}")
@@ -153,38 +149,3 @@ class MTurkWorker(Participant):
         self.through_instructions()
         self.pass_practice()
         self.answer_all(right=careful)
-
-
-@pytest.fixture
-def public_https(settings) -> str:
-    settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
-    return PUBLIC_BASE_URL
-
-
-@pytest.fixture
-def mturk(monkeypatch, public_https):
-    """A real boto3 MTurk client behind a Stubber, which checks every call against AWS's model.
-
-    Tests queue each expected call with its exact parameters; the fixture
-    fails the test if a queued call was never made. stubber.operations lists
-    the operations called, in order.
-    """
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    client = boto3.client("mturk", region_name="us-east-1", endpoint_url=ENDPOINTS[True])
-    stubber = Stubber(client)
-    stubber.operations = []
-    client.meta.events.register(
-        "before-parameter-build.mturk", lambda model, **kwargs: stubber.operations.append(model.name)
-    )
-    endpoints: list[bool] = []
-
-    def get_client(*, sandbox: bool):
-        endpoints.append(sandbox)
-        return client
-
-    monkeypatch.setattr("recruitment.mturk.services.get_client", get_client)
-    stubber.endpoints = endpoints  # which marketplace each client was made for
-    with stubber:
-        yield stubber
-        stubber.assert_no_pending_responses()

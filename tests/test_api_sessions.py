@@ -2,7 +2,7 @@
 
 from rest_framework.test import APIClient
 
-from experiments.models import Session, Study
+from experiments.models import Session
 from tests.builders import build_2afc_study
 from tests.conftest import Participant
 
@@ -76,7 +76,7 @@ def test_the_raw_participant_id_is_replaced_by_a_pseudonym(study):
 
 
 def test_a_local_link_to_a_study_recruiting_elsewhere_is_refused(db):
-    study = build_2afc_study(n_units=6, recruiter=Study.Recruiter.MTURK, n_main_trials=4)
+    study = build_2afc_study(n_units=6, recruiter="mturk", n_main_trials=4)
     response = Participant(study, "alice").start()
     assert response.status_code == 403
     assert "Amazon Mechanical Turk" in response.json()["error"]

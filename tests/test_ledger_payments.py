@@ -12,14 +12,12 @@ from django.utils import timezone
 from recruitment import selectors, services, tasks
 from recruitment.errors import RecruitmentError, TransientError
 from recruitment.models import Assignment, Payment, Recruitment
-from tests.recruitment_factories import (  # noqa: F401
+from tests.recruitment_factories import (
     AssignmentFactory,
     HITFactory,
     LaunchedRecruitmentFactory,
     PaymentFactory,
     make_session,
-    mturk,
-    public_https,
 )
 
 REASON = "Thank you for your careful answers."

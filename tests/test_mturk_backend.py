@@ -4,18 +4,11 @@ import pytest
 from django.utils import timezone
 
 from experiments.models import Session, Study
+from experiments.recruiters import ArrivalRefused, recruiter_for
 from recruitment import tasks
-from recruitment.base import ArrivalRefused, backend_for
 from recruitment.models import Assignment, TookPartQualification
 from tests.builders import build_2afc_study
-from tests.recruitment_factories import (  # noqa: F401
-    HITFactory,
-    LaunchedRecruitmentFactory,
-    MTurkWorker,
-    make_session,
-    mturk,
-    public_https,
-)
+from tests.recruitment_factories import HITFactory, LaunchedRecruitmentFactory, MTurkWorker, make_session
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +21,7 @@ ARRIVAL = {
 
 
 def arrive(study, **changes):
-    return backend_for("mturk").arrival(study, {**ARRIVAL, **changes})
+    return recruiter_for("mturk").arrival(study, {**ARRIVAL, **changes})
 
 
 def test_arrival_gives_the_worker_id_and_keeps_mturks_ids():
@@ -74,7 +67,7 @@ def test_a_sandbox_hit_cannot_start_a_study_launched_live():
 def test_hand_back_posts_the_assignment_id_to_external_submit():
     recruitment = LaunchedRecruitmentFactory()
     session = make_session(recruitment, "AWORKER1", assignment_id="3ASSIGNMENT0000000000000000001")
-    assert backend_for("mturk").hand_back(session) == {
+    assert recruiter_for("mturk").hand_back(session) == {
         "submit_url": "https://workersandbox.mturk.com/mturk/externalSubmit",
         "fields": {"assignmentId": "3ASSIGNMENT0000000000000000001"},
     }
@@ -85,7 +78,7 @@ def test_hand_back_refuses_a_stored_foreign_submit_site():
     session = make_session(recruitment, "AWORKER1")
     session.external["turk_submit_to"] = "https://evil.example.org"
     with pytest.raises(ValueError):
-        backend_for("mturk").hand_back(session)
+        recruiter_for("mturk").hand_back(session)
 
 
 def test_session_start_records_the_assignment_and_grants_took_part_after_commit(
@@ -109,7 +102,7 @@ def test_session_start_records_the_assignment_and_grants_took_part_after_commit(
     )
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        backend_for("mturk").session_started(session)
+        recruiter_for("mturk").session_started(session)
         # Nothing reaches MTurk before the session is committed.
         assert Assignment.objects.get(worker_id="AWORKER1").qualified_at is None
 
@@ -124,7 +117,7 @@ def test_no_qualification_is_granted_for_a_study_never_launched(mturk, django_ca
     session = make_session(recruitment, "AWORKER2", status="active")
 
     with django_capture_on_commit_callbacks(execute=True):
-        backend_for("mturk").session_started(session)
+        recruiter_for("mturk").session_started(session)
 
     assert Assignment.objects.get(worker_id="AWORKER2").qualified_at is None
 
@@ -140,7 +133,7 @@ def test_a_worker_already_qualified_is_not_granted_again(mturk):
 
 
 def mturk_study() -> Study:
-    return build_2afc_study(n_units=6, recruiter=Study.Recruiter.MTURK, n_main_trials=4, n_catch_trials=1)
+    return build_2afc_study(n_units=6, recruiter="mturk", n_main_trials=4, n_catch_trials=1)
 
 
 def test_an_arrival_at_the_participant_page_records_the_assignment_and_grants_took_part(

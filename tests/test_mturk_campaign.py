@@ -20,7 +20,7 @@ from recruitment.mturk.client import WORKER_SITES
 from recruitment.mturk.services import EXPIRE_NOW
 from tests.builders import build_2afc_study
 from tests.recruitment_factories import SANDBOX_HIT_ID as HIT_ID
-from tests.recruitment_factories import MTurkWorker, mturk, public_https  # noqa: F401
+from tests.recruitment_factories import MTurkWorker
 from tests.test_mturk_hits import GUARD, TOOK_PART, expect_qualification_created, hit_type_params, question_xml
 from tests.test_mturk_sync import LIST_PARAMS, assignment, expect_refresh
 
@@ -54,7 +54,7 @@ def arrive(worker: MTurkWorker, capture) -> None:
 def study() -> Study:
     return build_2afc_study(
         n_units=6,
-        recruiter=Study.Recruiter.MTURK,
+        recruiter="mturk",
         n_main_trials=4,
         n_catch_trials=1,
         target_per_unit=2,

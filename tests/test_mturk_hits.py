@@ -9,7 +9,8 @@ from recruitment.errors import ConfigurationError, ServiceRefused
 from recruitment.models import HIT, TookPartQualification
 from recruitment.mturk import services
 from recruitment.mturk.client import get_client
-from tests.recruitment_factories import PUBLIC_BASE_URL, LaunchedRecruitmentFactory, mturk, public_https  # noqa: F401
+from tests.conftest import PUBLIC_BASE_URL
+from tests.recruitment_factories import LaunchedRecruitmentFactory
 
 pytestmark = pytest.mark.django_db
 

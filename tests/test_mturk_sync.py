@@ -12,7 +12,7 @@ from recruitment.errors import ServiceRefused, TransientError
 from recruitment.models import HIT, Assignment, Recruitment
 from recruitment.mturk.services import EXPIRE_NOW
 from tests.factories import StudyUnitFactory
-from tests.recruitment_factories import HITFactory, LaunchedRecruitmentFactory, make_session, mturk, public_https  # noqa: F401
+from tests.recruitment_factories import HITFactory, LaunchedRecruitmentFactory, make_session
 from tests.test_mturk_hits import question_xml
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,10 @@
 
 import re
 
-from experiments.models import Session, Trial, TrialImage
+import pytest
+
+from experiments.models import Session, Study, Trial, TrialImage
+from tests.builders import build_2afc_study
 
 PREVIEW = "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=3HIT&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com"
 
@@ -30,8 +33,13 @@ def sample_images(page: str) -> list[str]:
     return re.findall(r'<img[^>]* src="([^"]+)"', sample)
 
 
-def test_an_mturk_preview_shows_a_practice_trial_as_a_sample_screen_without_a_session(client, study):
-    page = client.get(f"/s/{study.slug}/{PREVIEW}").content.decode()
+@pytest.fixture
+def mturk_study(db) -> Study:
+    return build_2afc_study(recruiter="mturk")
+
+
+def test_an_mturk_preview_shows_a_practice_trial_as_a_sample_screen_without_a_session(client, mturk_study):
+    page = client.get(f"/s/{mturk_study.slug}/{PREVIEW}").content.decode()
 
     shown = sample_images(page)
     practice = TrialImage.objects.filter(trial__kind=Trial.Kind.PRACTICE, trial__practice_level="obvious")
@@ -40,6 +48,18 @@ def test_an_mturk_preview_shows_a_practice_trial_as_a_sample_screen_without_a_se
     assert not Session.objects.exists()
 
 
-def test_an_accepted_hit_shows_no_sample_screen(client, study):
-    page = client.get(f"/s/{study.slug}/?assignmentId=3ASG&hitId=3HIT&workerId=AW1").content.decode()
+def test_an_accepted_hit_shows_no_sample_screen(client, mturk_study):
+    page = client.get(f"/s/{mturk_study.slug}/?assignmentId=3ASG&hitId=3HIT&workerId=AW1").content.decode()
     assert sample_images(page) == []
+
+
+def test_a_preview_link_is_a_preview_whatever_the_studys_recruiter(client, study):
+    """A preview never starts a session: the page is marked so that its script shows the task only."""
+    assert 'data-preview="1"' in client.get(f"/s/{study.slug}/{PREVIEW}").content.decode()
+    assert "data-preview" not in client.get(f"/s/{study.slug}/?participant=p1").content.decode()
+
+
+def test_the_page_tells_the_script_which_url_parameters_each_recruiter_brings(client, study):
+    params = client.get(f"/s/{study.slug}/?participant=p1").context["arrival_params"]
+    assert list(params) == ["local", "mturk", "prolific"]
+    assert params["local"] == {"participant": "participant"}

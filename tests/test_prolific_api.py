@@ -7,14 +7,15 @@ import responses
 from django.utils import timezone
 from responses import matchers
 
-from experiments.models import Session, SessionUnit, Study
+from experiments.models import SessionUnit
+from experiments.recruiters import ArrivalRefused, recruiter_for
 from recruitment import services
-from recruitment.base import ArrivalRefused, backend_for
 from recruitment.errors import RecruitmentError, ServiceRefused, TransientError
 from recruitment.models import Payment, ProlificSubmission
 from recruitment.prolific.client import ProlificClient
+from tests.conftest import PUBLIC_BASE_URL
 from tests.factories import StudyUnitFactory
-from tests.recruitment_factories import PUBLIC_BASE_URL, LaunchedRecruitmentFactory, PaymentFactory, make_session, public_https  # noqa: F401
+from tests.recruitment_factories import LaunchedRecruitmentFactory, PaymentFactory, make_session
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,7 @@ def prolific(settings, public_https):
 
 
 def prolific_recruitment(**fields):
-    fields.setdefault("study__recruiter", Study.Recruiter.PROLIFIC)
+    fields.setdefault("study__recruiter", "prolific")
     return LaunchedRecruitmentFactory(**fields)
 
 
@@ -327,7 +328,7 @@ def test_a_pay_call_of_unknown_outcome_found_on_the_submission_is_done(prolific)
 
 def test_arrival_takes_prolifics_three_ids():
     recruitment = prolific_recruitment(prolific_study_id="S1")
-    arrival = backend_for("prolific").arrival(
+    arrival = recruiter_for("prolific").arrival(
         recruitment.study, {"prolific_pid": "P1", "study_id": "S1", "session_id": "SUB1"}
     )
     assert arrival.participant_id == "P1"
@@ -338,20 +339,20 @@ def test_arrival_takes_prolifics_three_ids():
 def test_arrival_names_a_missing_id(field):
     data = {"prolific_pid": "P1", "study_id": "S1", "session_id": "SUB1", field: ""}
     with pytest.raises(ValueError, match=f"{field}: missing"):
-        backend_for("prolific").arrival(prolific_recruitment().study, data)
+        recruiter_for("prolific").arrival(prolific_recruitment().study, data)
 
 
 def test_arrival_from_another_prolific_study_is_refused():
     recruitment = prolific_recruitment(prolific_study_id="S1")
     with pytest.raises(ArrivalRefused):
-        backend_for("prolific").arrival(recruitment.study, {"prolific_pid": "P1", "study_id": "S2", "session_id": "X"})
+        recruiter_for("prolific").arrival(recruitment.study, {"prolific_pid": "P1", "study_id": "S2", "session_id": "X"})
 
 
 def test_hand_back_gives_the_code_and_prolifics_completion_url():
     recruitment = prolific_recruitment(prolific_study_id="S1")
     session = make_session(recruitment, "P1", assignment_id="SUB1")
     code = recruitment.study.completion_code
-    assert backend_for("prolific").hand_back(session) == {
+    assert recruiter_for("prolific").hand_back(session) == {
         "completion_code": code,
         "redirect_url": f"https://app.prolific.com/submissions/complete?cc={code}",
     }
@@ -361,7 +362,7 @@ def test_session_start_records_the_submission():
     recruitment = prolific_recruitment(prolific_study_id="S1")
     session = make_session(recruitment, "P1", assignment_id="SUB1", status="active")
 
-    backend_for("prolific").session_started(session)
+    recruiter_for("prolific").session_started(session)
 
     assert ProlificSubmission.objects.get(submission_id="SUB1").session == session
 

@@ -7,14 +7,13 @@ from django.urls import reverse
 
 from recruitment import selectors, tasks
 from recruitment.models import Payment, Recruitment
-from tests.recruitment_factories import (  # noqa: F401
+from tests.recruitment_factories import (
     AssignmentFactory,
     HITFactory,
     LaunchedRecruitmentFactory,
     PaymentFactory,
     RecruitmentFactory,
     make_session,
-    public_https,
 )
 
 pytestmark = pytest.mark.django_db

@@ -6,11 +6,12 @@ import pytest
 from django.utils import timezone
 
 from experiments.models import Study
+from experiments.recruiters import recruiter_for
 from psyplatform.celery import app
 from recruitment import selectors, services, tasks
 from recruitment.errors import ConfigurationError, RecruitmentError
 from recruitment.models import Assignment, LinkGroup, Recruitment
-from tests.recruitment_factories import LaunchedRecruitmentFactory, RecruitmentFactory, make_session, public_https  # noqa: F401
+from tests.recruitment_factories import LaunchedRecruitmentFactory, RecruitmentFactory, make_session
 
 pytestmark = pytest.mark.django_db
 
@@ -18,8 +19,8 @@ pytestmark = pytest.mark.django_db
 def test_a_worker_with_a_session_in_the_study_has_taken_part():
     recruitment = LaunchedRecruitmentFactory()
     make_session(recruitment, "AW1")
-    assert selectors.has_taken_part(recruitment.study, "AW1")
-    assert not selectors.has_taken_part(recruitment.study, "AW2")
+    assert recruiter_for("mturk").has_taken_part(recruitment.study, "AW1")
+    assert not recruiter_for("mturk").has_taken_part(recruitment.study, "AW2")
 
 
 def test_a_worker_from_a_linked_study_has_taken_part_and_an_unlinked_one_has_not():
@@ -27,8 +28,8 @@ def test_a_worker_from_a_linked_study_has_taken_part_and_an_unlinked_one_has_not
     linked = LaunchedRecruitmentFactory(group=first.group)
     unlinked = LaunchedRecruitmentFactory()
     make_session(first, "AW1")
-    assert selectors.has_taken_part(linked.study, "AW1")
-    assert not selectors.has_taken_part(unlinked.study, "AW1")
+    assert recruiter_for("mturk").has_taken_part(linked.study, "AW1")
+    assert not recruiter_for("mturk").has_taken_part(unlinked.study, "AW1")
 
 
 def test_a_study_without_recruitment_settings_only_checks_itself():
@@ -36,7 +37,7 @@ def test_a_study_without_recruitment_settings_only_checks_itself():
     make_session(recruitment, "AW1")
     other = RecruitmentFactory().study
     Recruitment.objects.filter(study=other).delete()
-    assert not selectors.has_taken_part(other, "AW1")
+    assert not recruiter_for("mturk").has_taken_part(other, "AW1")
 
 
 def test_a_sandbox_launch_links_the_study_to_its_own_group_and_syncs_after_commit(
@@ -86,7 +87,7 @@ def test_launch_refuses_rejecting_without_feedback(public_https):
 
 
 def test_prolific_has_no_sandbox_and_needs_a_token(public_https, settings):
-    recruitment = RecruitmentFactory(study__recruiter=Study.Recruiter.PROLIFIC)
+    recruitment = RecruitmentFactory(study__recruiter="prolific")
     with pytest.raises(ConfigurationError, match="no sandbox"):
         services.launch(recruitment, sandbox=True)
     settings.PROLIFIC_API_TOKEN = ""
@@ -95,7 +96,7 @@ def test_prolific_has_no_sandbox_and_needs_a_token(public_https, settings):
 
 
 def test_a_local_study_has_nothing_to_launch(public_https):
-    recruitment = RecruitmentFactory(study__recruiter=Study.Recruiter.LOCAL)
+    recruitment = RecruitmentFactory(study__recruiter="local")
     with pytest.raises(ConfigurationError, match="nothing to launch"):
         services.launch(recruitment, sandbox=True)
 

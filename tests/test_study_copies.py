@@ -22,7 +22,7 @@ def image_slots(study: Study) -> list[tuple]:
 def test_a_copy_has_the_originals_parameters_units_and_trials_sharing_its_images():
     original = build_2afc_study(n_units=6, n_main_trials=4, target_per_unit=7, min_total_s=100)
 
-    copy = copy_study(original, "rerun", recruiter=Study.Recruiter.MTURK, status=Study.Status.OPEN)
+    copy = copy_study(original, "rerun", recruiter="mturk", status=Study.Status.OPEN)
 
     assert (copy.target_per_unit, copy.min_total_s, copy.recruiter, copy.status) == (7, 100, "mturk", "open")
     assert sorted(copy.study_units.values_list("unit_id", "role")) == sorted(

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from experiments import errors
-from recruitment.base import ArrivalRefused
+from experiments.recruiters import ArrivalRefused
 
 STATUS_OF = {
     errors.StudyUnavailable: status.HTTP_404_NOT_FOUND,

@@ -9,25 +9,27 @@ from typing import Any
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
-from experiments.models import Event, Study
-from protocols import get_protocol, registered
+import protocols
+from experiments.models import Event
+from experiments.recruiters import recruiter_choices, registered
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_RT_MS = 24 * 3600 * 1000
 
 
 class SessionStartSerializer(serializers.Serializer):
+    """The study, the recruiter the participant comes from, and the fields its study link brings."""
+
     study = serializers.SlugField()
-    # A field named like DRF's Field.source attribute: declared fields are collected by name, so it works.
-    source = serializers.ChoiceField(choices=Study.Recruiter.choices)  # type: ignore[assignment]
-    participant = serializers.CharField(required=False, help_text="local: the participant id.")
-    assignment_id = serializers.CharField(required=False, help_text="mturk")
-    hit_id = serializers.CharField(required=False, help_text="mturk")
-    worker_id = serializers.CharField(required=False, help_text="mturk")
-    turk_submit_to = serializers.CharField(required=False, help_text="mturk")
-    prolific_pid = serializers.CharField(required=False, help_text="prolific")
-    study_id = serializers.CharField(required=False, help_text="prolific")
-    session_id = serializers.CharField(required=False, help_text="prolific")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # From the registry, which fills when Django is ready: that may come after this module is imported.
+        self.fields["source"] = serializers.ChoiceField(choices=recruiter_choices())
+        for recruiter in registered():
+            for field, param in recruiter.url_params.items():
+                help_text = f"{recruiter.name}: the {param} parameter of the study link"
+                self.fields[field] = serializers.CharField(required=False, help_text=help_text)
 
 
 class TimingSerializer(serializers.Serializer):
@@ -95,23 +97,27 @@ def _protocol_variant(
 
 @functools.cache
 def trial_serializer(protocol: str) -> type[serializers.Serializer]:
-    return _protocol_variant(TrialEnvelopeSerializer, get_protocol(protocol).trial_serializer, protocol, "Trial")
+    return _protocol_variant(
+        TrialEnvelopeSerializer, protocols.get_protocol(protocol).trial_serializer, protocol, "Trial"
+    )
 
 
 @functools.cache
 def answer_serializer(protocol: str) -> type[serializers.Serializer]:
-    return _protocol_variant(AnswerEnvelopeSerializer, get_protocol(protocol).answer_serializer, protocol, "Answer")
+    return _protocol_variant(
+        AnswerEnvelopeSerializer, protocols.get_protocol(protocol).answer_serializer, protocol, "Answer"
+    )
 
 
 Variants = dict[str, serializers.Serializer[Any] | type[serializers.Serializer[Any]]]
 
 
 def _trial_variants() -> Variants:
-    return {name: trial_serializer(name) for name in registered()}
+    return {name: trial_serializer(name) for name in protocols.registered()}
 
 
 def _answer_variants() -> Variants:
-    return {name: answer_serializer(name) for name in registered()}
+    return {name: answer_serializer(name) for name in protocols.registered()}
 
 
 # For the OpenAPI schema: one variant per registered protocol, evaluated when the schema is made.

@@ -1,21 +1,25 @@
-"""Lab and pilot studies: a shareable link carrying a participant id."""
+"""Lab and pilot studies: a shareable link carrying a participant id, and nothing to launch or pay."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
-from recruitment.base import Arrival, register
-
-if TYPE_CHECKING:
-    from experiments.models import Session, Study
+from experiments.models import Session, Study
+from experiments.recruiters import Arrival
+from recruitment.backends import Backend
 
 MAX_PARTICIPANT_ID = 200
 
 
-class LocalRecruiter:
+class LocalRecruiter(Backend):
     name = "local"
+    title = "local link"
+    label = "the link its researchers share"
+    url_params: Mapping[str, str] = MappingProxyType({"participant": "participant"})
 
-    def arrival(self, study: "Study", data: dict[str, Any]) -> Arrival:
+    def arrival(self, study: Study, data: dict[str, Any]) -> Arrival:
         participant = str(data.get("participant") or "").strip()
         if not participant:
             raise ValueError("participant: a participant id is required for local links")
@@ -23,11 +27,5 @@ class LocalRecruiter:
             raise ValueError(f"participant: at most {MAX_PARTICIPANT_ID} characters")
         return Arrival(participant_id=participant)
 
-    def hand_back(self, session: "Session") -> dict[str, Any]:
+    def hand_back(self, session: Session) -> dict[str, Any]:
         return {"completion_code": session.study.completion_code}
-
-    def session_started(self, session: "Session") -> None:
-        """A local link has no recruiter to tell."""
-
-
-register(LocalRecruiter())

@@ -1,20 +1,30 @@
-"""MTurk as a recruiter: what a worker's browser brings on arrival and how the assignment goes back."""
+"""MTurk as a recruiter: a worker's arrival and hand-back, and MTurk's side of launching, syncing and paying.
+
+The work itself is in recruitment.mturk.services; this class is what the rest
+of the platform calls.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlparse
 
 from django.db import transaction
+from django.db.models import QuerySet
 
-from recruitment import services, tasks
-from recruitment.base import Arrival, ArrivalRefused, register
-from recruitment.models import HIT, Assignment
+from experiments.models import Session, Study
+from experiments.recruiters import Arrival, ArrivalRefused
+from recruitment import budget, selectors, tasks
+from recruitment.backends import Backend, Work, recruitment_for
+from recruitment.models import HIT, Assignment, Payment, Recruitment
+from recruitment.mturk import services
 from recruitment.mturk.client import WORKER_SITES
-
-if TYPE_CHECKING:
-    from experiments.models import Session, Study
+from recruitment.mturk.inlines import AssignmentInline, HITInline
 
 # What MTurk puts in assignmentId while a worker only previews the HIT.
 PREVIEW_ASSIGNMENT_ID = "ASSIGNMENT_ID_NOT_AVAILABLE"
@@ -42,10 +52,21 @@ def _field(data: dict[str, Any], name: str, pattern: re.Pattern[str], what: str)
     return value
 
 
-class MTurkRecruiter:
+class MTurkRecruiter(Backend):
     name = "mturk"
+    title = label = "Amazon Mechanical Turk"
+    # MTurk appends these to the ExternalQuestion's URL.
+    url_params: Mapping[str, str] = MappingProxyType(
+        {"assignment_id": "assignmentId", "hit_id": "hitId", "worker_id": "workerId", "turk_submit_to": "turkSubmitTo"}
+    )
+    admin_inlines = (HITInline, AssignmentInline)
 
-    def arrival(self, study: "Study", data: dict[str, Any]) -> Arrival:
+    # The participant side.
+
+    def is_preview(self, query: Mapping[str, str]) -> bool:
+        return query.get("assignmentId") == PREVIEW_ASSIGNMENT_ID
+
+    def arrival(self, study: Study, data: dict[str, Any]) -> Arrival:
         if str(data.get("assignment_id") or "").strip() == PREVIEW_ASSIGNMENT_ID:
             raise ArrivalRefused("This is a preview: accept the HIT to start the study.")
         assignment_id = _field(data, "assignment_id", ENTITY_ID, "an MTurk assignment id")
@@ -68,17 +89,17 @@ class MTurkRecruiter:
             },
         )
 
-    def hand_back(self, session: "Session") -> dict[str, Any]:
+    def hand_back(self, session: Session) -> dict[str, Any]:
         site = worker_site(str(session.external.get("turk_submit_to", "")))
         return {
             "submit_url": f"{site}/mturk/externalSubmit",
             "fields": {"assignmentId": session.external["assignment_id"]},
         }
 
-    def session_started(self, session: "Session") -> None:
+    def session_started(self, session: Session) -> None:
         """Record the assignment and, once the session is committed, grant the took-part
         qualification so that MTurk stops offering this group's HITs to the worker."""
-        recruitment = services.recruitment_for(session.study)
+        recruitment = recruitment_for(session.study)
         assignment, _ = Assignment.objects.get_or_create(
             assignment_id=session.external["assignment_id"],
             worker_id=session.participant_id,
@@ -94,5 +115,70 @@ class MTurkRecruiter:
         # fail the worker's arrival; the next sync grants what is missing.
         transaction.on_commit(lambda: tasks.grant_took_part.delay(assignment.pk), robust=True)
 
+    # Launching, running and paying.
 
-register(MTurkRecruiter())
+    def check_launch(self, recruitment: Recruitment, *, sandbox: bool) -> None:
+        """Both marketplaces can be launched; boto3 finds the credentials when the sync first calls."""
+
+    def sync(self, recruitment: Recruitment) -> None:
+        services.sync(recruitment)
+
+    def pause(self, recruitment: Recruitment) -> None:
+        services.pause(recruitment)
+
+    def close(self, recruitment: Recruitment) -> None:
+        services.close(recruitment)
+
+    def reconcile(self, recruitment: Recruitment) -> list[dict[str, str]]:
+        return services.reconcile(recruitment)
+
+    def send_payment(self, payment: Payment) -> dict[str, Any]:
+        return services.send_payment(payment)
+
+    def verify_payment(self, payment: Payment) -> bool:
+        return services.payment_made(payment)
+
+    def can_resend_payment(self, payment: Payment) -> bool:
+        # Approving or rejecting twice is refused, not repeated; a bonus carries its token,
+        # and past the token's 24 hours verify_payment has just looked for it in ListBonusPayments.
+        return True
+
+    # Reads.
+
+    def recruited_sessions(self, recruitment: Recruitment) -> QuerySet[Session]:
+        """Only those of the marketplace it runs on, so that sandbox trials never count toward a live target."""
+        sessions = super().recruited_sessions(recruitment)
+        return sessions.filter(external__turk_submit_to=WORKER_SITES[recruitment.sandbox])
+
+    def cost_estimate(self, recruitment: Recruitment) -> budget.CostEstimate:
+        return budget.estimate_mturk_cost(
+            sessions=budget.sessions_needed(recruitment.study),
+            reward=recruitment.reward,
+            assignments_per_hit=recruitment.hit_size,
+            over_recruitment=recruitment.over_recruitment,
+            bonus=recruitment.bonus_passing,
+        )
+
+    def payable(self, recruitment: Recruitment) -> list[Work]:
+        """Submitted assignments to review, and approved ones that may still get a bonus."""
+        assignments = (
+            recruitment.assignments.filter(status__in=[Assignment.Status.SUBMITTED, Assignment.Status.APPROVED])
+            .select_related("session", "hit")
+            .order_by("pk")
+        )
+        return [
+            Work(
+                external_id=assignment.assignment_id,
+                worker_id=assignment.worker_id,
+                session=assignment.session,
+                reviewable=assignment.status == Assignment.Status.SUBMITTED,
+                sandbox=assignment.hit.sandbox if assignment.hit else recruitment.sandbox,
+            )
+            for assignment in assignments
+        ]
+
+    def marketplace(self, recruitment: Recruitment) -> str:
+        return "sandbox" if recruitment.sandbox else "live"
+
+    def committed_spend(self, recruitment: Recruitment, now: datetime) -> Decimal:
+        return selectors.committed_spend(recruitment, now)

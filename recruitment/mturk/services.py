@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
@@ -22,8 +21,8 @@ from experiments.assignment import end_unfinished
 from experiments.models import Session, Study
 from recruitment import budget, selectors
 from recruitment.conf import public_base_url
-from recruitment.errors import ServiceRefused
-from recruitment.models import HIT, Assignment, Payment, Recruitment, TookPartQualification
+from recruitment.errors import ConfigurationError, ServiceRefused
+from recruitment.models import HIT, Assignment, LinkGroup, Payment, Recruitment, TookPartQualification
 from recruitment.mturk.client import WORKER_SITES, call, get_client
 from recruitment.tokens import make_token
 
@@ -39,7 +38,7 @@ QUESTION_SCHEMA = (
     "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2006-07-14/ExternalQuestion.xsd"
 )
 # MTurk expires a HIT at once when told to expire it at a time in the past.
-EXPIRE_NOW = datetime(2015, 1, 1, tzinfo=dt_timezone.utc)
+EXPIRE_NOW = datetime(2015, 1, 1, tzinfo=UTC)
 # Adding assignments to a HIT about to expire would leave them unused.
 MIN_LIFETIME_TO_EXTEND = timedelta(hours=1)
 # MTurk remembers a UniqueRequestToken for 24 hours; past that, resending could create a second HIT.
@@ -55,8 +54,8 @@ SESSION_ENDED = {
     Assignment.Status.RETURNED: Session.Status.RETURNED,
     Assignment.Status.ABANDONED: Session.Status.ABANDONED,
 }
-# What MTurk shows for an assignment once an approve or reject row is done.
-REVIEWED = {Payment.Kind.APPROVE: "Approved", Payment.Kind.REJECT: "Rejected"}
+# What MTurk shows for an assignment once an approve or reject row is done (keyed by Payment.kind).
+REVIEWED: dict[str, str] = {Payment.Kind.APPROVE: "Approved", Payment.Kind.REJECT: "Rejected"}
 
 
 def study_url(study: Study) -> str:
@@ -105,8 +104,17 @@ def qualification_requirements(recruitment: Recruitment, took_part_id: str) -> l
     return requirements
 
 
+def link_group(recruitment: Recruitment) -> LinkGroup:
+    """The group whose took-part qualification the HITs carry; launching sets it."""
+    if recruitment.group is None:
+        raise ConfigurationError(
+            f"Study {recruitment.study.slug} has no group of linked studies: choose one, or launch it again."
+        )
+    return recruitment.group
+
+
 def took_part_qualification_name(recruitment: Recruitment) -> str:
-    return f"psyplatform took part: {recruitment.group.name}"
+    return f"psyplatform took part: {link_group(recruitment).name}"
 
 
 def _find_qualification_type(client: Any, name: str) -> str | None:
@@ -126,7 +134,8 @@ def _find_qualification_type(client: Any, name: str) -> str | None:
 
 def ensure_took_part_qualification(recruitment: Recruitment, client: Any) -> str:
     """The group's took-part qualification type on this marketplace, created the first time."""
-    existing = recruitment.group.qualifications.filter(sandbox=recruitment.sandbox).first()
+    group = link_group(recruitment)
+    existing = group.qualifications.filter(sandbox=recruitment.sandbox).first()
     if existing:
         return existing.qualification_type_id
     name = took_part_qualification_name(recruitment)
@@ -147,7 +156,7 @@ def ensure_took_part_qualification(recruitment: Recruitment, client: Any) -> str
         if type_id is None:
             raise
     TookPartQualification.objects.get_or_create(
-        group=recruitment.group, sandbox=recruitment.sandbox, defaults={"qualification_type_id": type_id}
+        group=group, sandbox=recruitment.sandbox, defaults={"qualification_type_id": type_id}
     )
     return type_id
 
@@ -302,7 +311,7 @@ def list_bonus_payments(client: Any, **selector: str) -> Iterator[dict[str, Any]
 def _session_for(recruitment: Recruitment, assignment_id: str, worker_id: str) -> Session | None:
     return Session.objects.filter(
         study_id=recruitment.study_id,
-        source=Study.Recruiter.MTURK,
+        source="mturk",
         participant_id=worker_id,
         external__assignment_id=assignment_id,
     ).first()
@@ -354,16 +363,16 @@ def settle_unsubmitted(hit: HIT, recruitment: Recruitment, listed: dict[str, str
 def sync_hit(hit: HIT, recruitment: Recruitment, client: Any) -> None:
     refresh_hit(hit, client)
     listed = {}
-    for data in list_assignments(client, hit.hit_id):
+    for data in list_assignments(client, hit.mturk_id):
         record_assignment(recruitment, hit, data)
         listed[data["AssignmentId"]] = data["WorkerId"]
     settle_unsubmitted(hit, recruitment, listed, timezone.now())
 
 
 def sandbox_of(assignment: Assignment) -> bool:
-    if assignment.hit_id:
+    if assignment.hit is not None:
         return assignment.hit.sandbox
-    if assignment.session_id:
+    if assignment.session is not None:
         return assignment.session.external.get("turk_submit_to") == WORKER_SITES[True]
     return assignment.recruitment.sandbox
 
@@ -415,9 +424,7 @@ def top_up(recruitment: Recruitment, client: Any) -> int:
     extendable = [
         hit
         for hit in selectors.env_hits(recruitment).filter(state=HIT.State.CREATED)
-        if hit.is_open(now)
-        and hit.max_assignments < recruitment.hit_size
-        and hit.expires_at - now >= MIN_LIFETIME_TO_EXTEND
+        if hit.max_assignments < recruitment.hit_size and hit.open_for(now) >= MIN_LIFETIME_TO_EXTEND
     ]
     for hit in extendable:
         extra = min(to_add - added, recruitment.hit_size - hit.max_assignments)
@@ -458,57 +465,52 @@ def close(recruitment: Recruitment) -> None:
     expire_open_hits(recruitment)
 
 
-class MTurkPayments:
-    """Approve, reject and bonus on MTurk (see recruitment.ledger)."""
+def send_payment(payment: Payment) -> dict[str, Any]:
+    """Approve, reject or bonus on MTurk (see recruitment.ledger); returns the request id."""
+    client = get_client(sandbox=payment.sandbox)
+    if payment.kind == Payment.Kind.APPROVE:
+        response = call(client, "approve_assignment", AssignmentId=payment.external_id)
+    elif payment.kind == Payment.Kind.REJECT:
+        response = call(
+            client,
+            "reject_assignment",
+            AssignmentId=payment.external_id,
+            RequesterFeedback=payment.message,
+        )
+    else:
+        response = call(
+            client,
+            "send_bonus",
+            WorkerId=payment.worker_id,
+            BonusAmount=f"{payment.amount:.2f}",
+            AssignmentId=payment.external_id,
+            Reason=payment.message,
+            UniqueRequestToken=payment.token,
+        )
+    _record_review(payment)
+    return {"request_id": response.get("ResponseMetadata", {}).get("RequestId", "")}
 
-    def send(self, payment: Payment) -> dict[str, Any]:
-        client = get_client(sandbox=payment.sandbox)
-        if payment.kind == Payment.Kind.APPROVE:
-            response = call(client, "approve_assignment", AssignmentId=payment.external_id)
-        elif payment.kind == Payment.Kind.REJECT:
-            response = call(
-                client,
-                "reject_assignment",
-                AssignmentId=payment.external_id,
-                RequesterFeedback=payment.message,
-            )
-        else:
-            response = call(
-                client,
-                "send_bonus",
-                WorkerId=payment.worker_id,
-                BonusAmount=f"{payment.amount:.2f}",
-                AssignmentId=payment.external_id,
-                Reason=payment.message,
-                UniqueRequestToken=payment.token,
-            )
-        self._record_review(payment)
-        return {"request_id": response.get("ResponseMetadata", {}).get("RequestId", "")}
 
-    def verify(self, payment: Payment) -> bool:
-        client = get_client(sandbox=payment.sandbox)
-        if payment.kind == Payment.Kind.BONUS:
-            return any(
-                bonus["WorkerId"] == payment.worker_id and Decimal(bonus["BonusAmount"]) == payment.amount
-                for bonus in list_bonus_payments(client, AssignmentId=payment.external_id)
-            )
-        assignment = call(client, "get_assignment", AssignmentId=payment.external_id)["Assignment"]
-        made = assignment["AssignmentStatus"] == REVIEWED[payment.kind]
-        if made:
-            self._record_review(payment)
-        return made
+def payment_made(payment: Payment) -> bool:
+    """Whether MTurk shows the payment as made: the bonus listed, or the assignment reviewed."""
+    client = get_client(sandbox=payment.sandbox)
+    if payment.kind == Payment.Kind.BONUS:
+        return any(
+            bonus["WorkerId"] == payment.worker_id and Decimal(bonus["BonusAmount"]) == payment.amount
+            for bonus in list_bonus_payments(client, AssignmentId=payment.external_id)
+        )
+    assignment = call(client, "get_assignment", AssignmentId=payment.external_id)["Assignment"]
+    made = assignment["AssignmentStatus"] == REVIEWED[payment.kind]
+    if made:
+        _record_review(payment)
+    return made
 
-    def can_resend(self, payment: Payment) -> bool:
-        # Approving or rejecting twice is refused, not repeated; a bonus carries its token,
-        # and past the token's 24 hours verify() has just looked for it in ListBonusPayments.
-        return True
 
-    @staticmethod
-    def _record_review(payment: Payment) -> None:
-        if payment.kind in REVIEWED:
-            Assignment.objects.filter(assignment_id=payment.external_id, worker_id=payment.worker_id).update(
-                status=STATUSES[REVIEWED[payment.kind]], updated_at=timezone.now()
-            )
+def _record_review(payment: Payment) -> None:
+    if payment.kind in REVIEWED:
+        Assignment.objects.filter(assignment_id=payment.external_id, worker_id=payment.worker_id).update(
+            status=STATUSES[REVIEWED[payment.kind]], updated_at=timezone.now()
+        )
 
 
 def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
@@ -517,13 +519,13 @@ def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
     remote_bonuses: dict[str, list[dict[str, Any]]] = {}
     for hit in recruitment.hits.filter(state=HIT.State.CREATED):
         client = get_client(sandbox=hit.sandbox)
-        for data in list_assignments(client, hit.hit_id):
+        for data in list_assignments(client, hit.mturk_id):
             remote_status[(data["AssignmentId"], data["WorkerId"])] = data["AssignmentStatus"]
-        for bonus in list_bonus_payments(client, HITId=hit.hit_id):
+        for bonus in list_bonus_payments(client, HITId=hit.mturk_id):
             remote_bonuses.setdefault(bonus["AssignmentId"], []).append(bonus)
 
     differences = []
-    ledger = recruitment.payments.filter(backend=Study.Recruiter.MTURK)
+    ledger = recruitment.payments.filter(backend="mturk")
     for payment in ledger:
         key = (payment.external_id, payment.worker_id)
         if payment.status != Payment.Status.DONE:

@@ -1,29 +1,45 @@
-"""Prolific as a recruiter: the ids Prolific puts on the study link, and the completion code."""
+"""Prolific as a recruiter: the ids on the study link, the completion code, and Prolific's side of
+launching, syncing and paying.
+
+The work itself is in recruitment.prolific.services; this class is what the rest
+of the platform calls.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
-from recruitment import services
-from recruitment.base import Arrival, ArrivalRefused, register
-from recruitment.models import ProlificSubmission
-from recruitment.prolific.services import COMPLETE_URL
-
-if TYPE_CHECKING:
-    from experiments.models import Session, Study
+from experiments.models import Session, Study
+from experiments.recruiters import Arrival, ArrivalRefused
+from recruitment import selectors
+from recruitment.backends import Backend, Work, recruitment_for
+from recruitment.conf import prolific_api_token
+from recruitment.errors import ConfigurationError
+from recruitment.models import Payment, ProlificSubmission, Recruitment
+from recruitment.prolific import services
+from recruitment.prolific.inlines import SubmissionInline
 
 # Prolific ids are 24 hexadecimal digits; accept any short alphanumeric id rather than guess.
 PROLIFIC_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
-FIELDS = ("prolific_pid", "study_id", "session_id")
 
 
-class ProlificRecruiter:
+class ProlificRecruiter(Backend):
     name = "prolific"
+    title = label = "Prolific"
+    # What services.URL_PARAMETERS has Prolific put on the study link.
+    url_params: Mapping[str, str] = MappingProxyType(
+        {"prolific_pid": "PROLIFIC_PID", "study_id": "STUDY_ID", "session_id": "SESSION_ID"}
+    )
+    admin_inlines = (SubmissionInline,)
 
-    def arrival(self, study: "Study", data: dict[str, Any]) -> Arrival:
+    # The participant side.
+
+    def arrival(self, study: Study, data: dict[str, Any]) -> Arrival:
         values = {}
-        for name in FIELDS:
+        for name in self.url_params:
             value = str(data.get(name) or "").strip()
             if not value:
                 raise ValueError(f"{name}: missing; Prolific passes it on the study link")
@@ -35,16 +51,16 @@ class ProlificRecruiter:
             raise ArrivalRefused("This link belongs to another Prolific study.")
         return Arrival(participant_id=values["prolific_pid"], external=values)
 
-    def hand_back(self, session: "Session") -> dict[str, Any]:
+    def hand_back(self, session: Session) -> dict[str, Any]:
         code = session.study.completion_code
-        return {"completion_code": code, "redirect_url": COMPLETE_URL.format(code=code)}
+        return {"completion_code": code, "redirect_url": services.COMPLETE_URL.format(code=code)}
 
-    def session_started(self, session: "Session") -> None:
+    def session_started(self, session: Session) -> None:
         """Record the submission now; the sync fills in its status from Prolific."""
         submission, _ = ProlificSubmission.objects.get_or_create(
             submission_id=session.external["session_id"],
             defaults={
-                "recruitment": services.recruitment_for(session.study),
+                "recruitment": recruitment_for(session.study),
                 "participant_id": session.participant_id,
                 "status": "ACTIVE",
                 "started_at": session.created_at,
@@ -53,5 +69,54 @@ class ProlificRecruiter:
         submission.session = session
         submission.save(update_fields=["session", "updated_at"])
 
+    # Launching, running and paying.
 
-register(ProlificRecruiter())
+    def check_launch(self, recruitment: Recruitment, *, sandbox: bool) -> None:
+        if sandbox:
+            raise ConfigurationError("Prolific has no sandbox: try the study with a local link instead.")
+        prolific_api_token()
+
+    def sync(self, recruitment: Recruitment) -> None:
+        services.sync(recruitment)
+
+    def pause(self, recruitment: Recruitment) -> None:
+        services.pause(recruitment)
+
+    def close(self, recruitment: Recruitment) -> None:
+        services.close(recruitment)
+
+    def reconcile(self, recruitment: Recruitment) -> list[dict[str, str]]:
+        return services.reconcile(recruitment)
+
+    def send_payment(self, payment: Payment) -> dict[str, Any]:
+        return services.send_payment(payment)
+
+    def verify_payment(self, payment: Payment) -> bool:
+        return services.payment_made(payment)
+
+    def can_resend_payment(self, payment: Payment) -> bool:
+        # Paying a set-up bonus again pays it again, and Prolific pays bonuses a few minutes
+        # later, so a bonus missing from the submission does not prove the call failed.
+        return payment.kind != Payment.Kind.BONUS
+
+    # Reads; the cost estimate is Backend's, before Prolific's fee.
+
+    def payable(self, recruitment: Recruitment) -> list[Work]:
+        """Submissions awaiting review, and approved ones that may still get a bonus."""
+        submissions = (
+            recruitment.submissions.filter(
+                status__in=[selectors.PROLIFIC_AWAITING_REVIEW, selectors.PROLIFIC_APPROVED]
+            )
+            .select_related("session")
+            .order_by("pk")
+        )
+        return [
+            Work(
+                external_id=submission.submission_id,
+                worker_id=submission.participant_id,
+                session=submission.session,
+                reviewable=submission.status == selectors.PROLIFIC_AWAITING_REVIEW,
+                sandbox=False,
+            )
+            for submission in submissions
+        ]

@@ -47,7 +47,8 @@ class ProlificClient:
         pages (the only way to reach that 404 by following links) the walk
         ends there.
         """
-        url, seen = path, 0
+        url: str | None = path
+        seen = 0
         while url:
             try:
                 page = self.request("GET", url, params=params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from experiments.assignment import end_unfinished
-from experiments.models import Session, Study
+from experiments.models import Session
 from recruitment import budget, selectors
 from recruitment.conf import public_base_url
 from recruitment.models import Payment, ProlificSubmission, Recruitment
@@ -21,8 +22,8 @@ COMPLETE_URL = "https://app.prolific.com/submissions/complete?cc={code}"
 REJECTED = "REJECTED"
 # Submissions that ended without the study being finished.
 SESSION_ENDED = {"RETURNED": Session.Status.RETURNED, "TIMED-OUT": Session.Status.ABANDONED}
-# What Prolific shows for a submission once an approve or reject row is done.
-REVIEWED = {Payment.Kind.APPROVE: "APPROVED", Payment.Kind.REJECT: REJECTED}
+# What Prolific shows for a submission once an approve or reject row is done (keyed by Payment.kind).
+REVIEWED: dict[str, str] = {Payment.Kind.APPROVE: "APPROVED", Payment.Kind.REJECT: REJECTED}
 
 
 def study_payload(recruitment: Recruitment, places: int) -> dict[str, Any]:
@@ -74,7 +75,7 @@ def places_wanted(recruitment: Recruitment) -> tuple[int, int]:
     return wanted, affordable
 
 
-def _parse(value: str | None):
+def _parse(value: str | None) -> datetime | None:
     return parse_datetime(value) if value else None
 
 
@@ -92,7 +93,7 @@ def record_submission(recruitment: Recruitment, data: dict[str, Any]) -> Prolifi
     if submission.session_id is None:
         submission.session = Session.objects.filter(
             study_id=recruitment.study_id,
-            source=Study.Recruiter.PROLIFIC,
+            source="prolific",
             external__session_id=submission.submission_id,
         ).first()
         submission.save(update_fields=["session", "updated_at"])
@@ -158,41 +159,36 @@ def close(recruitment: Recruitment) -> None:
         _transition(recruitment, "STOP")
 
 
-class ProlificPayments:
-    """Approve, reject and bonus on Prolific (see recruitment.ledger)."""
-
-    def send(self, payment: Payment) -> dict[str, Any]:
-        client = get_client()
-        if payment.kind == Payment.Kind.APPROVE:
-            response = client.approve(payment.external_id)
-        elif payment.kind == Payment.Kind.REJECT:
-            response = client.reject(payment.external_id, payment.message, payment.rejection_category)
-        else:
-            if not payment.remote_ref:
-                # Setting up pays nothing; keep its id so that a retry pays this bonus, not a new one.
-                bonus = client.set_up_bonus(
-                    payment.recruitment.prolific_study_id, f"{payment.worker_id},{payment.amount:.2f}\n"
-                )
-                payment.remote_ref = bonus["id"]
-                payment.save(update_fields=["remote_ref"])
-            response = client.pay_bonus(payment.remote_ref)
-        if payment.kind in REVIEWED:
-            ProlificSubmission.objects.filter(submission_id=payment.external_id).update(
-                status=response.get("status") or REVIEWED[payment.kind]
+def send_payment(payment: Payment) -> dict[str, Any]:
+    """Approve, reject or bonus on Prolific (see recruitment.ledger); returns the status it reports."""
+    client = get_client()
+    if payment.kind == Payment.Kind.APPROVE:
+        response = client.approve(payment.external_id)
+    elif payment.kind == Payment.Kind.REJECT:
+        response = client.reject(payment.external_id, payment.message, payment.rejection_category)
+    else:
+        if not payment.remote_ref:
+            # Setting up pays nothing; keep its id so that a retry pays this bonus, not a new one.
+            bonus = client.set_up_bonus(
+                payment.recruitment.prolific_study_id, f"{payment.worker_id},{payment.amount:.2f}\n"
             )
-        return {"status": response.get("status", "")}
+            payment.remote_ref = bonus["id"]
+            payment.save(update_fields=["remote_ref"])
+        response = client.pay_bonus(payment.remote_ref)
+    if payment.kind in REVIEWED:
+        ProlificSubmission.objects.filter(submission_id=payment.external_id).update(
+            status=response.get("status") or REVIEWED[payment.kind]
+        )
+    return {"status": response.get("status", "")}
 
-    def verify(self, payment: Payment) -> bool:
-        submission = get_client().submission(payment.external_id)
-        if payment.kind == Payment.Kind.BONUS:
-            cents = int(payment.amount * 100)
-            return any(round(paid) == cents for paid in submission.get("bonus_payments") or [])
-        return submission.get("status") == REVIEWED[payment.kind]
 
-    def can_resend(self, payment: Payment) -> bool:
-        # Paying a set-up bonus again pays it again, and Prolific pays bonuses a few minutes
-        # later, so a bonus missing from the submission does not prove the call failed.
-        return payment.kind != Payment.Kind.BONUS
+def payment_made(payment: Payment) -> bool:
+    """Whether the submission on Prolific shows the payment: its status, or the bonus among its bonuses."""
+    submission = get_client().submission(payment.external_id)
+    if payment.kind == Payment.Kind.BONUS:
+        cents = int(payment.amount * 100)
+        return any(round(paid) == cents for paid in submission.get("bonus_payments") or [])
+    return submission.get("status") == REVIEWED[payment.kind]
 
 
 def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
@@ -204,7 +200,7 @@ def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
     if not recruitment.prolific_study_id:
         return []
     remote = {data["id"]: data["status"] for data in get_client().submissions(recruitment.prolific_study_id)}
-    ledger = recruitment.payments.filter(backend=Study.Recruiter.PROLIFIC)
+    ledger = recruitment.payments.filter(backend="prolific")
     differences = []
     for payment in ledger:
         if payment.status != Payment.Status.DONE:
@@ -216,16 +212,15 @@ def reconcile(recruitment: Recruitment) -> list[dict[str, str]]:
                     "detail": payment.status,
                 }
             )
-        elif payment.kind in REVIEWED:
-            if remote.get(payment.external_id) != REVIEWED[payment.kind]:
-                differences.append(
-                    {
-                        "problem": "status",
-                        "external_id": payment.external_id,
-                        "kind": payment.kind,
-                        "detail": f"Prolific says {remote.get(payment.external_id, 'nothing')}",
-                    }
-                )
+        elif payment.kind in REVIEWED and remote.get(payment.external_id) != REVIEWED[payment.kind]:
+            differences.append(
+                {
+                    "problem": "status",
+                    "external_id": payment.external_id,
+                    "kind": payment.kind,
+                    "detail": f"Prolific says {remote.get(payment.external_id, 'nothing')}",
+                }
+            )
     reviewed = {p.external_id for p in ledger if p.kind != Payment.Kind.BONUS}
     for submission_id, status in remote.items():
         if status in REVIEWED.values() and submission_id not in reviewed:

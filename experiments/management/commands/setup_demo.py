@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from experiments.copies import copy_study
 from experiments.models import Study
-from recruitment.services import recruitment_for
+from experiments.recruiters import recruiter_for
 from stimuli.models import ImagePool, VisionModel
 from workers.models import Job
 from workers.services import start_rendering
@@ -88,10 +88,12 @@ class Command(BaseCommand):
             study,
             MTURK_SLUG,
             name="Demo on the MTurk sandbox (not launched)",
-            recruiter=Study.Recruiter.MTURK,
+            recruiter="mturk",
             status=Study.Status.OPEN,
         )
-        recruitment_for(mturk)  # sandbox by default; launching it needs PUBLIC_BASE_URL on HTTPS
+        # Its recruitment settings, ready to review in the admin: sandbox by default; launching
+        # it needs PUBLIC_BASE_URL on HTTPS.
+        recruiter_for(mturk.recruiter).prepare(mturk)
 
     def _admin(self, password: str) -> None:
         user, _ = get_user_model().objects.get_or_create(
