@@ -130,8 +130,10 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     "protocols.finders.ProtocolStaticFinder",
 ]
-# Protocols beyond the built-in ones (protocols/__init__.py): name -> dotted path of its class.
-EXTRA_PROTOCOLS: dict[str, str] = {}
+# Protocols beyond the built-in ones (protocols/__init__.py): "name=dotted.path.Class,name2=...".
+EXTRA_PROTOCOLS: dict[str, str] = dict(
+    entry.split("=", 1) for entry in os.getenv("EXTRA_PROTOCOLS", "").split(",") if entry.strip()
+)
 STATIC_ROOT = Path(os.getenv("STATIC_ROOT", VAR_DIR / "staticfiles"))
 
 

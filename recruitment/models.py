@@ -2,7 +2,7 @@
 
 experiments.Study says which recruiter a study uses; everything that recruiter
 needs lives here, one-to-one with the study (Recruitment), with defaults from
-../shared/PROTOCOLS.md §5.
+docs/protocols.md §5.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The five exclusion checks of PROTOCOLS §4, stored per session when it completes."""
+"""The exclusion checks (docs/protocols.md §4), stored per session when it completes."""
 
 from datetime import timedelta
 

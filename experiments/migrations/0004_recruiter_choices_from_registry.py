@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('experiments', '0002_protocol_plugins'),
+        ('experiments', '0003_drop_two_afc_columns'),
     ]
 
     operations = [

@@ -1,0 +1,64 @@
+"""The move of 2-AFC behind the protocol interface carries existing rows over: a study's 2-AFC
+columns become its parameters, the answer key and the answers become protocol-shaped JSON."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+BEFORE = [("experiments", "0001_initial")]
+AFTER = [("experiments", "0003_drop_two_afc_columns")]
+
+
+def migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_afc_rows_are_carried_into_the_protocol_shape():
+    old = migrate(BEFORE)
+    try:
+        model = old.get_model("stimuli", "VisionModel").objects.create(name="m", timm_name="resnet18")
+        pool = old.get_model("stimuli", "ImagePool").objects.create(name="p", source="skimage_crops")
+        unit = old.get_model("stimuli", "Unit").objects.create(model=model, layer="layer1", channel=3)
+        study = old.get_model("experiments", "Study").objects.create(
+            slug="old", name="old", model=model, image_pool=pool, difficulty="hard", references_per_side=4,
+            prompt="Which one?", n_practice_obvious=2, practice_less_obvious_difficulty="very_hard",
+            min_catch_correct=3, min_position_count=2,
+        )
+        trial = old.get_model("experiments", "Trial").objects.create(
+            study=study, unit=unit, kind="main", batch=0, difficulty="hard"
+        )
+        session = old.get_model("experiments", "Session").objects.create(
+            study=study, source="local", pseudonym="x", participant_id="p", token="t", seed=1,
+            created_at=timezone.now(), last_seen_at=timezone.now(),
+        )
+        planned = old.get_model("experiments", "SessionTrial").objects.create(
+            session=session, index=0, trial=trial, phase="main", layout={"min": [], "max": [], "queries": []},
+            correct_choice=1,
+        )
+        old.get_model("experiments", "Response").objects.create(
+            session=session, session_trial=planned, client_id="00000000-0000-4000-8000-000000000001",
+            choice=1, confidence=2, rt_ms=900, correct=True,
+        )
+
+        new = migrate(AFTER)
+        study = new.get_model("experiments", "Study").objects.get(slug="old")
+        assert study.params == {
+            "difficulty": "hard", "references_per_side": 4, "prompt": "Which one?", "n_practice_obvious": 2,
+            "practice_less_obvious_difficulty": "very_hard", "min_catch_correct": 3, "min_position_count": 2,
+        }
+        assert new.get_model("experiments", "SessionTrial").objects.get().key == {"choice": 1}
+        response = new.get_model("experiments", "Response").objects.get()
+        assert (response.answer, response.correct, response.score) == ({"choice": 1, "confidence": 2}, True, 1.0)
+
+        back = migrate(BEFORE)
+        assert back.get_model("experiments", "Response").objects.get().confidence == 2
+        assert back.get_model("experiments", "Study").objects.get().references_per_side == 4
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
