@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from experiments.models import Study
-from protocols import NotImplementedProtocol, get_protocol
+from protocols import DEFAULT_PROTOCOL, NotImplementedProtocol, get_protocol
 from protocols.base import Protocol
 from protocols.params import ParamsError
 
@@ -17,11 +17,10 @@ PARAM_PREFIX = "param_"
 def stored_protocol(study: Study) -> Protocol[Any]:
     """The protocol whose parameters the form shows: the study's, or the default one for a new or
     unimplemented study (whose save is then refused by Study.clean)."""
-    default = str(Study._meta.get_field("protocol").default)
     try:
-        return get_protocol(study.protocol or default)
+        return get_protocol(study.protocol or DEFAULT_PROTOCOL)
     except NotImplementedProtocol:
-        return get_protocol(default)
+        return get_protocol(DEFAULT_PROTOCOL)
 
 
 def param_field_names(study: Study) -> list[str]:

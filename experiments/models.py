@@ -16,7 +16,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from experiments.recruiters import recruiter_choices
-from protocols import NotImplementedProtocol, base, condition_choices, get_protocol, protocol_choices
+from protocols import DEFAULT_PROTOCOL, NotImplementedProtocol, base, condition_choices, get_protocol, protocol_choices
 from protocols.base import Design, Protocol
 from protocols.params import Params, ParamsError
 from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
@@ -33,7 +33,7 @@ class Study(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
-    protocol = models.CharField(max_length=40, choices=protocol_choices, default="2afc")
+    protocol = models.CharField(max_length=40, choices=protocol_choices, default=DEFAULT_PROTOCOL)
     condition = models.CharField(max_length=20, choices=condition_choices, default="natural")
     params = models.JSONField(
         default=dict, blank=True, help_text="The protocol's own parameters; missing ones take their defaults."

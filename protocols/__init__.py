@@ -19,6 +19,8 @@ from protocols.base import Protocol
 BUILTIN: dict[str, str] = {
     "2afc": "protocols.two_afc.TwoAFC",
 }
+# What a new study runs unless the researcher picks another.
+DEFAULT_PROTOCOL = "2afc"
 
 
 class NotImplementedProtocol(ValueError):

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db.models import QuerySet
 
@@ -148,3 +149,30 @@ def backend_for(name: str) -> Backend:
         # Only recruitment registers recruiters, so another kind is a programming error.
         raise TypeError(f"recruiter {name!r} is a {type(recruiter).__name__}, not a recruitment backend")
     return recruiter
+
+
+class ServiceBackend(Backend):
+    """A recruiter with a service of its own (MTurk, Prolific), whose work is in its services module:
+    sync, pause, close, reconcile, send_payment and payment_made, each taking the row it acts on."""
+
+    service: ClassVar[ModuleType]
+
+    def sync(self, recruitment: Recruitment) -> None:
+        self.service.sync(recruitment)
+
+    def pause(self, recruitment: Recruitment) -> None:
+        self.service.pause(recruitment)
+
+    def close(self, recruitment: Recruitment) -> None:
+        self.service.close(recruitment)
+
+    def reconcile(self, recruitment: Recruitment) -> list[dict[str, str]]:
+        differences: list[dict[str, str]] = self.service.reconcile(recruitment)
+        return differences
+
+    def send_payment(self, payment: Payment) -> dict[str, Any]:
+        response: dict[str, Any] = self.service.send_payment(payment)
+        return response
+
+    def verify_payment(self, payment: Payment) -> bool:
+        return bool(self.service.payment_made(payment))

@@ -10,8 +10,8 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from types import MappingProxyType
-from typing import Any
+from types import MappingProxyType, ModuleType
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from django.db import transaction
@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 from experiments.models import Session, Study
 from experiments.recruiters import Arrival, ArrivalRefused
 from recruitment import budget, selectors, tasks
-from recruitment.backends import Backend, Work, recruitment_for
+from recruitment.backends import ServiceBackend, Work, recruitment_for
 from recruitment.models import HIT, Assignment, Payment, Recruitment
 from recruitment.mturk import services
 from recruitment.mturk.client import WORKER_SITES
@@ -52,7 +52,7 @@ def _field(data: dict[str, Any], name: str, pattern: re.Pattern[str], what: str)
     return value
 
 
-class MTurkRecruiter(Backend):
+class MTurkRecruiter(ServiceBackend):
     name = "mturk"
     title = label = "Amazon Mechanical Turk"
     # MTurk appends these to the ExternalQuestion's URL.
@@ -60,6 +60,7 @@ class MTurkRecruiter(Backend):
         {"assignment_id": "assignmentId", "hit_id": "hitId", "worker_id": "workerId", "turk_submit_to": "turkSubmitTo"}
     )
     admin_inlines = (HITInline, AssignmentInline)
+    service: ClassVar[ModuleType] = services
 
     # The participant side.
 
@@ -119,24 +120,6 @@ class MTurkRecruiter(Backend):
 
     def check_launch(self, recruitment: Recruitment, *, sandbox: bool) -> None:
         """Both marketplaces can be launched; boto3 finds the credentials when the sync first calls."""
-
-    def sync(self, recruitment: Recruitment) -> None:
-        services.sync(recruitment)
-
-    def pause(self, recruitment: Recruitment) -> None:
-        services.pause(recruitment)
-
-    def close(self, recruitment: Recruitment) -> None:
-        services.close(recruitment)
-
-    def reconcile(self, recruitment: Recruitment) -> list[dict[str, str]]:
-        return services.reconcile(recruitment)
-
-    def send_payment(self, payment: Payment) -> dict[str, Any]:
-        return services.send_payment(payment)
-
-    def verify_payment(self, payment: Payment) -> bool:
-        return services.payment_made(payment)
 
     def can_resend_payment(self, payment: Payment) -> bool:
         # Approving or rejecting twice is refused, not repeated; a bonus carries its token,

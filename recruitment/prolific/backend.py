@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any
+from types import MappingProxyType, ModuleType
+from typing import Any, ClassVar
 
 from experiments.models import Session, Study
 from experiments.recruiters import Arrival, ArrivalRefused
 from recruitment import selectors
-from recruitment.backends import Backend, Work, recruitment_for
+from recruitment.backends import ServiceBackend, Work, recruitment_for
 from recruitment.conf import prolific_api_token
 from recruitment.errors import ConfigurationError
 from recruitment.models import Payment, ProlificSubmission, Recruitment
@@ -26,7 +26,7 @@ from recruitment.prolific.inlines import SubmissionInline
 PROLIFIC_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 
-class ProlificRecruiter(Backend):
+class ProlificRecruiter(ServiceBackend):
     name = "prolific"
     title = label = "Prolific"
     # What services.URL_PARAMETERS has Prolific put on the study link.
@@ -34,6 +34,7 @@ class ProlificRecruiter(Backend):
         {"prolific_pid": "PROLIFIC_PID", "study_id": "STUDY_ID", "session_id": "SESSION_ID"}
     )
     admin_inlines = (SubmissionInline,)
+    service: ClassVar[ModuleType] = services
 
     # The participant side.
 
@@ -75,24 +76,6 @@ class ProlificRecruiter(Backend):
         if sandbox:
             raise ConfigurationError("Prolific has no sandbox: try the study with a local link instead.")
         prolific_api_token()
-
-    def sync(self, recruitment: Recruitment) -> None:
-        services.sync(recruitment)
-
-    def pause(self, recruitment: Recruitment) -> None:
-        services.pause(recruitment)
-
-    def close(self, recruitment: Recruitment) -> None:
-        services.close(recruitment)
-
-    def reconcile(self, recruitment: Recruitment) -> list[dict[str, str]]:
-        return services.reconcile(recruitment)
-
-    def send_payment(self, payment: Payment) -> dict[str, Any]:
-        return services.send_payment(payment)
-
-    def verify_payment(self, payment: Payment) -> bool:
-        return services.payment_made(payment)
 
     def can_resend_payment(self, payment: Payment) -> bool:
         # Paying a set-up bonus again pays it again, and Prolific pays bonuses a few minutes
