@@ -96,7 +96,7 @@ class StudyAdmin(admin.ModelAdmin):
         ("Recruitment", {"fields": ("recruiter",)}),
     )
     FIXED_NOTE = (
-        "This study has stimuli: what shaped them or what participants see is fixed (greyed out). "
+        "This study has stimuli: what shaped them or what participants see is fixed (the disabled fields). "
         "To run another design, add a new study; the action 'Copy with its stimuli' runs this design again."
     )
 

@@ -46,8 +46,11 @@ class Params:
 
     @classmethod
     def form_fields(cls) -> dict[str, forms.Field]:
-        """Fresh form fields for every parameter, in declaration order."""
-        return {f.name: copy.deepcopy(f.metadata[FORM_FIELD]) for f in dataclasses.fields(cls)}
+        """Fresh form fields for every parameter, in declaration order, labelled by its name."""
+        fields = {f.name: copy.deepcopy(f.metadata[FORM_FIELD]) for f in dataclasses.fields(cls)}
+        for name, field in fields.items():
+            field.label = field.label or name.replace("_", " ").capitalize()
+        return fields
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Self:

@@ -31,17 +31,26 @@ class TwoAFCParams(Params):
     n_practice_obvious: int = param(
         4,
         forms.IntegerField(
-            min_value=0, help_text="How many practice trials are obvious; the rest are less obvious."
+            label="Obvious practice trials",
+            min_value=0,
+            help_text="How many practice trials are obvious; the rest are less obvious.",
         ),
     )
-    practice_less_obvious_difficulty: str = param("medium", forms.ChoiceField(choices=DIFFICULTIES))
+    practice_less_obvious_difficulty: str = param(
+        "medium", forms.ChoiceField(label="Difficulty of the less obvious practice", choices=DIFFICULTIES)
+    )
     min_catch_correct: int = param(
-        4, forms.IntegerField(min_value=0, help_text="Exclusion check: catch trials answered right.")
+        4,
+        forms.IntegerField(
+            label="Catch trials right", min_value=0, help_text="Exclusion check: catch trials answered right."
+        ),
     )
     min_position_count: int = param(
         5,
         forms.IntegerField(
-            min_value=0, help_text="Exclusion check: each response position must be chosen at least this often."
+            label="Position count",
+            min_value=0,
+            help_text="Exclusion check: each response position must be chosen at least this often.",
         ),
     )
 
