@@ -6,17 +6,20 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, StreamingHttpResponse
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django_stubs_ext import StrOrPromise
 
 from experiments import export
 from experiments.copies import copy_study, free_slug
 from experiments.forms import PARAM_PREFIX, StudyForm, param_field_names, stored_protocol
+from experiments.links import participant_url
 from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
+from experiments.selectors import participation
 from workers.models import Job
 from workers.services import start_rendering
 
@@ -73,11 +76,11 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "protocol", "condition", "status", "recruiter", "participant_link")
     list_filter = ("status", "protocol", "recruiter")
     search_fields = ("slug", "name")
-    readonly_fields = ("participant_link", "completion_code", "created_at")
+    readonly_fields = ("participant_link", "participation_summary", "completion_code", "created_at")
     inlines = [JobInline, StudyUnitProgressInline]
     actions = ["render_stimuli", "open_study", "close_study", "copy_studies", "export_csv", "export_jsonl"]
     fieldsets = (
-        (None, {"fields": ("slug", "name", "status", "participant_link", "completion_code")}),
+        (None, {"fields": ("slug", "name", "status", "participant_link", "participation_summary", "completion_code")}),
         ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed")}),
         ("Stimuli", {"fields": ("n_units", "layers", "trials_per_unit", "image_size", "resize_to")}),
         (
@@ -91,9 +94,14 @@ class StudyAdmin(admin.ModelAdmin):
         ),
         (
             "Exclusion checks",
-            {"fields": ("max_practice_attempts", "min_instruction_s", "min_total_s", "max_total_s")},
+            {
+                "fields": (
+                    "max_practice_attempts", "min_instruction_s", "min_total_s", "max_total_s",
+                    "max_lock_boundary_share", "min_timing_variation",
+                )
+            },
         ),
-        ("Recruitment", {"fields": ("recruiter",)}),
+        ("Recruitment", {"fields": ("recruiter", "accepts_unsigned_links", "consent_timeout_minutes")}),
     )
     FIXED_NOTE = (
         "This study has stimuli: what shaped them or what participants see is fixed (the disabled fields). "
@@ -121,12 +129,46 @@ class StudyAdmin(admin.ModelAdmin):
         kwargs["fields"] = [name for name in fields if not name.startswith(PARAM_PREFIX)]
         return super().get_form(request, obj, change, **kwargs)
 
-    @admin.display(description="participant link")
+    @admin.display(description="participant links")
     def participant_link(self, obj: Study) -> str:
         if not obj.pk:
             return "-"
-        url = reverse("participant-page", args=[obj.slug]) + "?participant=pilot"
-        return format_html('<a href="{}" target="_blank">{}</a>', url, url)
+        pilot = participant_url(obj, "pilot", base="")
+        return format_html(
+            '<a href="{}" target="_blank">signed pilot link</a> &middot; <a href="{}">make signed links</a>',
+            pilot,
+            reverse("admin:experiments_study_links", args=[obj.pk]),
+        )
+
+    @admin.display(description="places")
+    def participation_summary(self, obj: Study) -> str:
+        if not obj.pk:
+            return "-"
+        now = participation(obj)
+        refused = ", ".join(f"{label}: {count}" for label, count in now.refused.items()) or "none"
+        return (
+            f"{now.holding} sessions hold {now.slots_held} unit places; {now.unconsented} started without "
+            f"consenting yet (holding nothing); {now.lapsed} holds lapsed; refused starts: {refused}"
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        links = path("<int:pk>/links/", self.admin_site.admin_view(self.links_view), name="experiments_study_links")
+        return [links, *super().get_urls()]
+
+    def links_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Signed links for the participant ids a researcher enters, one per line."""
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_view_permission(request, study):
+            raise PermissionDenied
+        ids = [line.strip() for line in request.POST.get("participants", "").splitlines() if line.strip()]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Signed participant links of {study}",
+            "study": study,
+            "links": [(participant, participant_url(study, participant)) for participant in ids],
+            "participants": request.POST.get("participants", ""),
+        }
+        return render(request, "admin/experiments/study/links.html", context)
 
     @admin.action(description="Render stimuli (sample units, record activations, write trials)")
     def render_stimuli(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
@@ -206,12 +248,15 @@ class EventInline(ReadOnlyInline):
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
     list_display = (
-        "pseudonym_short", "study", "source", "status", "passed", "practice_attempts",
+        "pseudonym_short", "study", "source", "status", "passed", "completion_code", "practice_attempts",
         "created_at", "completed_at",
     )
-    list_filter = ("study", "status", "passed", "source")
-    search_fields = ("pseudonym", "participant_id")
-    readonly_fields = [f.name for f in Session._meta.fields]
+    list_filter = ("study", "status", "passed", "source", "signed_link")
+    # A completion code a participant sends in is looked up here.
+    search_fields = ("pseudonym", "participant_id", "completion_code")
+    # Never the bearer token: whoever reads it could act as the participant.
+    exclude = ("token",)
+    readonly_fields = [f.name for f in Session._meta.fields if f.name != "token"]
     inlines = [CheckInline, EventInline, ResponseInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

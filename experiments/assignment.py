@@ -1,5 +1,9 @@
 """Which units a session answers: every unit fills up to its target evenly, never twice per session.
 
+A session holds units from its consent on, while its answers keep coming: one
+silent for the study's slot timeout (events do not count), or that never
+consented within the consent timeout, lapses and gives its units back.
+
 Assignment locks the study row, so concurrent session starts on PostgreSQL are
 serialized per study (on SQLite the IMMEDIATE transaction mode does the same)
 and can never over-assign a unit.
@@ -7,6 +11,7 @@ and can never over-assign a unit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -16,6 +21,8 @@ from django.utils import timezone
 from experiments.errors import NoPlacesLeft
 from experiments.models import Session, SessionUnit, Study, StudyUnit
 from experiments.planning import session_rng
+
+NO_PLACES_LEFT = "This study has no places left. Thank you for your interest."
 
 
 def release_slots(sessions: QuerySet[Session]) -> int:
@@ -36,31 +43,52 @@ def end_unfinished(sessions: QuerySet[Session], status: str) -> int:
     return release_slots(Session.objects.filter(pk__in=ended, status=status))
 
 
+def lapsed(study: Study) -> QuerySet[Session]:
+    """Sessions of the study that no longer hold anything: unconsented or silent past the timeouts."""
+    now = timezone.now()
+    unconsented = Q(consented_at__isnull=True, created_at__lt=now - timedelta(minutes=study.consent_timeout_minutes))
+    silent = Q(consented_at__isnull=False, last_answer_at__lt=now - timedelta(minutes=study.slot_timeout_minutes))
+    return Session.objects.filter(unconsented | silent, study=study, status=Session.Status.ACTIVE)
+
+
 def release_abandoned(study: Study) -> int:
-    """Mark sessions silent for longer than the study's timeout abandoned and free their slots."""
-    cutoff = timezone.now() - timedelta(minutes=study.slot_timeout_minutes)
-    stale = Session.objects.filter(study=study, last_seen_at__lt=cutoff)
-    return end_unfinished(stale, Session.Status.ABANDONED)
+    """Mark the study's lapsed sessions abandoned and free their slots; returns how many slots."""
+    return end_unfinished(lapsed(study), Session.Status.ABANDONED)
+
+
+@dataclass(frozen=True)
+class _OpenUnit:
+    study_unit_id: int
+    held: int  # slots held now
+    ever: int  # slots ever given, released ones included
+
+
+def _open_units(study: Study) -> list[_OpenUnit]:
+    candidates = (
+        StudyUnit.objects.filter(study=study, role=StudyUnit.Role.MAIN)
+        .annotate(held=Count("slots", filter=Q(slots__released_at__isnull=True)), ever=Count("slots"))
+        .values_list("pk", "held", "ever")
+    )
+    return [_OpenUnit(*row) for row in candidates if row[1] < study.target_per_unit]
+
+
+def has_open_places(study: Study) -> bool:
+    """Whether a session starting now could be given its main block (nothing is held by asking)."""
+    return len(_open_units(study)) >= study.n_main_trials
 
 
 @transaction.atomic
 def assign_units(session: Session) -> list[SessionUnit]:
     study = Study.objects.select_for_update().get(pk=session.study_id)
     release_abandoned(study)
-    candidates = list(
-        StudyUnit.objects.filter(study=study, role=StudyUnit.Role.MAIN).annotate(
-            held=Count("slots", filter=Q(slots__released_at__isnull=True)),
-            ever=Count("slots"),
-        )
-    )
-    open_units = [u for u in candidates if u.held < study.target_per_unit]
+    open_units = _open_units(study)
     if len(open_units) < study.n_main_trials:
-        raise NoPlacesLeft("This study has no places left. Thank you for your interest.")
+        raise NoPlacesLeft(NO_PLACES_LEFT)
     rng = session_rng(session, "assignment")
     open_units.sort(key=lambda u: (u.held, rng.random()))
     chosen = open_units[: study.n_main_trials]
     # IMI cycles through a unit's batches, so successive participants see different trials.
     return SessionUnit.objects.bulk_create(
-        SessionUnit(session=session, study_unit=u, batch=u.ever % study.trials_per_unit)
+        SessionUnit(session=session, study_unit_id=u.study_unit_id, batch=u.ever % study.trials_per_unit)
         for u in chosen
     )

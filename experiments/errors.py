@@ -31,3 +31,11 @@ class NotCurrentTrial(SessionError):
 
 class WrongStage(SessionError):
     """The call does not fit the session's stage, e.g. trials before consent (409)."""
+
+
+class TooEarly(SessionError):
+    """An answer sooner after its trial was sent than the study's lock allows (409)."""
+
+
+class TooManyRequests(SessionError):
+    """Too many starts or events from one address, or too many sessions at once (429)."""

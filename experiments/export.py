@@ -23,7 +23,9 @@ FIRST_COLUMNS = (
     "study", "protocol", "condition", "difficulty", "model", "unit_kind", "layer", "channel",
     "batch", "trial_kind", "phase", "attempt", "trial_index",
 )
-ANSWER_COLUMNS = ("correct", "score", "rt_ms", "responded_at", "session", "session_status", "session_passed")
+ANSWER_COLUMNS = (
+    "correct", "score", "rt_ms", "server_ms", "responded_at", "session", "session_status", "session_passed",
+)
 CHUNK = 2000
 
 
@@ -90,6 +92,7 @@ def rows(responses: QuerySet[Response]) -> Iterator[dict[str, Any]]:
             "correct": response.correct,
             "score": response.score,
             "rt_ms": response.rt_ms,
+            "server_ms": response.server_ms,
             "responded_at": response.created_at.isoformat(),
             "session": session.pseudonym,
             "session_status": session.status,

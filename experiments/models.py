@@ -60,11 +60,24 @@ class Study(models.Model):
     target_per_unit = models.PositiveIntegerField(
         default=30, help_text="Distinct participants each unit is answered by."
     )
-    lock_ms = models.PositiveIntegerField(default=1500, help_text="Answers locked after onset.")
+    lock_ms = models.PositiveIntegerField(
+        default=1500,
+        help_text="Answers locked after onset; the server refuses an answer sooner than this after sending the trial.",
+    )
     feedback_delay_ms = models.PositiveIntegerField(default=350)
     feedback_ms = models.PositiveIntegerField(default=1150)
+    consent_timeout_minutes = models.PositiveIntegerField(
+        default=10, help_text="A session that has not consented this long after it started lapses."
+    )
     slot_timeout_minutes = models.PositiveIntegerField(
-        default=150, help_text="A session silent this long releases its units' slots."
+        default=20,
+        help_text="A session with no answer this long (since its consent or its last answer) lapses and "
+        "releases its units; events such as focus changes do not keep it alive.",
+    )
+    accepts_unsigned_links = models.BooleanField(
+        default=False,
+        help_text="Local links need the platform's signature (minted in the admin or by `manage.py participant_link`); "
+        "tick for pilots, so that any ?participant= id can start.",
     )
 
     # Exclusion checks every protocol shares; a protocol's own are among its params.
@@ -72,6 +85,16 @@ class Study(models.Model):
     min_instruction_s = models.FloatField(default=15)
     min_total_s = models.FloatField(default=135)
     max_total_s = models.FloatField(default=2500)
+    max_lock_boundary_share = models.FloatField(
+        default=0.8,
+        help_text="Timing check: the share of main answers arriving within 250 ms after the lock ends, beyond "
+        "which a session fails (answers fired as soon as they are allowed).",
+    )
+    min_timing_variation = models.FloatField(
+        default=0.15,
+        help_text="Timing check: the least coefficient of variation of the server-timed answer intervals "
+        "(a bot's metronome is below it; people vary far more).",
+    )
 
     completion_code = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -271,10 +294,20 @@ class Session(models.Model):
     practice_attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     consented_at = models.DateTimeField(null=True, blank=True)
-    last_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now, help_text="Any call, events included.")
+    last_answer_at = models.DateTimeField(
+        null=True, blank=True, help_text="Consent or the last answer: what keeps the session's hold alive."
+    )
     completed_at = models.DateTimeField(null=True, blank=True)
     feedback = models.TextField(blank=True)
     passed = models.BooleanField(null=True, blank=True, help_text="All exclusion checks passed.")
+    address = models.CharField(
+        max_length=64, blank=True, help_text="Keyed hash of the client address the session started from."
+    )
+    signed_link = models.BooleanField(
+        default=False, help_text="Started from a link the platform signed: exempt from per-address limits."
+    )
+    completion_code = models.CharField(max_length=32, blank=True, help_text="Given to this session at completion.")
 
     class Meta:
         constraints = [
@@ -319,6 +352,9 @@ class SessionTrial(models.Model):
     key = models.JSONField(
         default=dict, blank=True, help_text="The protocol's answer key; never sent to the browser."
     )
+    served_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the server last sent it: the answer lock counts from here."
+    )
 
     class Meta:
         constraints = [
@@ -336,7 +372,10 @@ class Response(models.Model):
     )
     client_id = models.UUIDField()
     answer = models.JSONField(default=dict, help_text="The answer's fields, as the protocol validated them.")
-    rt_ms = models.PositiveIntegerField()
+    rt_ms = models.PositiveIntegerField(help_text="As the browser measured it, from onset to the answer.")
+    server_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From the server's sending the trial to its receiving the answer."
+    )
     correct = models.BooleanField(null=True)
     score = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -379,3 +418,24 @@ class SessionCheck(models.Model):
             models.UniqueConstraint(fields=["session", "name"], name="unique_check_per_session")
         ]
         ordering = ["session", "name"]
+
+
+class StartRefusal(models.Model):
+    """How many arrivals were refused, per study, reason and day: counts, so that a flood of refused
+    requests costs one row a day, not one each."""
+
+    class Reason(models.TextChoices):
+        RATE = "rate", "too many starts from one address"
+        SESSIONS = "sessions", "too many active sessions from one address"
+        UNSIGNED = "unsigned", "local link without a valid signature"
+        RECRUITER = "recruiter", "refused by the recruiter (unknown HIT, other Prolific study, preview...)"
+        FULL = "full", "no places left"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="refusals")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "reason", "day"], name="one_count_per_day")]
+        ordering = ["study", "-day", "reason"]

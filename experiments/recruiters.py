@@ -18,13 +18,23 @@ if TYPE_CHECKING:
 
 
 class ArrivalRefused(Exception):
-    """The arrival cannot start a session (for example an MTurk preview); the message says why."""
+    """The arrival cannot start a session (for example an MTurk preview); the message says why.
+
+    reason names the kind of refusal for the counts the admin shows (StartRefusal.Reason).
+    """
+
+    def __init__(self, message: str, reason: str = "recruiter") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
 class Arrival:
     participant_id: str  # raw, kept for paying and blocking only
-    external: dict[str, Any] = field(default_factory=dict)  # the recruiter's own ids, kept on the session
+    # The recruiter's own ids, kept on the session: resuming it takes the same ones, which only the
+    # participant has (MTurk's assignment, Prolific's session), not just their participant id.
+    external: dict[str, Any] = field(default_factory=dict)
+    signed: bool = False  # from a link the platform signed: exempt from the per-address limits
 
 
 class Recruiter(Protocol):
@@ -45,6 +55,10 @@ class Recruiter(Protocol):
 
     def prepare(self, study: Study) -> None:
         """Create what the recruiter keeps for the study, so that it can be reviewed before anyone arrives."""
+
+    def before_holding(self, session: Session) -> None:
+        """Called when the participant consents, before any unit is held for them: confirm with the
+        recruiter's service, where it can tell, that they really are taking part; raise ArrivalRefused."""
 
     def session_started(self, session: Session) -> None:
         """Called inside the transaction that created the session: record the recruiter's side.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from django.core.files.storage import default_storage
+from django.db.models import Sum
 
-from experiments.models import Event, Session, SessionTrial, Study, Trial
+from experiments.models import Event, Session, SessionTrial, SessionUnit, StartRefusal, Study, Trial
 from experiments.planning import shown_images
 from experiments.recruiters import recruiter_for
 from stimuli.models import StimulusImage
@@ -99,14 +101,13 @@ class StoredImageURLs(Mapping[int, str]):
         return len(self._urls)
 
 
-def current_trial(session: Session) -> dict[str, Any]:
-    """The first unanswered trial as the browser sees it: the protocol's payload in a generic envelope.
+def trial_payload(session: Session, current: SessionTrial | None) -> dict[str, Any]:
+    """The session's current trial as the browser sees it: the protocol's payload in a generic envelope.
 
     Neither the trial's kind nor the right answer is derivable from this.
     """
     study = session.study
     protocol = study.protocol_plugin
-    current = first_unanswered(session)
     if current is None:
         return {"done": True, "protocol": protocol.name}
     following = (
@@ -148,3 +149,29 @@ def sample_screen(study: Study) -> dict[str, Any] | None:
     protocol, params = study.protocol_plugin, study.protocol_params
     layout = protocol.layout(shown_images(trial), params, random.Random(study.seed))
     return protocol.payload(layout.display, image_urls(protocol.image_ids(layout.display)), params)
+
+
+@dataclass(frozen=True)
+class Participation:
+    """Where a study's places stand: who holds units now, whose hold lapsed, which starts were refused."""
+
+    holding: int  # sessions holding units now
+    slots_held: int
+    unconsented: int  # started, not consented yet: they hold nothing
+    lapsed: int  # sessions whose hold lapsed (abandoned)
+    refused: dict[str, int]  # refused starts by reason label, all days
+
+
+def participation(study: Study) -> Participation:
+    active = Session.objects.filter(study=study, status=Session.Status.ACTIVE)
+    refused = (
+        StartRefusal.objects.filter(study=study).values("reason").annotate(total=Sum("count")).order_by("reason")
+    )
+    labels = dict(StartRefusal.Reason.choices)
+    return Participation(
+        holding=active.filter(consented_at__isnull=False).count(),
+        slots_held=SessionUnit.objects.filter(session__in=active, released_at__isnull=True).count(),
+        unconsented=active.filter(consented_at__isnull=True).count(),
+        lapsed=Session.objects.filter(study=study, status=Session.Status.ABANDONED).count(),
+        refused={labels.get(row["reason"], row["reason"]): row["total"] for row in refused},
+    )

@@ -1,98 +1,66 @@
-"""Writes of the participant workflow: start, events, answers, completion."""
+"""Writes of the participant workflow after the start (experiments.arrivals): events, trials served,
+answers, completion."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from experiments import checks
+from experiments.arrivals import count_refusal, resumable
 from experiments.assignment import assign_units, release_slots
-from experiments.errors import (
-    AlreadyTakenPart,
-    InvalidArrival,
-    NotCurrentTrial,
-    StudyUnavailable,
-    WrongStage,
-)
-from experiments.models import Event, Response, Session, SessionTrial, Study
+from experiments.errors import NoPlacesLeft, NotCurrentTrial, TooEarly, TooManyRequests, WrongStage
+from experiments.limits import retry_after
+from experiments.models import Event, Response, Session, SessionTrial
 from experiments.planning import plan_main_block, plan_practice_round
-from experiments.pseudonyms import pseudonymize
 from experiments.recruiters import ArrivalRefused, recruiter_for
-from experiments.selectors import StoredImageURLs, first_unanswered
+from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload
 from protocols.base import Score
 
 
-def _resumable(session: Session) -> Session:
-    if session.status == Session.Status.COMPLETED:
-        # The hand-back again, so that a worker whose submission got lost can submit once more.
-        raise AlreadyTakenPart(
-            "You have already completed this study. Thank you!",
-            hand_back=recruiter_for(session.source).hand_back(session),
-        )
-    if session.status != Session.Status.ACTIVE:
-        raise AlreadyTakenPart("This session has expired and cannot be resumed.")
-    return session
-
-
-def start_session(slug: str, data: dict[str, Any]) -> tuple[Session, bool]:
-    """Start a session for an arriving participant, or resume theirs; returns (session, created)."""
-    study = Study.objects.filter(slug=slug).first()
-    if study is None:
-        raise StudyUnavailable(f"There is no study {slug!r}.")
-    if study.status != Study.Status.OPEN:
-        raise StudyUnavailable("This study is not open to participants.")
-    source = data.get("source") or ""
-    try:
-        recruiter = recruiter_for(source)
-        if source != study.recruiter:
-            # Such a session would hold units' slots without ever counting toward the target or being paid.
-            where = recruiter_for(study.recruiter).label
-            raise ArrivalRefused(f"This link cannot start this study: it takes participants only through {where}.")
-        arrival = recruiter.arrival(study, data)
-    except ValueError as exc:
-        # Backends reject their own malformed fields with ValueError.
-        raise InvalidArrival(str(exc)) from exc
-    pseudonym = pseudonymize(source, arrival.participant_id)
-
-    existing = Session.objects.filter(study=study, pseudonym=pseudonym).first()
-    if existing:
-        return _resumable(existing), False
-    if recruiter.has_taken_part(study, arrival.participant_id):
-        raise AlreadyTakenPart("You have already taken part in a related study. Thank you!")
+def record_event(session: Session, type_: str, payload: dict[str, Any], address: str) -> Event:
+    """Store an event. Consent is when the session starts to hold units: the recruiter confirms the
+    participant where it can, then units are assigned; with none left, the session ends here."""
+    resumable(session)
+    if not session.signed_link:
+        wait = retry_after("events", address, settings.RATE_LIMIT_EVENTS)
+        if wait is not None:
+            raise TooManyRequests(f"Too many requests from your network. Please try again in {wait} seconds.")
+    now = timezone.now()
     try:
         with transaction.atomic():
-            session = Session.objects.create(
-                study=study,
-                source=source,
-                pseudonym=pseudonym,
-                participant_id=arrival.participant_id,
-                external=arrival.external,
-            )
-            assign_units(session)
-            plan_practice_round(session)
-            recruiter.session_started(session)
-    except IntegrityError:
-        # The same participant started twice at once: the other request won.
-        return _resumable(Session.objects.get(study=study, pseudonym=pseudonym)), False
-    return session, True
-
-
-def record_event(session: Session, type_: str, payload: dict[str, Any]) -> Event:
-    _resumable(session)
-    now = timezone.now()
-    with transaction.atomic():
-        event = Event.objects.create(session=session, type=type_, payload=payload, created_at=now)
-        fields = ["last_seen_at"]
-        session.last_seen_at = now
-        if type_ == Event.Type.CONSENT and session.consented_at is None:
-            session.consented_at = now
-            fields.append("consented_at")
-        session.save(update_fields=fields)
+            event = Event.objects.create(session=session, type=type_, payload=payload, created_at=now)
+            fields = ["last_seen_at"]
+            session.last_seen_at = now
+            if type_ == Event.Type.CONSENT and session.consented_at is None:
+                recruiter_for(session.source).before_holding(session)
+                assign_units(session)
+                session.consented_at = session.last_answer_at = now
+                fields += ["consented_at", "last_answer_at"]
+            session.save(update_fields=fields)
+    except (NoPlacesLeft, ArrivalRefused) as exc:
+        # Nothing is held; the session ends so that it counts no more toward its address's limit.
+        Session.objects.filter(pk=session.pk).update(status=Session.Status.ABANDONED)
+        if isinstance(exc, ArrivalRefused):
+            count_refusal(session.study, exc.reason)
+        raise
     return event
+
+
+def serve_trial(session: Session) -> dict[str, Any]:
+    """The current trial's payload, noting when it was sent: the answer lock counts from then."""
+    current = first_unanswered(session)
+    if current is not None:
+        current.served_at = timezone.now()
+        current.save(update_fields=["served_at"])
+    return trial_payload(session, current)
 
 
 @dataclass(frozen=True)
@@ -123,6 +91,20 @@ def _result(response: Response) -> AnswerResult:
     return AnswerResult(answered.index, response.correct, done, practice, feedback)
 
 
+def _check_timing(current: SessionTrial, lock_ms: int, now: datetime) -> int:
+    """Milliseconds from sending the trial to this answer; refused sooner than the lock, which the
+    browser enforces too, but a script need not."""
+    if current.served_at is None:
+        raise NotCurrentTrial(f"Trial {current.index} has not been shown yet: fetch it first.")
+    elapsed = round((now - current.served_at).total_seconds() * 1000)
+    if elapsed < lock_ms:
+        raise TooEarly(
+            f"This answer came {elapsed} ms after the trial was shown; answers open after {lock_ms} ms. "
+            "Please look at the images before answering."
+        )
+    return elapsed
+
+
 def answer_trial(
     session: Session, *, index: int, client_id: uuid.UUID, rt_ms: int, answer: dict[str, Any]
 ) -> tuple[AnswerResult, bool]:
@@ -136,7 +118,7 @@ def answer_trial(
         replay = Response.objects.filter(session=session, client_id=client_id).first()
         if replay:
             return _result(replay), False
-        _resumable(session)
+        resumable(session)
         if session.consented_at is None:
             raise WrongStage("Please give your consent first.")
         current = first_unanswered(session)
@@ -144,6 +126,8 @@ def answer_trial(
             expected = "none" if current is None else current.index
             raise NotCurrentTrial(f"Trial {index} is not the current trial (current: {expected}).")
         study = session.study
+        now = timezone.now()
+        server_ms = _check_timing(current, study.lock_ms, now)
         verdict = study.protocol_plugin.score(answer, current.key, study.protocol_params)
         response = Response.objects.create(
             session=session,
@@ -151,11 +135,13 @@ def answer_trial(
             client_id=client_id,
             answer=answer,
             rt_ms=rt_ms,
+            server_ms=server_ms,
             correct=verdict.correct,
             score=verdict.score,
+            created_at=now,
         )
-        session.last_seen_at = response.created_at
-        session.save(update_fields=["last_seen_at"])
+        session.last_seen_at = session.last_answer_at = now
+        session.save(update_fields=["last_seen_at", "last_answer_at"])
         result = _result(response)
         if result.practice is not None:
             if result.practice["passed"]:
@@ -172,14 +158,16 @@ def complete_session(session: Session, feedback: str = "") -> dict[str, Any]:
     with transaction.atomic():
         session = Session.objects.select_for_update().get(pk=session.pk)
         if session.status != Session.Status.COMPLETED:
-            _resumable(session)
+            resumable(session)
             if session.phase != Session.Phase.MAIN or first_unanswered(session) is not None:
                 raise WrongStage("Please answer every trial before completing.")
             session.status = Session.Status.COMPLETED
             session.completed_at = timezone.now()
             session.feedback = feedback
+            # The session's own code, so that a code shows which session it belongs to (admin search).
+            session.completion_code = secrets.token_hex(4).upper()
             session.passed = checks.record_checks(session)
-            session.save(update_fields=["status", "completed_at", "feedback", "passed"])
+            session.save(update_fields=["status", "completed_at", "feedback", "completion_code", "passed"])
             if not session.passed:
                 # A failing session does not count: its units go back to the pool.
                 release_slots(Session.objects.filter(pk=session.pk))

@@ -179,6 +179,23 @@ STORAGES = {
 WORK_DIR = Path(os.getenv("WORK_DIR", VAR_DIR / "work"))
 
 REDIS_URL = os.getenv("REDIS_URL", "")
+# Rate limits count here: Redis when there is one, so that every web process shares the counts;
+# on the embedded default each process counts for itself.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# Participant limits per client address (see experiments/limits.py); signed local links are exempt.
+RATE_LIMIT_STARTS = os.getenv("RATE_LIMIT_STARTS", "20/hour")
+RATE_LIMIT_EVENTS = os.getenv("RATE_LIMIT_EVENTS", "120/minute")
+MAX_ACTIVE_SESSIONS_PER_ADDRESS = envint("MAX_ACTIVE_SESSIONS_PER_ADDRESS", 3)
+# Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated), e.g. the
+# TLS-terminating proxy in front of gunicorn; empty: the connection's own address is the client's.
+TRUSTED_PROXIES = [p.strip() for p in os.getenv("TRUSTED_PROXIES", "").split(",") if p.strip()]
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL

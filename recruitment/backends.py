@@ -73,6 +73,9 @@ class Backend(Recruiter):
     def prepare(self, study: Study) -> None:
         recruitment_for(study)
 
+    def before_holding(self, session: Session) -> None:
+        """Nothing to confirm where the recruiter has no service."""
+
     def session_started(self, session: Session) -> None:
         """Nothing to record where the recruiter has no service."""
 

@@ -8,6 +8,7 @@ import pytest
 import timm
 import torch
 from botocore.stub import Stubber
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from experiments.models import Session, SessionTrial, Study
@@ -68,6 +69,12 @@ class Participant:
             choice = correct if right else 1 - correct
         return self.answer(index, choice)
 
+    def take_part(self):
+        """Start and consent: from consent on the session holds its units."""
+        response = self.start()
+        self.event("consent")
+        return response
+
     def through_instructions(self) -> None:
         self.event("consent")
         self.event("instructions_start")
@@ -107,6 +114,17 @@ def tiny_model(tmp_path):
     return VisionModelFactory(
         name="tiny", timm_name="test_efficientnet", weights="checkpoint", checkpoint_path=str(path)
     )
+
+
+@pytest.fixture(autouse=True)
+def generous_limits(settings):
+    """Every simulated participant comes from 127.0.0.1: the per-address limits are lifted, and their
+    counts (in the cache) start from none; the tests of the limits set their own."""
+    settings.RATE_LIMIT_STARTS = settings.RATE_LIMIT_EVENTS = "1000000/hour"
+    settings.MAX_ACTIVE_SESSIONS_PER_ADDRESS = 1_000_000
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -78,6 +78,12 @@ class StudyFactory(factory.django.DjangoModelFactory):
     image_pool = factory.SubFactory(ImagePoolFactory)
     trials_per_unit = 2
     target_per_unit = 30
+    # The API tests answer at once and make up participant ids: the lock, signed links and the timing
+    # checks are off here, and their own tests set them.
+    lock_ms = 0
+    accepts_unsigned_links = True
+    max_lock_boundary_share = 1.0
+    min_timing_variation = 0.0
 
 
 class StudyUnitFactory(factory.django.DjangoModelFactory):

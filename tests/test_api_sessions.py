@@ -39,7 +39,7 @@ def test_a_completed_participant_gets_the_hand_back_again(participant):
     participant.answer_all()
     participant.complete()
     response = Participant(participant.study, participant.participant).start()
-    assert response.json()["hand_back"] == {"completion_code": participant.study.completion_code}
+    assert response.json()["hand_back"] == {"completion_code": participant.session.completion_code}
 
 
 def test_an_unknown_study_is_not_found(db):

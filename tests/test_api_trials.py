@@ -151,7 +151,7 @@ def test_completing_returns_the_completion_code_and_stores_feedback(consented):
     consented.pass_practice()
     consented.answer_all()
     response = consented.complete("fun")
-    assert response.json() == {"completed": True, "completion_code": consented.study.completion_code}
+    assert response.json() == {"completed": True, "completion_code": consented.session.completion_code}
     session = consented.session
     assert session.status == Session.Status.COMPLETED and session.feedback == "fun"
 

@@ -22,7 +22,12 @@ def held_per_unit(study) -> Counter:
     )
 
 
-def test_a_session_holds_forty_distinct_units(participant):
+def test_a_session_holds_nothing_before_consent(participant):
+    assert not participant.session.slots.exists()
+
+
+def test_a_session_holds_forty_distinct_units_from_its_consent(participant):
+    participant.event("consent")
     units = participant.session.slots.values_list("study_unit", flat=True)
     assert len(units) == 40 and len(set(units)) == 40
 
@@ -30,7 +35,7 @@ def test_a_session_holds_forty_distinct_units(participant):
 def test_units_fill_evenly(db):
     study = build_2afc_study(n_units=44, target_per_unit=10)
     for number in range(11):
-        Participant(study, f"p{number}").start()
+        Participant(study, f"p{number}").take_part()
     counts = held_per_unit(study)
     assert max(counts.values()) - min(counts.values()) <= 1
     assert sum(counts.values()) == 11 * 40
@@ -38,28 +43,69 @@ def test_units_fill_evenly(db):
 
 def test_a_full_study_refuses_new_participants(db):
     study = build_2afc_study(n_units=44, target_per_unit=1)
-    assert Participant(study, "first").start().status_code == 201
+    assert Participant(study, "first").take_part().status_code == 201
     response = Participant(study, "second").start()
     assert response.status_code == 409
     assert "no places left" in response.json()["error"]
     assert Session.objects.count() == 1
 
 
+def test_a_participant_who_consents_after_the_last_places_went_is_told_and_holds_nothing(db):
+    study = build_2afc_study(n_units=44, target_per_unit=1)
+    late = Participant(study, "late")
+    late.start()
+    Participant(study, "first").take_part()
+    response = late.event("consent")
+    assert response.status_code == 409 and "no places left" in response.json()["error"]
+    assert late.session.status == Session.Status.ABANDONED and not late.session.slots.exists()
+
+
 def test_an_abandoned_session_gives_its_slots_back(db):
     study = build_2afc_study(n_units=44, target_per_unit=1, slot_timeout_minutes=30)
     first = Participant(study, "first")
-    first.start()
-    Session.objects.update(last_seen_at=timezone.now() - timedelta(minutes=31))
-    assert Participant(study, "second").start().status_code == 201
+    first.take_part()
+    Session.objects.update(last_answer_at=timezone.now() - timedelta(minutes=31))
+    assert Participant(study, "second").take_part().status_code == 201
     assert first.session.status == Session.Status.ABANDONED
     assert max(held_per_unit(study).values()) == 1
 
 
+def test_events_do_not_keep_a_silent_session_holding_its_units(db):
+    study = build_2afc_study(n_units=44, target_per_unit=1, slot_timeout_minutes=30)
+    first = Participant(study, "first")
+    first.take_part()
+    Session.objects.update(last_answer_at=timezone.now() - timedelta(minutes=31))
+    first.event("focus")
+    first.event("blur")
+    assert Participant(study, "second").take_part().status_code == 201
+    assert first.session.status == Session.Status.ABANDONED
+
+
+def test_an_answer_keeps_a_session_holding_its_units(db):
+    study = build_2afc_study(n_units=44, target_per_unit=1, slot_timeout_minutes=30)
+    first = Participant(study, "first")
+    first.start()
+    first.through_instructions()
+    Session.objects.update(last_answer_at=timezone.now() - timedelta(minutes=31))
+    first.answer_current()
+    assert Participant(study, "second").start().status_code == 409
+    assert first.session.status == Session.Status.ACTIVE
+
+
+def test_a_session_that_never_consents_lapses_after_the_consent_timeout(db):
+    study = build_2afc_study(n_units=44, target_per_unit=1, consent_timeout_minutes=10)
+    idle = Participant(study, "idle")
+    idle.start()
+    Session.objects.update(created_at=timezone.now() - timedelta(minutes=11))
+    Participant(study, "second").start()
+    assert idle.session.status == Session.Status.ABANDONED
+
+
 def test_an_abandoned_participant_cannot_resume(db):
     study = build_2afc_study(n_units=44, target_per_unit=1, slot_timeout_minutes=30)
-    Participant(study, "first").start()
-    Session.objects.update(last_seen_at=timezone.now() - timedelta(minutes=31))
-    Participant(study, "second").start()
+    Participant(study, "first").take_part()
+    Session.objects.update(last_answer_at=timezone.now() - timedelta(minutes=31))
+    Participant(study, "second").take_part()
     response = Participant(study, "first").start()
     assert response.status_code == 409
     assert "expired" in response.json()["error"]
@@ -79,7 +125,7 @@ def test_successive_participants_see_successive_batches_of_a_unit(db):
     study.trials_per_unit = 2
     study.save()
     for number in range(3):
-        Participant(study, f"p{number}").start()
+        Participant(study, f"p{number}").take_part()
     batches = Counter(SessionUnit.objects.values_list("batch", flat=True))
     assert batches == {0: 80, 1: 40}
 
@@ -90,16 +136,22 @@ def test_concurrent_sessions_never_over_assign(live_server):
     assert connection.vendor == "postgresql"
     study = build_2afc_study(n_units=48, target_per_unit=16)
 
-    def start(number: int) -> int:
+    def consent(number: int) -> int:
         body = {"study": study.slug, "source": "local", "participant": f"c{number}"}
-        return requests.post(f"{live_server.url}/api/v1/sessions", json=body, timeout=60).status_code
+        started = requests.post(f"{live_server.url}/api/v1/sessions", json=body, timeout=60).json()
+        return requests.post(
+            f"{live_server.url}/api/v1/sessions/{started['id']}/events",
+            json={"type": "consent"},
+            headers={"Authorization": f"Bearer {started['token']}"},
+            timeout=60,
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=20) as pool:
-        statuses = list(pool.map(start, range(20)))
+        statuses = list(pool.map(consent, range(20)))
 
     # 48 units x 16 places / 40 units per session = 19 full sessions.
     assert Counter(statuses) == {201: 19, 409: 1}
     assert max(held_per_unit(study).values()) <= 16
-    for session in Session.objects.all():
+    for session in Session.objects.filter(consented_at__isnull=False):
         units = list(session.slots.values_list("study_unit", flat=True))
         assert len(units) == len(set(units)) == 40

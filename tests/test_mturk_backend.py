@@ -6,7 +6,7 @@ from django.utils import timezone
 from experiments.models import Session, Study
 from experiments.recruiters import ArrivalRefused, recruiter_for
 from recruitment import tasks
-from recruitment.models import Assignment, TookPartQualification
+from recruitment.models import HIT, Assignment, TookPartQualification
 from tests.builders import build_2afc_study
 from tests.recruitment_factories import HITFactory, LaunchedRecruitmentFactory, MTurkWorker, make_session
 
@@ -21,7 +21,19 @@ ARRIVAL = {
 
 
 def arrive(study, **changes):
+    """An arrival on one of the study's HITs (made up ones are refused, see the test below)."""
+    HIT.objects.get_or_create(
+        hit_id=ARRIVAL["hit_id"],
+        defaults={"recruitment": study.recruitment, "sandbox": study.recruitment.sandbox, "token": "t:hit:1",
+                  "max_assignments": 9},
+    )
     return recruiter_for("mturk").arrival(study, {**ARRIVAL, **changes})
+
+
+def test_an_arrival_on_a_hit_the_study_never_posted_is_refused():
+    study = LaunchedRecruitmentFactory().study
+    with pytest.raises(ArrivalRefused, match="This HIT does not belong to this study"):
+        recruiter_for("mturk").arrival(study, {**ARRIVAL, "hit_id": "3MADEUP000000000000000000000"})
 
 
 def test_arrival_gives_the_worker_id_and_keeps_mturks_ids():
@@ -141,7 +153,7 @@ def test_an_arrival_at_the_participant_page_records_the_assignment_and_grants_to
 ):
     recruitment = LaunchedRecruitmentFactory(study=mturk_study())
     TookPartQualification.objects.create(group=recruitment.group, sandbox=True, qualification_type_id="3TOOK")
-    worker = MTurkWorker(recruitment.study, 1)
+    worker = MTurkWorker(recruitment.study, 1, hit_id=HITFactory(recruitment=recruitment).hit_id)
     mturk.add_response(
         "associate_qualification_with_worker",
         {},
@@ -161,7 +173,8 @@ def test_a_worker_who_took_part_in_a_linked_study_is_refused_at_the_participant_
     make_session(first, "AWORKER1")
     linked = LaunchedRecruitmentFactory(study=mturk_study(), group=first.group)
 
-    response = MTurkWorker(linked.study, 1).start()  # the Stubber fails on any call
+    worker = MTurkWorker(linked.study, 1, hit_id=HITFactory(recruitment=linked).hit_id)
+    response = worker.start()  # the Stubber fails on any call
 
     assert response.status_code == 409
     assert "already taken part in a related study" in response.json()["error"]

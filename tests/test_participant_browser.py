@@ -9,6 +9,7 @@ code; then what the database and the export hold. The correct answers come from 
 from __future__ import annotations
 
 import os
+import re
 from contextlib import ExitStack
 
 import pytest
@@ -200,13 +201,15 @@ def test_whole_session_in_browser(live_server, monkeypatch):
         assert wait_ready(page)["screen"] == "feedback"
         page.fill("#feedback-text", "The images were small but clear.")
         page.click("#feedback-submit")
-        expect(page.locator("#completion-code")).to_have_text(study.completion_code)
+        expect(page.locator("#completion-code")).to_have_text(re.compile(r"^[0-9A-F]{8}$"))
+        code = page.locator("#completion-code").inner_text()
+        assert code == session().completion_code != study.completion_code
         assert [r.split()[:2] for r in bad_requests] == [["failed", "POST"]], bad_requests
         bad_requests.clear()
 
-        # Coming back after completing: refused a new session, shown the code again.
+        # Coming back after completing: refused a new session, shown the session's code again.
         page.reload()
-        expect(page.locator("#completion-code")).to_have_text(study.completion_code)
+        expect(page.locator("#completion-code")).to_have_text(code)
         assert [r.split()[0] for r in bad_requests] == ["409"]
 
         browser.close()

@@ -62,4 +62,4 @@ def test_a_preview_link_is_a_preview_whatever_the_studys_recruiter(client, study
 def test_the_page_tells_the_script_which_url_parameters_each_recruiter_brings(client, study):
     params = client.get(f"/s/{study.slug}/?participant=p1").context["arrival_params"]
     assert list(params) == ["local", "mturk", "prolific"]
-    assert params["local"] == {"participant": "participant"}
+    assert params["local"] == {"participant": "participant", "sig": "sig"}

@@ -5,6 +5,7 @@ browser, with no change anywhere outside its own folder."""
 from __future__ import annotations
 
 import os
+import re
 from contextlib import ExitStack
 
 import pytest
@@ -77,7 +78,7 @@ def test_a_session_of_a_registered_protocol_runs_through_the_api(rating_study):
     assert [r.answer for r in stored] == [{"rating": rating} for rating in ratings]
     assert [r.score for r in stored] == [rating / 4 for rating in ratings]
     names = set(participant.session.checks.values_list("name", flat=True))
-    assert names == {"practice_attempts", "instruction_time", "total_time"}
+    assert names == {"practice_attempts", "instruction_time", "total_time", "lock_boundary", "timing_regularity"}
 
     columns = export.columns([rating_study])
     assert "rating" in columns and "choice" not in columns
@@ -146,9 +147,10 @@ def test_a_session_of_a_registered_protocol_runs_in_the_browser(
                 page.click("#message-continue")
         expect(page.locator("#screen-feedback")).to_be_visible()
         page.click("#feedback-submit")
-        expect(page.locator("#completion-code")).to_have_text(study.completion_code)
+        expect(page.locator("#completion-code")).to_have_text(re.compile(r"^[0-9A-F]{8}$"))
+        code = page.locator("#completion-code").inner_text()
         browser.close()
     assert not page_errors, page_errors
     session = Session.objects.get(study=study)
-    assert session.status == Session.Status.COMPLETED
+    assert session.status == Session.Status.COMPLETED and session.completion_code == code
     assert list(session.responses.values_list("answer", flat=True)) == [{"rating": 2}] * 5

@@ -45,7 +45,7 @@ def test_other_recruiters_have_no_preview(name):
 @pytest.mark.parametrize(
     "name, params",
     [
-        ("local", {"participant": "participant"}),
+        ("local", {"participant": "participant", "sig": "sig"}),
         (
             "mturk",
             {"assignment_id": "assignmentId", "hit_id": "hitId", "worker_id": "workerId", "turk_submit_to": "turkSubmitTo"},

@@ -12,12 +12,14 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from experiments import errors
 from experiments.recruiters import ArrivalRefused
 
-STATUS_OF = {
+STATUS_OF: dict[type[Exception], int] = {
     errors.StudyUnavailable: status.HTTP_404_NOT_FOUND,
     errors.AlreadyTakenPart: status.HTTP_409_CONFLICT,
     errors.NoPlacesLeft: status.HTTP_409_CONFLICT,
     errors.NotCurrentTrial: status.HTTP_409_CONFLICT,
     errors.WrongStage: status.HTTP_409_CONFLICT,
+    errors.TooEarly: status.HTTP_409_CONFLICT,
+    errors.TooManyRequests: status.HTTP_429_TOO_MANY_REQUESTS,
     errors.InvalidArrival: status.HTTP_400_BAD_REQUEST,
     ArrivalRefused: status.HTTP_403_FORBIDDEN,
 }

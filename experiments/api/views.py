@@ -10,7 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from experiments import selectors, services
+from experiments import arrivals, selectors, services
+from experiments.addresses import address_key
 from experiments.api import serializers as s
 from experiments.api.auth import OwnsSession, SessionTokenAuthentication
 from experiments.errors import WrongStage
@@ -20,7 +21,8 @@ ERRORS = {
     400: OpenApiResponse(description="Malformed input: {'error': message, 'detail': ...}"),
     401: OpenApiResponse(description="Missing or invalid token."),
     403: OpenApiResponse(description="The token belongs to another session."),
-    409: OpenApiResponse(description="Not possible in the session's current state."),
+    409: OpenApiResponse(description="Not possible in the session's state now, or an answer sooner than the lock."),
+    429: OpenApiResponse(description="Too many starts or events from one address, or sessions open at once."),
 }
 
 
@@ -51,7 +53,7 @@ class StartSession(APIView):
         arrival = s.SessionStartSerializer(data=request.data)
         arrival.is_valid(raise_exception=True)
         data = arrival.validated_data
-        session, created = services.start_session(data["study"], data)
+        session, created = arrivals.start_session(data["study"], data, address_key(request))
         body = {**selectors.session_state(session), "token": session.token}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -70,7 +72,7 @@ class CurrentTrial(SessionView):
     def get(self, request: Request, session_id: int) -> Response:
         if self.session.consented_at is None:
             raise WrongStage("Please give your consent first.")
-        return Response(selectors.current_trial(self.session))
+        return Response(services.serve_trial(self.session))
 
 
 class AnswerTrial(SessionView):
@@ -104,7 +106,7 @@ class RecordEvent(SessionView):
         event = s.EventSerializer(data=request.data)
         event.is_valid(raise_exception=True)
         recorded = services.record_event(
-            self.session, event.validated_data["type"], event.validated_data["payload"]
+            self.session, event.validated_data["type"], event.validated_data["payload"], address_key(request)
         )
         return Response(s.EventRecordedSerializer(recorded).data, status=status.HTTP_201_CREATED)
 

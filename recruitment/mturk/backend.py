@@ -77,9 +77,13 @@ class MTurkRecruiter(ServiceBackend):
             raise ValueError("turk_submit_to: missing; MTurk passes it to the page as a URL parameter")
         site = worker_site(str(data["turk_submit_to"]))
         recruitment = getattr(study, "recruitment", None)
-        if recruitment and recruitment.launched_at and site != WORKER_SITES[recruitment.sandbox]:
-            where = "sandbox" if recruitment.sandbox else "live marketplace"
-            raise ArrivalRefused(f"This study runs on the MTurk {where}; this HIT comes from the other one.")
+        if recruitment and recruitment.launched_at:
+            if site != WORKER_SITES[recruitment.sandbox]:
+                where = "sandbox" if recruitment.sandbox else "live marketplace"
+                raise ArrivalRefused(f"This study runs on the MTurk {where}; this HIT comes from the other one.")
+            # Made-up ids are refused: the HIT must be one the platform posted for this study.
+            if not recruitment.hits.filter(hit_id=hit_id).exists():
+                raise ArrivalRefused("This HIT does not belong to this study: please open the study from its HIT.")
         return Arrival(
             participant_id=worker_id,
             external={
@@ -96,6 +100,14 @@ class MTurkRecruiter(ServiceBackend):
             "submit_url": f"{site}/mturk/externalSubmit",
             "fields": {"assignmentId": session.external["assignment_id"]},
         }
+
+    def before_holding(self, session: Session) -> None:
+        """Live, MTurk must show the HIT with at least as many accepted assignments in progress as this
+        study has sessions holding units on it (GetAssignment cannot see an assignment before it is
+        submitted, so the HIT's pending count is what confirms it)."""
+        recruitment = getattr(session.study, "recruitment", None)
+        if recruitment is not None and recruitment.launched_at and not recruitment.sandbox:
+            services.confirm_in_progress(session)
 
     def session_started(self, session: Session) -> None:
         """Record the assignment and, once the session is committed, grant the took-part

@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from experiments.assignment import end_unfinished
 from experiments.models import Session, Study
+from experiments.recruiters import ArrivalRefused
 from recruitment import budget, selectors
 from recruitment.conf import public_base_url
-from recruitment.errors import ConfigurationError, ServiceRefused
+from recruitment.errors import ConfigurationError, ServiceRefused, TransientError
 from recruitment.models import HIT, Assignment, LinkGroup, Payment, Recruitment, TookPartQualification
 from recruitment.mturk.client import WORKER_SITES, call, get_client
 from recruitment.tokens import make_token
@@ -191,6 +192,35 @@ def _apply_hit(hit: HIT, data: dict[str, Any], now: datetime) -> None:
     hit.pending = data.get("NumberOfAssignmentsPending", hit.pending)
     hit.completed = data.get("NumberOfAssignmentsCompleted", hit.completed)
     hit.refreshed_at = now
+
+
+def confirm_in_progress(session: Session) -> None:
+    """Refuse a session whose HIT MTurk does not show with room for it among the accepted assignments
+    in progress. MTurk being unreachable lets the worker go on (the sync settles the assignment later):
+    a real worker must not be turned away by an outage."""
+    hit_id = str(session.external.get("hit_id", ""))
+    try:
+        hit = call(get_client(sandbox=False), "get_hit", HITId=hit_id)["HIT"]
+    except TransientError as exc:
+        logger.warning("MTurk unreachable to confirm session %s on HIT %s: %s", session.pk, hit_id, exc)
+        return
+    except ServiceRefused as exc:
+        raise ArrivalRefused(f"Mechanical Turk does not know this HIT: {exc}") from exc
+    holding = (
+        Session.objects.filter(
+            study_id=session.study_id,
+            source=session.source,
+            status=Session.Status.ACTIVE,
+            consented_at__isnull=False,
+            external__hit_id=hit_id,
+        )
+        .exclude(pk=session.pk)
+        .count()
+    )
+    if holding + 1 > int(hit.get("NumberOfAssignmentsPending", 0)):
+        raise ArrivalRefused(
+            "Mechanical Turk does not show this assignment as accepted: please accept the HIT first."
+        )
 
 
 def refresh_hit(hit: HIT, client: Any) -> None:

@@ -48,7 +48,9 @@ class ProlificRecruiter(ServiceBackend):
                 raise ValueError(f"{name}: {value!r} is not a Prolific id")
             values[name] = value
         expected = getattr(getattr(study, "recruitment", None), "prolific_study_id", "")
-        if expected and values["study_id"] != expected:
+        if not expected:
+            raise ArrivalRefused("This study is not published on Prolific: please use the link Prolific gives you.")
+        if values["study_id"] != expected:
             raise ArrivalRefused("This link belongs to another Prolific study.")
         return Arrival(participant_id=values["prolific_pid"], external=values)
 

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from experiments.copies import copy_study
+from experiments.links import participant_url
 from experiments.models import Study
 from experiments.recruiters import recruiter_for
 from stimuli.models import ImagePool, VisionModel
@@ -51,6 +52,8 @@ class Command(BaseCommand):
                 "n_units": DEMO_UNITS,
                 "trials_per_unit": 2,
                 "params": {"difficulty": "easy"},
+                # So that the demo can be tried at once with any ?participant= id (a pilot's setting).
+                "accepts_unsigned_links": True,
             },
         )
         self._render(study)
@@ -65,8 +68,10 @@ class Command(BaseCommand):
             self.style.SUCCESS("\nThe demo is ready.\n")
             + f"  Admin:       {base}/admin/   user: admin   password: {password}\n"
             + f"  Participant: {base}/s/demo/?participant={participant}\n"
+            + "  (any other ?participant= value starts another participant: the demo accepts unsigned links)\n"
+            + f"  Signed link: {participant_url(study, participant, base)}\n"
+            + "  (what a real study needs: `manage.py participant_link demo ID` or the admin makes them)\n"
             + f"  API schema:  {base}/api/v1/schema/\n"
-            + "  (any other ?participant= value starts another participant)\n"
             + "\n  The MTurk path, on the sandbox study demo-mturk (not launched):\n"
             + f"  Preview:     {mturk}ASSIGNMENT_ID_NOT_AVAILABLE\n"
             + f"  Accepted:    {mturk}3DEMO{worker}&workerId=ADEMO{worker}\n"

@@ -1,0 +1,39 @@
+"""Where a request comes from: the client's address, read through a proxy only when the proxy is trusted.
+
+A forwarded-for header is just text a client can write, so it is believed only
+when the connection itself comes from one of TRUSTED_PROXIES; the client is
+then the last address in the chain that is not a trusted proxy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from experiments.pseudonyms import pseudonymize
+
+
+def _trusted(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(proxy, strict=False) for proxy in settings.TRUSTED_PROXIES)
+
+
+def client_address(request: HttpRequest) -> str:
+    peer = str(request.META.get("REMOTE_ADDR", ""))
+    if not _trusted(peer):
+        return peer
+    chain = [hop.strip() for hop in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",") if hop.strip()]
+    for hop in reversed(chain):
+        if not _trusted(hop):
+            return hop
+    return chain[0] if chain else peer
+
+
+def address_key(request: HttpRequest) -> str:
+    """The client address as a keyed hash: sessions are counted per address without storing one."""
+    return pseudonymize("address", client_address(request))
