@@ -60,14 +60,13 @@ def release_abandoned(study: Study) -> int:
 class _OpenUnit:
     study_unit_id: int
     held: int  # slots held now
-    ever: int  # slots ever given, released ones included
 
 
 def _open_units(study: Study) -> list[_OpenUnit]:
     candidates = (
         StudyUnit.objects.filter(study=study, role=StudyUnit.Role.MAIN)
-        .annotate(held=Count("slots", filter=Q(slots__released_at__isnull=True)), ever=Count("slots"))
-        .values_list("pk", "held", "ever")
+        .annotate(held=Count("slots", filter=Q(slots__released_at__isnull=True)))
+        .values_list("pk", "held")
     )
     return [_OpenUnit(*row) for row in candidates if row[1] < study.target_per_unit]
 
@@ -86,9 +85,26 @@ def assign_units(session: Session) -> list[SessionUnit]:
         raise NoPlacesLeft(NO_PLACES_LEFT)
     rng = session_rng(session, "assignment")
     open_units.sort(key=lambda u: (u.held, rng.random()))
-    chosen = open_units[: study.n_main_trials]
-    # IMI cycles through a unit's batches, so successive participants see different trials.
+    chosen = [u.study_unit_id for u in open_units[: study.n_main_trials]]
+    batches = _emptiest_batches(chosen, study.batches_in_use)
     return SessionUnit.objects.bulk_create(
-        SessionUnit(session=session, study_unit_id=u.study_unit_id, batch=u.ever % study.trials_per_unit)
-        for u in chosen
+        SessionUnit(session=session, study_unit_id=unit, batch=batches[unit]) for unit in chosen
     )
+
+
+def _emptiest_batches(study_units: list[int], n_batches: int) -> dict[int, int]:
+    """For each unit, the used batch holding the fewest slots now (the lowest first on a tie).
+
+    Held slots are the answers that count or may still count, so every used batch of a unit
+    ends with the same number of passing answers, and a slot a failing or abandoned session
+    gave back is refilled on its batch.
+    """
+    held: dict[int, list[int]] = {unit: [0] * n_batches for unit in study_units}
+    rows = (
+        SessionUnit.objects.filter(study_unit__in=study_units, released_at__isnull=True, batch__lt=n_batches)
+        .values_list("study_unit", "batch")
+        .annotate(n=Count("pk"))
+    )
+    for unit, batch, count in rows:
+        held[unit][batch] = count
+    return {unit: counts.index(min(counts)) for unit, counts in held.items()}

@@ -50,6 +50,11 @@ class Study(models.Model):
         default=list, blank=True, help_text="Layers to sample units from; empty: the model's layers."
     )
     trials_per_unit = models.PositiveIntegerField(default=20, help_text="t: trials (batches) per unit.")
+    batches_used = models.PositiveIntegerField(
+        default=10,
+        help_text="How many of a unit's t batches participants see, each answered equally often "
+        "(IMI: 10 of 20, so 3 answers each for 30 per unit); 0: all t.",
+    )
     image_size = models.PositiveIntegerField(default=224)
     resize_to = models.PositiveIntegerField(default=256)
 
@@ -102,7 +107,7 @@ class Study(models.Model):
     # What shaped the rendered stimuli or what participants see: fixed once a study has stimuli.
     FIXED_AFTER_RENDER = (
         "protocol", "condition", "model", "image_pool", "seed", "n_units", "layers", "trials_per_unit",
-        "image_size", "resize_to", "n_main_trials", "n_catch_trials", "n_practice_trials", "lock_ms",
+        "batches_used", "image_size", "resize_to", "n_main_trials", "n_catch_trials", "n_practice_trials", "lock_ms",
         "feedback_delay_ms", "feedback_ms",
     )
 
@@ -120,6 +125,8 @@ class Study(models.Model):
     def clean(self) -> None:
         if self.min_total_s > self.max_total_s:
             raise ValidationError({"min_total_s": "Must not exceed the maximum total time."})
+        if self.batches_used > self.trials_per_unit:
+            raise ValidationError({"batches_used": "Cannot exceed the trials (batches) per unit."})
         self.check_implemented()
         try:
             self.protocol_plugin.check_design(self.design)
@@ -171,6 +178,11 @@ class Study(models.Model):
     @property
     def protocol_params(self) -> Params:
         return self.design.params
+
+    @property
+    def batches_in_use(self) -> int:
+        """The batches 0..n-1 participants see."""
+        return self.batches_used or self.trials_per_unit
 
     @property
     def trials_per_session(self) -> int:

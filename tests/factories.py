@@ -77,6 +77,7 @@ class StudyFactory(factory.django.DjangoModelFactory):
     model = factory.SubFactory(VisionModelFactory)
     image_pool = factory.SubFactory(ImagePoolFactory)
     trials_per_unit = 2
+    batches_used = 0
     target_per_unit = 30
     # The API tests answer at once and make up participant ids: the lock, signed links and the timing
     # checks are off here, and their own tests set them.

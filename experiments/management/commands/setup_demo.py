@@ -51,6 +51,7 @@ class Command(BaseCommand):
                 "image_pool": pool,
                 "n_units": DEMO_UNITS,
                 "trials_per_unit": 2,
+                "batches_used": 0,
                 "params": {"difficulty": "easy"},
                 # So that the demo can be tried at once with any ?participant= id (a pilot's setting).
                 "accepts_unsigned_links": True,
