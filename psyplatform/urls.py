@@ -14,3 +14,7 @@ if not settings.STORAGE_URL:
     urlpatterns += [
         re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
     ]
+
+handler400 = "psyplatform.error_views.bad_request"
+handler404 = "psyplatform.error_views.not_found"
+handler500 = "psyplatform.error_views.server_error"
