@@ -3,6 +3,11 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.static import serve
 
+from psyplatform.login_lockout import LockingAdminAuthenticationForm
+
+# Locks the admin's login after repeated failures.
+admin.site.login_form = LockingAdminAuthenticationForm
+
 urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("experiments.api.urls")),
