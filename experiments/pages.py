@@ -19,7 +19,8 @@ FRAME_ANCESTORS = "frame-ancestors 'self' https://www.mturk.com https://workersa
 
 def content_security_policy() -> str:
     """The page runs only this site's script files and talks only to this site's API; the stimuli may come from
-    the store's own origin. Forms are not restricted: the MTurk hand-back posts to MTurk, which redirects."""
+    the store's own origin. Forms are not restricted: the MTurk hand-back posts to MTurk, and form-action would
+    also bind every page MTurk redirects that post to."""
     return "; ".join(
         (
             "default-src 'self'",
