@@ -15,12 +15,15 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
-# Builds the `demo` study on the offline defaults (SQLite, in-process tasks,
-# local files), renders its stimuli, then serves it on 127.0.0.1:$(PORT).
+# The demo runs on the offline defaults (SQLite, in-process tasks, local files) as a development
+# server: DEBUG on (so the embedded secret key will do), plain HTTP.
+DEMO_ENV := env -u DATABASE_URL -u REDIS_URL -u STORAGE_URL -u BEHIND_HTTPS_PROXY DEBUG=true
+
+# Builds the `demo` study, renders its stimuli, then serves it on 127.0.0.1:$(PORT).
 demo: $(STAMP)
-	env -u DATABASE_URL -u REDIS_URL -u STORAGE_URL $(PY) manage.py migrate --noinput
-	env -u DATABASE_URL -u REDIS_URL -u STORAGE_URL $(PY) manage.py setup_demo --port $(PORT)
-	env -u DATABASE_URL -u REDIS_URL -u STORAGE_URL $(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
+	$(DEMO_ENV) $(PY) manage.py migrate --noinput
+	$(DEMO_ENV) $(PY) manage.py setup_demo --port $(PORT)
+	$(DEMO_ENV) $(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
 
 # Static checks first (pyproject.toml configures both), then the tests; any failure fails the target.
 test: $(STAMP)

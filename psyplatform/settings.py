@@ -6,11 +6,13 @@ full list.
 """
 
 import os
+import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import dj_database_url
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 # Lets Django's generic classes (ModelAdmin[Study], QuerySet[Study]...) be subscripted at run time
 # as they are in type hints.
@@ -30,14 +32,40 @@ def envint(name: str, default: int) -> int:
     return int(os.getenv(name, str(default)))
 
 
-SECRET_KEY = os.getenv("SECRET_KEY", "insecure-embedded-default-change-me")
+# Off unless asked for: `make demo` asks (DEBUG=true); a server started any other way is a production one.
+DEBUG = envbool("DEBUG")
+SECRET_KEY = os.getenv("SECRET_KEY", "")
+if not SECRET_KEY:
+    # A production server on a key everyone can read would sign sessions and CSRF tokens anyone can forge.
+    # mypy's Django plugin imports these settings only to read the models: it signs nothing.
+    if not (DEBUG or "mypy" in sys.modules):
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random string, e.g. "
+            "the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(50))' "
+            "(or DEBUG=true for a development server)."
+        )
+    SECRET_KEY = "insecure-embedded-default-change-me"
 # Pseudonyms are keyed separately so that rotating SECRET_KEY (sessions,
 # tokens) does not change every participant's pseudonym in past exports.
 PSEUDONYM_KEY = os.getenv("PSEUDONYM_KEY", SECRET_KEY)
-DEBUG = envbool("DEBUG", "True")
 ALLOWED_HOSTS = os.getenv("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in os.getenv("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 PUBLIC_BASE_URL = os.getenv("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# Behind a proxy that terminates TLS (the deployment of docker-compose.yml): the proxy tells the scheme the
+# browser used in X-Forwarded-Proto; plain HTTP is redirected to HTTPS, browsers are told to come back over
+# HTTPS only (HSTS), and the session and CSRF cookies never travel over plain HTTP.
+BEHIND_HTTPS_PROXY = envbool("BEHIND_HTTPS_PROXY")
+if BEHIND_HTTPS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # A short HSTS_SECONDS first lets a new deployment find out whether all of it works over HTTPS.
+    SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Only asks: a domain is on the browsers' preload list once it is submitted to hstspreload.org.
+    SECURE_HSTS_PRELOAD = envbool("HSTS_PRELOAD", "True")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 # Recruiters (docs/recruitment.md). MTurk takes boto3's usual credentials (AWS_* variables,
 # a profile, an instance role) unless keys of its own are set here, for a site whose AWS_*
@@ -112,6 +140,11 @@ if os.getenv("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The admin's login locks after this many failures per username or per client address within the window,
+# for the window (psyplatform/login_lockout.py).
+LOGIN_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_LOCKOUT_S = envint("LOGIN_LOCKOUT_S", 900)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -230,7 +263,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["experiments.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "experiments.api.errors.exception_handler",
 }

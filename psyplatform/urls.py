@@ -3,6 +3,11 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.static import serve
 
+from psyplatform.login_lockout import LockingAdminAuthenticationForm
+
+# Locks the admin's login after repeated failures.
+admin.site.login_form = LockingAdminAuthenticationForm
+
 urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("experiments.api.urls")),
@@ -14,3 +19,7 @@ if not settings.STORAGE_URL:
     urlpatterns += [
         re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
     ]
+
+handler400 = "psyplatform.error_views.bad_request"
+handler404 = "psyplatform.error_views.not_found"
+handler500 = "psyplatform.error_views.server_error"

@@ -55,6 +55,8 @@ def _probe() -> None:
     os.environ["TEST_CHROMIUM_PATH"] = chromium
 
     os.environ.pop("STORAGE_URL", None)
+    # The settings refuse to start without a key unless DEBUG is on, and the tests run as production does.
+    os.environ.setdefault("SECRET_KEY", "tests-only-" + "k" * 50)
     # Each run gets its own files and test database, so runs can overlap.
     os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="psyplatform-test-")
     if "DATABASE_URL" in os.environ:

@@ -1,4 +1,5 @@
-"""The participant page over plain HTTP: who may frame it, and what an MTurk preview shows."""
+"""The participant page over plain HTTP: its Content-Security-Policy (who may frame it, what it may load), and
+what an MTurk preview shows."""
 
 import re
 
@@ -10,14 +11,41 @@ from tests.builders import build_2afc_study
 PREVIEW = "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=3HIT&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com"
 
 
-def test_only_mturk_worker_sites_may_frame_the_participant_page(client, study):
+def policy(client, study) -> list[str]:
+    """The participant page's Content-Security-Policy, one directive per item."""
     response = client.get(f"/s/{study.slug}/?participant=p1")
     assert response.status_code == 200
-    assert "X-Frame-Options" not in response.headers
-    policy = response.headers["Content-Security-Policy"]
-    assert policy == (
-        "frame-ancestors 'self' https://www.mturk.com https://workersandbox.mturk.com"
+    return response.headers["Content-Security-Policy"].split("; ")
+
+
+def test_only_mturk_worker_sites_may_frame_the_participant_page(client, study):
+    assert "X-Frame-Options" not in client.get(f"/s/{study.slug}/?participant=p1").headers
+    assert "frame-ancestors 'self' https://www.mturk.com https://workersandbox.mturk.com" in policy(client, study)
+
+
+def test_the_participant_page_runs_only_this_sites_script_files(client, study):
+    assert {"default-src 'self'", "script-src 'self'", "object-src 'none'", "base-uri 'none'"} <= set(
+        policy(client, study)
     )
+
+
+def test_stimuli_served_by_the_site_itself_are_the_only_images_allowed(client, study):
+    assert "img-src 'self'" in policy(client, study)
+
+
+def test_stimuli_from_an_absolute_media_url_are_allowed(client, study, settings):
+    settings.MEDIA_URL = "https://media.example.org/psyplatform/media/"
+    assert "img-src 'self' https://media.example.org" in policy(client, study)
+
+
+def test_stimuli_from_an_s3_store_are_allowed(client, study, settings, monkeypatch):
+    # Keys of its own, so that boto3 does not look for an instance role; making a URL calls nobody.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    options = {"bucket_name": "psyplatform", "location": "media", "endpoint_url": "http://minio.example.org:9000",
+               "querystring_auth": False}
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}}
+    assert "img-src 'self' http://minio.example.org:9000" in policy(client, study)
 
 
 def test_the_admin_may_not_be_framed(client, db):

@@ -5,11 +5,13 @@ Domain errors raised by the services map to status codes here, so views stay thi
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from experiments import errors
+from experiments.api.parsers import BodyTooLarge
 from experiments.recruiters import ArrivalRefused
 
 STATUS_OF: dict[type[Exception], int] = {
@@ -26,6 +28,9 @@ STATUS_OF: dict[type[Exception], int] = {
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own limit (DATA_UPLOAD_MAX_MEMORY_SIZE) stops a body before the API's parser reads it.
+        exc = BodyTooLarge()
     for kind, code in STATUS_OF.items():
         if isinstance(exc, kind):
             return Response({"error": str(exc), **getattr(exc, "extra", {})}, status=code)

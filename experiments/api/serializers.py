@@ -29,7 +29,8 @@ class SessionStartSerializer(serializers.Serializer):
         for recruiter in registered():
             for field, param in recruiter.url_params.items():
                 help_text = f"{recruiter.name}: the {param} parameter of the study link"
-                self.fields[field] = serializers.CharField(required=False, help_text=help_text)
+                # min_length states in the schema what allow_blank=False already refuses.
+                self.fields[field] = serializers.CharField(required=False, min_length=1, help_text=help_text)
 
 
 class TimingSerializer(serializers.Serializer):

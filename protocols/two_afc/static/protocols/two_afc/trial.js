@@ -61,10 +61,16 @@
     return box;
   }
 
+  // Lays the reference blocks out as the grid says. Set through the CSSOM: the page's Content-Security-Policy
+  // refuses inline style attributes.
+  function layOut(stage, grid) {
+    stage.style.setProperty("--cols", String(grid.columns));
+    stage.style.setProperty("--rows", String(grid.rows));
+  }
+
   function trial(display, data, ctx) {
     var stage = element("div", "stage");
-    stage.style.setProperty("--cols", String(data.grid.columns));
-    stage.style.setProperty("--rows", String(data.grid.rows));
+    layOut(stage, data.grid);
     var queries = element("div", "queries");
     data.queries.forEach(function (url, choice) { queries.appendChild(query(choice, url)); });
     stage.appendChild(block("min", "Minimally activating examples", data.references.min));
@@ -115,6 +121,11 @@
       if (frame) box.classList.remove(frame);
     });
   }
+
+  // The MTurk preview's sample screen comes drawn by the server, with its grid in data attributes.
+  Array.prototype.forEach.call(document.querySelectorAll(".stage.sample"), function (stage) {
+    layOut(stage, stage.dataset);
+  });
 
   window.psyplatform.registerProtocol("2afc", { trial: trial, feedback: feedback });
 })();
