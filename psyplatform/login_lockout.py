@@ -17,16 +17,8 @@ from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
 
-
-def client_address(request: HttpRequest) -> str:
-    """The browser's address; behind the HTTPS proxy, the last one in X-Forwarded-For, which the proxy appended
-    (anything before it came from the client and proves nothing)."""
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if settings.BEHIND_HTTPS_PROXY and forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip()
-    return request.META.get("REMOTE_ADDR", "")
+from experiments.addresses import client_address
 
 
 def failure_keys(username: str, address: str) -> tuple[str, str]:

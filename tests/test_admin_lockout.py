@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client, RequestFactory
 
-from psyplatform.login_lockout import client_address
+from experiments.addresses import client_address
 
 LOCKED = "Too many failed logins"
 
