@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django_stubs_ext import StrOrPromise
 
-from experiments import export
 from experiments.copies import copy_study, free_slug
+from experiments.export.bundle import write_bundle
+from experiments.export.formats import CONTENT_TYPES, FORMATS
+from experiments.export.responses import responses_table
 from experiments.forms import PARAM_PREFIX, StudyForm, param_field_names, stored_protocol
 from experiments.links import participant_url
 from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
@@ -78,7 +81,10 @@ class StudyAdmin(admin.ModelAdmin):
     search_fields = ("slug", "name")
     readonly_fields = ("participant_link", "participation_summary", "completion_code", "created_at")
     inlines = [JobInline, StudyUnitProgressInline]
-    actions = ["render_stimuli", "open_study", "close_study", "copy_studies", "export_csv", "export_jsonl"]
+    actions = [
+        "render_stimuli", "open_study", "close_study", "copy_studies", "export_csv", "export_jsonl",
+        "export_parquet", "export_bundle",
+    ]
     fieldsets = (
         (None, {"fields": ("slug", "name", "status", "participant_link", "participation_summary", "completion_code")}),
         ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed")}),
@@ -205,9 +211,8 @@ class StudyAdmin(admin.ModelAdmin):
             self.message_user(request, format_html('{}: copied as <a href="{}">{}</a>.', study, url, copy))
 
     def _export(self, queryset: QuerySet[Study], fmt: str) -> StreamingHttpResponse:
-        fieldnames, records = export.dataset(queryset)
-        lines = export.FORMATS[fmt](records, fieldnames)
-        response = StreamingHttpResponse(lines, content_type=export.CONTENT_TYPES[fmt])
+        chunks = FORMATS[fmt](responses_table(queryset.order_by("pk")))
+        response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
         response["Content-Disposition"] = f'attachment; filename="responses.{fmt}"'
         return response
 
@@ -218,6 +223,18 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.action(description="Export responses as JSON Lines")
     def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Study]) -> StreamingHttpResponse:
         return self._export(queryset, "jsonl")
+
+    @admin.action(description="Export responses as Parquet")
+    def export_parquet(self, request: HttpRequest, queryset: QuerySet[Study]) -> StreamingHttpResponse:
+        return self._export(queryset, "parquet")
+
+    @admin.action(description="Export the dataset bundle (zip: responses, shown images, units, sessions, datasheet)")
+    def export_bundle(self, request: HttpRequest, queryset: QuerySet[Study]) -> FileResponse:
+        # A zip is written whole before it is sent: through a temporary file, so memory stays flat.
+        spool = tempfile.TemporaryFile()
+        write_bundle(queryset.order_by("pk"), spool)
+        spool.seek(0)
+        return FileResponse(spool, as_attachment=True, filename="dataset.zip", content_type="application/zip")
 
 
 class CheckInline(ReadOnlyInline):

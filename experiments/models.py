@@ -216,6 +216,9 @@ class StudyUnit(models.Model):
     unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="study_units")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.MAIN)
     order = models.PositiveIntegerField(default=0, help_text="Position in the seeded sample.")
+    relative_depth = models.FloatField(
+        null=True, blank=True, help_text="Its layer's place among the layers of interest: 0 first, 1 last."
+    )
 
     objects = StudyUnitQuerySet.as_manager()
 

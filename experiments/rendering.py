@@ -56,7 +56,8 @@ def sample_units(study: Study, network: Network | None = None) -> list[StudyUnit
     if existing:
         return existing
     network = network or load_network(study.model)
-    counts = channel_counts(network, layers_of_interest(study, network))
+    layers = layers_of_interest(study, network)
+    counts = channel_counts(network, layers)
     drawn = sample_layer_channels(
         counts, study.n_units + study.n_practice_trials, seeded_rng(study.seed, UNIT_STREAM)
     )
@@ -66,8 +67,9 @@ def sample_units(study: Study, network: Network | None = None) -> list[StudyUnit
                 model=study.model, kind=Unit.Kind.CHANNEL, layer=layer, channel=channel
             )
             role = StudyUnit.Role.MAIN if order < study.n_units else StudyUnit.Role.PRACTICE
+            depth = layers.index(layer) / (len(layers) - 1) if len(layers) > 1 else 0.0
             StudyUnit.objects.get_or_create(
-                study=study, unit=unit, defaults={"role": role, "order": order}
+                study=study, unit=unit, defaults={"role": role, "order": order, "relative_depth": depth}
             )
     return list(study.study_units.select_related("unit").order_by("order"))
 

@@ -144,6 +144,16 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class ExportColumn:
+    """An export column: the `field` of the response's `source` ("answer" or "key"), of `type`
+    ("int", "float", "bool" or "str", as typed formats such as Parquet store it)."""
+
+    source: str
+    field: str
+    type: str
+
+
+@dataclass(frozen=True)
 class Templates:
     """Template fragments of the participant page, as template names."""
 
@@ -176,7 +186,9 @@ class Protocol(ABC, Generic[P]):
     # rt_ms and client_id: they validate answers and make the OpenAPI schema.
     trial_serializer: ClassVar[type[Fields]]
     answer_serializer: ClassVar[type[Fields]]
-    export_columns: ClassVar[tuple[str, ...]] = ()
+    # Its export columns: each a field of the answer or of the key (read in the database, and written
+    # back there when a dataset bundle is imported).
+    export_columns: ClassVar[Mapping[str, ExportColumn]] = {}
     check_names: ClassVar[tuple[str, ...]] = ()
 
     @property
@@ -211,9 +223,33 @@ class Protocol(ABC, Generic[P]):
     def layout(self, images: Sequence[ShownImage], params: P, rng: random.Random) -> Layout:
         """Where a session shows the trial's images, and the answer key; all randomness from rng."""
 
-    @abstractmethod
+    def positions(self, display: JSON) -> list[tuple[str, int]]:
+        """(position, image id) of every image a display shows, in display order: a list under a name
+        gives `name.0`, `name.1`...; a single image id under a name gives the name."""
+        shown: list[tuple[str, int]] = []
+        for name, value in display.items():
+            if isinstance(value, list):
+                shown += [(f"{name}.{number}", image_id) for number, image_id in enumerate(value)]
+            else:
+                shown.append((name, value))
+        return shown
+
     def image_ids(self, display: JSON) -> list[int]:
         """Every stored image a display shows, for URLs and preloading."""
+        return [image_id for _, image_id in self.positions(display)]
+
+    def display_at(self, positions: Sequence[tuple[str, int]]) -> JSON:
+        """The display that shows these images at these positions (the inverse of positions)."""
+        display: JSON = {}
+        for position, image_id in positions:
+            name, _, number = position.partition(".")
+            if number:
+                images = display.setdefault(name, [])
+                images.extend([0] * (int(number) + 1 - len(images)))
+                images[int(number)] = image_id
+            else:
+                display[name] = image_id
+        return display
 
     @abstractmethod
     def payload(self, display: JSON, urls: Mapping[int, str], params: P) -> JSON:
@@ -234,10 +270,6 @@ class Protocol(ABC, Generic[P]):
     def checks(self, params: P, main_block: Sequence[Answered], n_catch_trials: int) -> list[CheckResult]:
         """The protocol's share of the exclusion checks, over the main block's responses."""
         return []
-
-    def export_values(self, answer: Mapping[str, Any], key: JSON) -> JSON:
-        """Values of export_columns for one response."""
-        return {}
 
 
 def catch_check(main_block: Sequence[Answered], minimum: int, n_catch_trials: int) -> CheckResult:

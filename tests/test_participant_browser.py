@@ -15,7 +15,8 @@ from contextlib import ExitStack
 import pytest
 from django.db import connections
 
-from experiments import export
+from experiments.export.formats import csv_chunks
+from experiments.export.responses import responses_table
 from experiments.models import Event, Response, Session, SessionTrial
 from tests.builders import build_2afc_study
 from tests.factories import StudyFactory
@@ -292,7 +293,7 @@ def check_layout(page) -> None:
 def check_export(session: Session, responses: list[Response]) -> None:
     """The export has one row per response, as the participant gave it, under a pseudonym."""
     study = session.study
-    rows = list(export.rows(export.responses_of([study])))
+    rows = list(responses_table([study]).records())
     assert len(rows) == len(responses)
     by_index = {r.session_trial.index: r for r in responses}
     for row in rows:
@@ -310,7 +311,7 @@ def check_export(session: Session, responses: list[Response]) -> None:
     assert kinds.count("catch") == study.n_catch_trials
     assert kinds.count("main") == study.n_main_trials
     assert [row["attempt"] for row in rows if row["phase"] == "practice"] == [1] * 5 + [2] * 5
-    text = "".join(export.as_csv(rows, export.columns([study])))
+    text = b"".join(csv_chunks(responses_table([study]))).decode()
     assert session.participant_id not in text
     assert text.count("\n") == len(rows) + 1
 

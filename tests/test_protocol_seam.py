@@ -12,7 +12,8 @@ import pytest
 import yaml
 from django.db import connections
 
-from experiments import export
+from experiments.export.responses import columns as export_columns
+from experiments.export.responses import responses_table
 from experiments.models import Response, Session, Trial
 from experiments.rendering import render_study
 from protocols import get_protocol, protocol_choices
@@ -80,9 +81,9 @@ def test_a_session_of_a_registered_protocol_runs_through_the_api(rating_study):
     names = set(participant.session.checks.values_list("name", flat=True))
     assert names == {"practice_attempts", "instruction_time", "total_time", "lock_boundary", "timing_regularity"}
 
-    columns = export.columns([rating_study])
+    columns = [name for name, _ in export_columns([rating_study])]
     assert "rating" in columns and "choice" not in columns
-    rows = list(export.rows(export.responses_of([rating_study])))
+    rows = list(responses_table([rating_study]).records())
     assert [row["rating"] for row in rows] == ratings
 
 

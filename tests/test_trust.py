@@ -17,8 +17,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from experiments import export
 from experiments.checks import timing_checks
+from experiments.export.responses import responses_table
 from experiments.links import participant_url, signature
 from experiments.models import Response, Session, SessionTrial, SessionUnit, StartRefusal
 from tests.builders import build_2afc_study
@@ -240,7 +240,7 @@ def test_an_answer_to_a_trial_never_fetched_is_refused(participant):
 def test_the_export_carries_the_servers_interval_beside_the_browsers(participant):
     participant.through_instructions()
     participant.answer_current()
-    row = next(export.rows(export.responses_of([participant.study])))
+    row = next(responses_table([participant.study]).records())
     assert row["rt_ms"] == 900 and row["server_ms"] is not None
 
 

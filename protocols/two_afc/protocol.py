@@ -26,6 +26,7 @@ from protocols.base import (
     BrowserModule,
     CheckResult,
     Design,
+    ExportColumn,
     ImageSlot,
     Layout,
     Protocol,
@@ -79,7 +80,11 @@ class TwoAFC(Protocol[TwoAFCParams]):
     browser = BrowserModule(script="protocols/two_afc/trial.js", stylesheet="protocols/two_afc/trial.css")
     trial_serializer = TwoAFCTrialSerializer
     answer_serializer = TwoAFCAnswerSerializer
-    export_columns = ("positive_position", "choice", "confidence")
+    export_columns = {
+        "positive_position": ExportColumn("key", "choice", "int"),
+        "choice": ExportColumn("answer", "choice", "int"),
+        "confidence": ExportColumn("answer", "confidence", "int"),
+    }
     check_names = ("catch_trials", "position_bias")
 
     def check_design(self, design: Design[TwoAFCParams]) -> None:
@@ -134,9 +139,6 @@ class TwoAFC(Protocol[TwoAFCParams]):
         display = {"min": block(REFERENCE_MIN), "max": block(REFERENCE_MAX), "queries": queries}
         return Layout(display=display, key={"choice": queries.index(positive)})
 
-    def image_ids(self, display: JSON) -> list[int]:
-        return [*display["min"], *display["max"], *display["queries"]]
-
     def payload(self, display: JSON, urls: Mapping[int, str], params: TwoAFCParams) -> JSON:
         return {
             "references": {"min": [urls[i] for i in display["min"]], "max": [urls[i] for i in display["max"]]},
@@ -162,10 +164,3 @@ class TwoAFC(Protocol[TwoAFCParams]):
                 f"each position chosen at least {params.min_position_count} times",
             ),
         ]
-
-    def export_values(self, answer: Mapping[str, Any], key: JSON) -> JSON:
-        return {
-            "positive_position": key.get("choice"),
-            "choice": answer.get("choice"),
-            "confidence": answer.get("confidence"),
-        }

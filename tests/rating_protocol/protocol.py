@@ -17,6 +17,7 @@ from protocols.base import (
     PRACTICE,
     BrowserModule,
     Design,
+    ExportColumn,
     Fields,
     ImageSlot,
     Layout,
@@ -63,7 +64,7 @@ class Rating(Protocol[RatingParams]):
     browser = BrowserModule(script="protocols/rating/trial.js")
     trial_serializer = RatingTrialSerializer
     answer_serializer = RatingAnswerSerializer
-    export_columns = ("rating",)
+    export_columns = {"rating": ExportColumn("answer", "rating", "int")}
 
     def build_trials(self, design: Design[RatingParams], unit: UnitActivations) -> list[TrialPlan]:
         strongest = np.argsort(unit.activations)[::-1]
@@ -75,9 +76,6 @@ class Rating(Protocol[RatingParams]):
     def layout(self, images: Sequence[ShownImage], params: RatingParams, rng: random.Random) -> Layout:
         return Layout(display={"image": images[0].image_id}, key={})
 
-    def image_ids(self, display: JSON) -> list[int]:
-        return [display["image"]]
-
     def payload(self, display: JSON, urls: Mapping[int, str], params: RatingParams) -> JSON:
         return {"image": urls[display["image"]], "scale": params.scale}
 
@@ -86,6 +84,3 @@ class Rating(Protocol[RatingParams]):
 
     def practice_passed(self, scores: Sequence[Score]) -> bool:
         return True
-
-    def export_values(self, answer: Mapping[str, Any], key: JSON) -> JSON:
-        return {"rating": answer.get("rating")}

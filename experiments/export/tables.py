@@ -1,0 +1,103 @@
+"""The other tables of a dataset: one row per shown image, the units, the sessions.
+
+With them an analyst can recompute every response's correctness (where each
+image was shown and what its role was), audit the stimuli (content hashes, pool
+keys, activations) and apply the exclusions themselves (every check's value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from experiments.export.responses import check_names, checks_by_session
+from experiments.export.table import CHUNK, Table
+from experiments.models import Session, SessionTrial, Study, StudyUnit, TrialImage
+from protocols import get_protocol
+
+SHOWN_COLUMNS = [
+    ("study", "str"), ("session", "str"), ("trial_index", "int"), ("position", "str"), ("role", "str"),
+    ("rank", "int"), ("image_sha256", "str"), ("pool_key", "str"), ("activation", "float"),
+]
+UNIT_COLUMNS = [
+    ("study", "str"), ("role", "str"), ("order", "int"), ("model", "str"), ("timm_name", "str"), ("kind", "str"),
+    ("layer", "str"), ("channel", "int"), ("relative_depth", "float"),
+]
+SESSION_COLUMNS = [
+    ("study", "str"), ("session", "str"), ("recruiter", "str"), ("seed", "int"), ("status", "str"),
+    ("passed", "bool"), ("exclusion_reasons", "str"), ("phase", "str"), ("practice_attempts", "int"),
+    ("created_at", "datetime"), ("consented_at", "datetime"), ("last_answer_at", "datetime"),
+    ("completed_at", "datetime"), ("feedback", "str"),
+]
+
+
+def _shown_rows(studies: list[Study]) -> Iterator[tuple[Any, ...]]:
+    protocols = {study.pk: get_protocol(study.protocol) for study in studies}
+    planned = (
+        SessionTrial.objects.filter(session__study__in=studies)
+        .order_by("session_id", "index")
+        .values_list("session__study_id", "session__study__slug", "session__pseudonym", "index", "trial_id", "layout")
+        .iterator(chunk_size=CHUNK)
+    )
+    while chunk := list(islice(planned, CHUNK)):
+        # The images of the chunk's trials in one query, looked up by (trial, image).
+        images = {
+            (trial, image): rest
+            for trial, image, *rest in TrialImage.objects.filter(trial_id__in={row[4] for row in chunk}).values_list(
+                "trial_id", "image_id", "role", "rank", "image__sha256", "image__source_key", "activation"
+            )
+        }
+        for study_id, slug, pseudonym, index, trial_id, layout in chunk:
+            for position, image_id in protocols[study_id].positions(layout):
+                role, rank, sha256, pool_key, activation = images[(trial_id, image_id)]
+                yield slug, pseudonym, index, position, role, rank, sha256, pool_key, activation
+
+
+def shown_images_table(studies: Iterable[Study]) -> Table:
+    return Table("shown_images", SHOWN_COLUMNS, _shown_rows(list(studies)))
+
+
+def units_table(studies: Iterable[Study]) -> Table:
+    rows = (
+        StudyUnit.objects.filter(study__in=list(studies))
+        .order_by("study_id", "role", "order")
+        .values_list(
+            "study__slug", "role", "order", "unit__model__name", "unit__model__timm_name", "unit__kind",
+            "unit__layer", "unit__channel", "relative_depth",
+        )
+        .iterator(chunk_size=CHUNK)
+    )
+    return Table("units", UNIT_COLUMNS, rows)
+
+
+def _session_rows(studies: list[Study], checks: list[str]) -> Iterator[tuple[Any, ...]]:
+    sessions = (
+        Session.objects.filter(study__in=studies)
+        .order_by("pk")
+        .values_list(
+            "pk", "study__slug", "pseudonym", "source", "seed", "status", "passed", "phase", "practice_attempts",
+            "created_at", "consented_at", "last_answer_at", "completed_at", "feedback",
+        )
+        .iterator(chunk_size=CHUNK)
+    )
+    check_stream = checks_by_session(studies)
+    pending = next(check_stream, None)
+    for pk, slug, pseudonym, source, seed, status, passed, *rest in sessions:
+        while pending is not None and pending[0] < pk:
+            pending = next(check_stream, None)
+        values = pending[1] if pending is not None and pending[0] == pk else {}
+        failed = [name for name in checks if values.get(f"check_{name}_passed") is False]
+        yield (
+            slug, pseudonym, source, seed, status, passed, ";".join(failed), *rest,
+            *(values.get(f"check_{name}_{part}") for name in checks for part in ("value", "passed")),
+        )
+
+
+def sessions_table(studies: Iterable[Study]) -> Table:
+    chosen = list(studies)
+    checks = check_names(chosen)
+    columns = SESSION_COLUMNS + [
+        (f"check_{name}_{part}", kind) for name in checks for part, kind in (("value", "float"), ("passed", "bool"))
+    ]
+    return Table("sessions", columns, _session_rows(chosen, checks))
