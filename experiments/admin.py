@@ -94,7 +94,7 @@ class StudyAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "n_main_trials", "n_catch_trials", "n_practice_trials", "target_per_unit", "lock_ms",
-                    "feedback_delay_ms", "feedback_ms", "slot_timeout_minutes",
+                    "feedback_delay_ms", "feedback_ms", "main_feedback", "slot_timeout_minutes",
                 )
             },
         ),
@@ -103,7 +103,8 @@ class StudyAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "max_practice_attempts", "min_instruction_s", "min_total_s", "max_total_s",
-                    "max_lock_boundary_share", "min_timing_variation",
+                    "max_lock_boundary_share", "min_timing_variation", "hard_units_max_p", "hard_units_share",
+                    "hard_units_min_answers",
                 )
             },
         ),

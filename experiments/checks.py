@@ -1,20 +1,26 @@
 """The exclusion checks of a completed session: the generic ones here, then its protocol's own.
 
-Generic: practice attempts, instruction time, total time, and two on the
-server's own timing of the answers (from sending a trial to receiving its
-answer), which a script cannot fake from the browser: answers fired as soon as
-the lock allows, and a metronome's regularity. The protocol adds its share
-(2-AFC: catch trials and position bias) over the main block.
+Generic: practice attempts, instruction time, total time; two on the server's
+own timing of the answers (from sending a trial to receiving its answer),
+which a script cannot fake from the browser: answers fired as soon as the lock
+allows, and a metronome's regularity; and accuracy on the hardest units
+against the other participants' (an answer key learnt over sessions;
+experiments/plausibility.py). The protocol adds its share (2-AFC: catch trials
+and position bias) over the main block.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections import defaultdict
 
-from experiments.models import Event, Response, Session, SessionCheck, Study
+from experiments.models import Event, Response, Session, SessionCheck, Study, Trial
+from experiments.plausibility import Answers, hard_units_test
 from protocols.base import Answered, CheckResult
 
-GENERIC_CHECKS = ("practice_attempts", "instruction_time", "total_time", "lock_boundary", "timing_regularity")
+GENERIC_CHECKS = (
+    "practice_attempts", "instruction_time", "total_time", "lock_boundary", "timing_regularity", "hard_units",
+)
 # An answer this soon after the lock ends was fired as soon as it was allowed.
 BOUNDARY_MS = 250
 # Fewer timed answers than this say too little about their regularity: the check passes.
@@ -59,6 +65,42 @@ def _instruction_seconds(session: Session) -> float:
     return (end - start).total_seconds() if start and end else 0.0
 
 
+def _others_answers(session: Session) -> list[Answers]:
+    """The main, non-catch, scored answers of the study's other passing sessions, per session."""
+    rows = (
+        Response.objects.filter(
+            session__study_id=session.study_id,
+            session__status=Session.Status.COMPLETED,
+            session__passed=True,
+            session_trial__phase=Session.Phase.MAIN,
+            session_trial__trial__kind=Trial.Kind.MAIN,
+            correct__isnull=False,
+        )
+        .exclude(session=session)
+        .values_list("session_id", "session_trial__trial__unit_id", "correct")
+    )
+    by_session: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+    for session_id, unit_id, correct in rows.iterator():
+        by_session[session_id].append((unit_id, bool(correct)))
+    return list(by_session.values())
+
+
+def _hard_units(session: Session, main: list[Response]) -> CheckResult:
+    study = session.study
+    mine = [
+        (r.session_trial.trial.unit_id, r.correct)
+        for r in main
+        if r.session_trial.trial.kind == Trial.Kind.MAIN and r.correct is not None
+    ]
+    verdict = hard_units_test(mine, _others_answers(session), study.hard_units_share, study.hard_units_min_answers)
+    if verdict.tested:
+        rule = f"p >= {study.hard_units_max_p:g} ({verdict.right} of its {verdict.answered} hardest units right)"
+    else:
+        minimum = study.hard_units_min_answers
+        rule = f"untested: none of its units is among the hardest with {minimum}+ answers of others"
+    return CheckResult("hard_units", verdict.p_value, verdict.p_value >= study.hard_units_max_p, rule)
+
+
 def evaluate(session: Session) -> list[CheckResult]:
     study = session.study
     main = list(
@@ -91,6 +133,7 @@ def evaluate(session: Session) -> list[CheckResult]:
             f"{study.min_total_s:g} s to {study.max_total_s:g} s",
         ),
         *timing_checks(study, [r.server_ms for r in main if r.server_ms is not None]),
+        _hard_units(session, main),
         *study.protocol_plugin.checks(study.protocol_params, answered, study.n_catch_trials),
     ]
 

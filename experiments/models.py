@@ -11,6 +11,7 @@ import secrets
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -71,6 +72,11 @@ class Study(models.Model):
     )
     feedback_delay_ms = models.PositiveIntegerField(default=350)
     feedback_ms = models.PositiveIntegerField(default=1150)
+    main_feedback = models.BooleanField(
+        default=True,
+        help_text="Tell participants after each main-block answer whether it was right, as IMI did. Off: only "
+        "practice answers are judged, and no reply in the main block says anything drawn from the answer key.",
+    )
     consent_timeout_minutes = models.PositiveIntegerField(
         default=10, help_text="A session that has not consented this long after it started lapses."
     )
@@ -100,6 +106,23 @@ class Study(models.Model):
         help_text="Timing check: the least coefficient of variation of the server-timed answer intervals "
         "(a bot's metronome is below it; people vary far more).",
     )
+    # The answer-key check (experiments/plausibility.py).
+    hard_units_max_p = models.FloatField(
+        default=0.01,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="A session fails when another participant would answer at least as many of its hardest units "
+        "right with a probability below this; 0 turns the check off.",
+    )
+    hard_units_share = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0.01), MaxValueValidator(1)],
+        help_text="The hardest units: this share of the units, those other passing participants answered right "
+        "least often.",
+    )
+    hard_units_min_answers = models.PositiveIntegerField(
+        default=10,
+        help_text="A unit counts for the answer-key check once other passing participants answered it this often.",
+    )
 
     completion_code = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -108,7 +131,7 @@ class Study(models.Model):
     FIXED_AFTER_RENDER = (
         "protocol", "condition", "model", "image_pool", "seed", "n_units", "layers", "trials_per_unit",
         "batches_used", "image_size", "resize_to", "n_main_trials", "n_catch_trials", "n_practice_trials", "lock_ms",
-        "feedback_delay_ms", "feedback_ms",
+        "feedback_delay_ms", "feedback_ms", "main_feedback",
     )
 
     class Meta:

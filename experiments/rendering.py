@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from experiments.models import Study, StudyUnit, Trial, TrialImage
-from protocols.base import PRACTICE, Recording, TrialPlan, UnitActivations
+from protocols.base import PRACTICE, Recording, TrialPlan, UnitActivations, Variant
 from stimuli.models import StimulusImage, Unit
 from stimuli.networks import Network, channel_counts, default_layers, load_network
 from stimuli.pools import open_pool
@@ -143,7 +143,7 @@ def _write_trials(
     # Files first (each is idempotent on its own), then all of the unit's rows
     # in one transaction, so a unit has either all its trials or none.
     images: dict[tuple[int, int], StimulusImage] = {
-        (number, position): writer.stimulus(slot.row, copy=slot.copy)
+        (number, position): writer.stimulus(slot.row, disguised=slot.variant is Variant.DISGUISED_COPY)
         for number, plan in enumerate(plans)
         for position, slot in enumerate(plan.images)
     }

@@ -65,6 +65,7 @@ def session_state(session: Session) -> dict[str, Any]:
         "n_practice_trials": study.n_practice_trials,
         "prompt": study.protocol_plugin.prompt(study.protocol_params),
         "min_instruction_s": study.min_instruction_s,
+        "main_feedback": study.main_feedback,
         "timing": {
             "lock_ms": study.lock_ms,
             "feedback_delay_ms": study.feedback_delay_ms,

@@ -86,6 +86,9 @@ def _result(response: Response) -> AnswerResult:
             scores = [Score(correct, score) for correct, score in round_responses.values_list("correct", "score")]
             practice = {"attempt": answered.attempt, "passed": protocol.practice_passed(scores)}
     done = session.phase == Session.Phase.MAIN and first_unanswered(session) is None
+    if answered.phase == Session.Phase.MAIN and not session.study.main_feedback:
+        # Nothing drawn from the key, so that replies never add up to an answer key over sessions.
+        return AnswerResult(answered.index, None, done, practice, {})
     urls = StoredImageURLs(protocol.image_ids(answered.layout))
     feedback = protocol.feedback(response.answer, answered.key, answered.layout, urls)
     return AnswerResult(answered.index, response.correct, done, practice, feedback)

@@ -72,18 +72,24 @@ class UnitActivations:
     rng: np.random.Generator  # seeded by the study and the unit
 
 
+class Variant(enum.Enum):
+    """How the engine stores a trial's pool image."""
+
+    ORIGINAL = "original"
+    # The same photograph at a glance, but another file with other pixels: a small seeded crop, shift and
+    # mirror of it (stimuli.disguise), so that a catch trial showing an image twice is not told apart by
+    # comparing its images' names or pixels.
+    DISGUISED_COPY = "disguised_copy"
+
+
 @dataclass(frozen=True)
 class ImageSlot:
-    """A pool image in a trial: its role and rank (0 = the most extreme) in the protocol's terms.
-
-    copy: store a byte-different copy instead of the image itself, so that a
-    catch trial showing an image twice never shows the same file twice.
-    """
+    """A pool image in a trial: its role and rank (0 = the most extreme) in the protocol's terms."""
 
     role: str
     rank: int
     row: int
-    copy: bool = False
+    variant: Variant = Variant.ORIGINAL
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Stimulus files: 224 px JPEGs in the default storage, named by the sha256 of their bytes.
 
-A content-hashed name says nothing about a trial; the one thing that could
-still betray a catch trial is its queries sharing a name with the references
-they copy, which disguised_copy prevents.
+A content-hashed name says nothing about a trial; what could still betray a
+catch trial is a query that is a reference again, by name or by its pixels,
+which disguised_copy prevents (see stimuli.disguise).
 """
 
 from __future__ import annotations
@@ -10,60 +10,50 @@ from __future__ import annotations
 import hashlib
 import io
 
-import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
+from stimuli.disguise import apply_disguise, draw_disguise
 from stimuli.models import StimulusImage
 from stimuli.pools import ImageSource
 from stimuli.sampling import seeded_rng
 
 JPEG_QUALITY = 90
-# Pixel values nudged in a copy at first; doubled until the JPEG bytes differ.
-COPY_NUDGES = 16
+
+
+def resized_size(image: Image.Image, resize_to: int, size: int) -> tuple[int, int]:
+    """The image's size once its shorter side is resize_to (never below size)."""
+    width, height = image.size
+    scale = max(resize_to, size) / min(width, height)
+    return max(size, round(width * scale)), max(size, round(height * scale))
 
 
 def resized_and_cropped(image: Image.Image, resize_to: int, size: int) -> Image.Image:
     """Shorter side resized to resize_to (never below size), then the centre size x size square."""
-    width, height = image.size
-    scale = max(resize_to, size) / min(width, height)
-    image = image.resize(
-        (max(size, round(width * scale)), max(size, round(height * scale))),
-        Image.Resampling.BICUBIC,
-    )
+    image = image.resize(resized_size(image, resize_to, size), Image.Resampling.BICUBIC)
     left, top = (image.width - size) // 2, (image.height - size) // 2
     return image.crop((left, top, left + size, top + size))
 
 
-def jpeg_bytes(image: Image.Image) -> bytes:
+def jpeg_bytes(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
 
 
-def disguised_copy(image: Image.Image) -> bytes:
-    """JPEG bytes that look the same as jpeg_bytes(image) but have another hash.
+def disguised_copy(image: Image.Image, resize_to: int, size: int, seed: int) -> bytes:
+    """JPEG bytes of a disguised view (stimuli.disguise) of the stimulus resized_and_cropped makes.
 
-    A few pixel values move by +-1 before encoding at the same quality;
-    quantisation can absorb a small change, so the nudges grow until the bytes
-    differ. Seeded by the image itself, so a rerun makes the same copy.
+    Seeded, so that a rerun makes the same copy. A view of a uniform image is the
+    original again; it is encoded at another quality then, so that at least its
+    name differs.
     """
-    original = jpeg_bytes(image)
-    rng = seeded_rng(int.from_bytes(hashlib.sha256(original).digest()[:4], "big"))
-    pixels = np.array(image, dtype=np.int16)
-    flat = pixels.reshape(-1)
-    nudges = COPY_NUDGES
-    while True:
-        where = rng.choice(flat.size, size=min(nudges, flat.size), replace=False)
-        step = rng.choice(np.array([-1, 1], dtype=np.int16), size=len(where))
-        # Step the other way at 0 and 255 so that every nudge changes the value.
-        moved = flat[where] + step
-        flat[where] = np.where((moved < 0) | (moved > 255), flat[where] - step, moved)
-        content = jpeg_bytes(Image.fromarray(pixels.astype(np.uint8)))
-        if content != original:
-            return content
-        nudges *= 2
+    view = apply_disguise(image, resized_size(image, resize_to, size), size, draw_disguise(seeded_rng(seed)))
+    content = jpeg_bytes(view)
+    if content == jpeg_bytes(resized_and_cropped(image, resize_to, size)):
+        return jpeg_bytes(view, JPEG_QUALITY - 1)
+    return content
 
 
 def store_stimulus(content: bytes, source_key: str) -> StimulusImage:
@@ -93,11 +83,15 @@ class StimulusWriter:
         self.keys = source.keys()
         self.stored: dict[tuple[int, bool], StimulusImage] = {}
 
-    def stimulus(self, row: int, copy: bool = False) -> StimulusImage:
-        """The stored image of pool row `row`, or its byte-different copy (see disguised_copy)."""
-        if (row, copy) not in self.stored:
+    def stimulus(self, row: int, disguised: bool = False) -> StimulusImage:
+        """The stored image of pool row `row`, or its disguised copy (seeded by the image's key)."""
+        if (row, disguised) not in self.stored:
             key = self.keys[row]
-            image = resized_and_cropped(self.source.load(key), self.resize_to, self.size)
-            content = disguised_copy(image) if copy else jpeg_bytes(image)
-            self.stored[(row, copy)] = store_stimulus(content, key)
-        return self.stored[(row, copy)]
+            image = self.source.load(key)
+            if disguised:
+                seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
+                content = disguised_copy(image, self.resize_to, self.size, seed)
+            else:
+                content = jpeg_bytes(resized_and_cropped(image, self.resize_to, self.size))
+            self.stored[(row, disguised)] = store_stimulus(content, key)
+        return self.stored[(row, disguised)]

@@ -33,7 +33,7 @@ def test_a_careful_session_passes_every_check(finished):
     checks = checks_of(finished)
     assert set(checks) == {
         "practice_attempts", "instruction_time", "catch_trials", "total_time", "position_bias", "lock_boundary",
-        "timing_regularity",
+        "timing_regularity", "hard_units",
     }
     assert all(check.passed for check in checks.values())
     assert finished.session.passed is True

@@ -255,6 +255,58 @@ def test_whole_session_in_browser(live_server, monkeypatch):
     check_export(s, responses)
 
 
+@pytest.mark.chromium
+@pytest.mark.django_db(transaction=True)
+def test_without_main_feedback_only_practice_answers_are_framed(live_server, monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import expect, sync_playwright
+
+    study = build_2afc_study(
+        main_feedback=False, n_main_trials=3, n_catch_trials=1, lock_ms=LOCK_MS, feedback_delay_ms=10,
+        feedback_ms=10,
+    )
+    page_errors: list[str] = []
+    with ExitStack() as pw_stack:
+        pw = pw_stack.enter_context(sync_playwright())
+        browser = pw.chromium.launch(
+            executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS, headless=True
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 720})
+        frames: list[dict] = []
+        pw_stack.callback(connections.close_all)
+        context.expose_function("recordFrame", lambda frame: frames.append(frame))
+        context.add_init_script(FRAME_RECORDER)
+        page = context.new_page()
+        page.on("pageerror", lambda e: page_errors.append(str(e)))
+        page.goto(f"{live_server.url}/s/{study.slug}/?participant=browser-unjudged")
+        page.click("#consent-agree")
+        expect(page.locator("#screen-instructions")).to_contain_text("In the main block you are not told")
+        page.click("#instructions-start")
+
+        def answer_right() -> None:
+            assert wait_ready(page)["screen"] == "trial"
+            index = int(page.locator("#screen-trial").get_attribute("data-index"))
+            right = SessionTrial.objects.get(session__study=study, index=index).key["choice"]
+            page.click(f".choice[data-choice='{right}'][data-confidence='3']")
+            page.click("#trial-continue")
+
+        for _ in range(study.n_practice_trials):
+            answer_right()
+        assert wait_ready(page)["screen"] == "message"
+        expect(page.locator("#message-text")).to_contain_text("without feedback")
+        page.click("#message-continue")
+        expect(page.locator("#screen-message")).to_be_hidden()
+        for _ in range(study.trials_per_session):
+            answer_right()
+        assert wait_ready(page)["screen"] == "feedback"
+        browser.close()
+
+    assert not page_errors, page_errors
+    practice = SessionTrial.objects.filter(session__study=study, phase="practice")
+    assert sorted(f["index"] for f in frames) == sorted(practice.values_list("index", flat=True))
+    assert {f["cls"] for f in frames} == {"feedback-correct"}
+
+
 def lose_next_reply(page, lost: list[dict]) -> None:
     """Let the next answer reach the server, drop the reply, and record what the page resends."""
     pattern = "**/api/v1/sessions/*/responses"

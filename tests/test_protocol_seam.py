@@ -79,7 +79,11 @@ def test_a_session_of_a_registered_protocol_runs_through_the_api(rating_study):
     assert [r.answer for r in stored] == [{"rating": rating} for rating in ratings]
     assert [r.score for r in stored] == [rating / 4 for rating in ratings]
     names = set(participant.session.checks.values_list("name", flat=True))
-    assert names == {"practice_attempts", "instruction_time", "total_time", "lock_boundary", "timing_regularity"}
+    assert names == {
+        "practice_attempts", "instruction_time", "total_time", "lock_boundary", "timing_regularity", "hard_units"
+    }
+    # Ratings have no right answer, so that the answer-key check has nothing to test.
+    assert participant.session.checks.get(name="hard_units").rule.startswith("untested")
 
     columns = [name for name, _ in export_columns([rating_study])]
     assert "rating" in columns and "choice" not in columns

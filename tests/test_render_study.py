@@ -110,20 +110,15 @@ def test_stored_file_names_are_the_hash_of_their_bytes(study):
 
 
 @pytest.mark.django_db
-def test_catch_queries_are_new_files_that_look_like_their_references(study):
+def test_catch_queries_are_new_files_of_images_of_their_own_blocks(study):
     render_study(study)
     for trial in Trial.objects.filter(study=study, kind="catch"):
         references = {ti.image.file for ti in trial.images.filter(role__in=REFERENCE_ROLES)}
         for role, copied in [("query_positive", "reference_max"), ("query_negative", "reference_min")]:
             query = trial.images.get(role=role).image
-            original = trial.images.get(role=copied, rank=0).image
+            block = set(trial.images.filter(role=copied).values_list("image__source_key", flat=True))
             assert query.file not in references
-            assert query.source_key == original.source_key
-            difference = np.abs(
-                np.asarray(Image.open(default_storage.open(query.file)), dtype=int)
-                - np.asarray(Image.open(default_storage.open(original.file)), dtype=int)
-            )
-            assert difference.mean() < 0.5
+            assert query.source_key in block
 
 
 @pytest.mark.django_db

@@ -117,14 +117,20 @@ def test_references_per_side_sets_the_number_of_bins():
     )
 
 
-def test_catch_queries_are_the_trials_most_extreme_references():
-    activations, trials = trials_of(400, 4)
-    catch = catch_trial(trials[2])
-    assert catch.reference_max == trials[2].reference_max
-    assert catch.reference_min == trials[2].reference_min
-    assert catch.query_positive == trials[2].reference_max[0]
-    assert catch.query_negative == trials[2].reference_min[0]
-    assert activations[catch.query_positive] == max(activations[r] for r in catch.reference_max)
+def test_catch_queries_are_references_of_the_trials_own_blocks():
+    _, trials = trials_of(400, 4)
+    catch = catch_trial(trials[2], seeded_rng(3))
+    assert (catch.reference_max, catch.reference_min) == (trials[2].reference_max, trials[2].reference_min)
+    assert catch.query_positive in catch.reference_max
+    assert catch.query_negative in catch.reference_min
+
+
+def test_catch_queries_come_from_every_place_of_their_blocks():
+    """Not only the most extreme reference, which every session shows first in its block."""
+    _, trials = trials_of(400, 4)
+    catches = [catch_trial(trials[0], seeded_rng(seed)) for seed in range(200)]
+    assert {trials[0].reference_max.index(c.query_positive) for c in catches} == set(range(9))
+    assert {trials[0].reference_min.index(c.query_negative) for c in catches} == set(range(9))
 
 
 def test_an_unknown_difficulty_is_refused():

@@ -50,6 +50,9 @@ class SessionStateSerializer(serializers.Serializer):
     n_practice_trials = serializers.IntegerField()
     prompt = serializers.CharField()
     min_instruction_s = serializers.FloatField()
+    main_feedback = serializers.BooleanField(
+        help_text="Whether replies to main-block answers say if they were right (practice answers' always do)."
+    )
     timing = TimingSerializer()
     hand_back = serializers.DictField(required=False)
 

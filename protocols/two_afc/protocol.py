@@ -35,6 +35,7 @@ from protocols.base import (
     Templates,
     TrialPlan,
     UnitActivations,
+    Variant,
     catch_check,
 )
 from protocols.params import ParamsError
@@ -50,14 +51,15 @@ QUERY_NEGATIVE = "query_negative"
 QUERY_ROLES = (QUERY_POSITIVE, QUERY_NEGATIVE)
 
 
-def _slots(stimuli: TrialStimuli, copy_queries: bool = False) -> tuple[ImageSlot, ...]:
-    """Every image of a trial; catch queries are copies, so that no file appears twice on a screen."""
+def _slots(stimuli: TrialStimuli, queries: Variant = Variant.ORIGINAL) -> tuple[ImageSlot, ...]:
+    """Every image of a trial; catch queries are disguised copies, so that they are not found among the
+    references by their names or their pixels."""
     return (
         tuple(ImageSlot(REFERENCE_MIN, rank, row) for rank, row in enumerate(stimuli.reference_min))
         + tuple(ImageSlot(REFERENCE_MAX, rank, row) for rank, row in enumerate(stimuli.reference_max))
         + (
-            ImageSlot(QUERY_POSITIVE, 0, stimuli.query_positive, copy_queries),
-            ImageSlot(QUERY_NEGATIVE, 0, stimuli.query_negative, copy_queries),
+            ImageSlot(QUERY_POSITIVE, 0, stimuli.query_positive, queries),
+            ImageSlot(QUERY_NEGATIVE, 0, stimuli.query_negative, queries),
         )
     )
 
@@ -117,8 +119,9 @@ class TwoAFC(Protocol[TwoAFCParams]):
             unit.activations, design.trials_per_unit, params.difficulty, unit.rng, params.references_per_side
         )
         plans = [TrialPlan(MAIN, trial.batch, params.difficulty, _slots(trial)) for trial in trials]
-        catch = catch_trial(trials[0])
-        return plans + [TrialPlan(CATCH, catch.batch, params.difficulty, _slots(catch, copy_queries=True))]
+        # Drawn after the main trials, so that the catch trial's draw never changes them.
+        catch = catch_trial(trials[0], unit.rng)
+        return plans + [TrialPlan(CATCH, catch.batch, params.difficulty, _slots(catch, Variant.DISGUISED_COPY))]
 
     def layout(self, images: Sequence[ShownImage], params: TwoAFCParams, rng: random.Random) -> Layout:
         """Reference blocks (most extreme first, the others shuffled) and the queries' order;

@@ -124,13 +124,14 @@ def _shuffled_bins(by_strength: np.ndarray, n_bins: int, rng: np.random.Generato
     return rng.permuted(by_strength.reshape(n_bins, -1), axis=1)
 
 
-def catch_trial(trial: TrialStimuli) -> TrialStimuli:
-    """The trial with its queries replaced by its own most extreme references, so the answer
-    is visible. The queries are stored as byte-different copies (see stimuli.storage)."""
+def catch_trial(trial: TrialStimuli, rng: np.random.Generator) -> TrialStimuli:
+    """The trial with its queries replaced by two of its own references, one of each block, so the
+    answer is visible. Each is drawn from any place of its block, not always the most extreme one,
+    which every session shows first; they are stored as disguised copies (see stimuli.disguise)."""
     return TrialStimuli(
         batch=trial.batch,
         reference_min=trial.reference_min,
         reference_max=trial.reference_max,
-        query_negative=trial.reference_min[0],
-        query_positive=trial.reference_max[0],
+        query_negative=trial.reference_min[rng.integers(len(trial.reference_min))],
+        query_positive=trial.reference_max[rng.integers(len(trial.reference_max))],
     )

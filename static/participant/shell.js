@@ -10,6 +10,8 @@
  *     accepts input, and resolves when the participant answers.
  *   feedback(element, trial, answer, result, ctx) -> Promise: shows the server's verdict
  *     (result: the reply to the answer) for ctx.timing.feedback_ms, and resolves when it is over.
+ *     result.correct is null where there is no verdict to show: a study without feedback on main
+ *     trials (session.main_feedback false), or a protocol with no right answer.
  * ctx gives: timing {lock_ms, feedback_delay_ms, feedback_ms}; present(images) -> Promise, which
  * loads and decodes the trial's <img> elements, marks the onset (the first frame in which all are
  * visible), and resolves once the answer lock is over; onKey(handler) to receive the keys pressed
@@ -447,7 +449,9 @@
     if (practice.passed) {
       $("message-title").textContent = "Practice complete, the main block starts";
       $("message-text").textContent = "Well done: every practice answer was right. The main block has " +
-        state.session.trials_per_session + " trials and works the same way, with feedback after each answer.";
+        state.session.trials_per_session + " trials and works the same way, " + (state.session.main_feedback
+          ? "with feedback after each answer."
+          : "but without feedback: you are no longer told whether an answer was right.");
       $("message-continue").textContent = "Start the main block";
     } else {
       $("message-title").textContent = "The practice round repeats";

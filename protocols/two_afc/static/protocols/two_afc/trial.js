@@ -112,7 +112,8 @@
     });
   }
 
-  // The chosen query is framed green when it was right, red when it was wrong.
+  // The chosen query is framed green when it was right, red when it was wrong, and not at all when the
+  // reply does not say (a study without feedback on main trials).
   function feedback(display, data, answer, result, ctx) {
     var box = display.querySelector('.query[data-choice="' + answer.choice + '"]');
     var frame = result.correct === true ? "feedback-correct" : result.correct === false ? "feedback-wrong" : "";
