@@ -1,7 +1,8 @@
 """Layers point one way, read from the source (every import, inside functions too):
 stimuli (the engine) imports neither experiments nor protocols; experiments imports nothing from
 recruitment nor from any single protocol; a protocol imports nothing outside its own folder but
-the protocol interface."""
+the protocol interface; the analysis core imports neither Django nor any other layer, so that it runs
+on an exported bundle in a notebook."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_PACKAGES = ("experiments", "protocols", "psyplatform", "recruitment", "stimuli", "workers", "tests")
+PROJECT_PACKAGES = ("analysis", "experiments", "protocols", "psyplatform", "recruitment", "stimuli", "workers", "tests")
 INTERFACE = {"protocols", "protocols.base", "protocols.params"}
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every project module a file imports (relative imports resolved)."""
+def imports_of(path: Path, packages: tuple[str, ...] = PROJECT_PACKAGES) -> set[str]:
+    """Every module of these packages (the project's by default) a file imports (relative imports resolved)."""
     package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -28,7 +29,7 @@ def imports_of(path: Path) -> set[str]:
                 parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{parent}.{base}".strip(".")
             found.add(base)
-    return {name for name in found if name.split(".")[0] in PROJECT_PACKAGES}
+    return {name for name in found if name.split(".")[0] in packages}
 
 
 def files(folder: str) -> list[Path]:
@@ -83,5 +84,15 @@ def test_the_protocol_interface_imports_no_layer_around_it():
         for path in core
         for name in imports_of(path)
         if not within(name, "protocols")
+    }
+    assert offending == set()
+
+
+def test_the_analysis_core_imports_neither_django_nor_another_layer():
+    offending = {
+        (str(path.relative_to(ROOT)), name)
+        for path in files("analysis")
+        for name in imports_of(path, (*PROJECT_PACKAGES, "django", "rest_framework"))
+        if not within(name, "analysis")
     }
     assert offending == set()
