@@ -36,7 +36,7 @@ def _table(bundle: zipfile.ZipFile, name: str) -> pd.DataFrame:
         if column in frame:
             frame[column] = frame[column].map({True: True, False: False, "True": True, "False": False})
     if "exclusion_reasons" in frame:
-        frame["exclusion_reasons"] = frame["exclusion_reasons"].fillna("")
+        frame["exclusion_reasons"] = frame["exclusion_reasons"].astype("string").fillna("")
     return frame
 
 

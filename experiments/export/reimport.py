@@ -197,14 +197,15 @@ def _responses(
             score=_value(row["score"], float), created_at=_value(row["responded_at"], datetime),
         )))
         if len(pending) >= BATCH:
-            _flush(pending)
-    _flush(pending)
+            store_answered(pending)
+    store_answered(pending)
 
 
 _TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str, "datetime": datetime}
 
 
-def _flush(pending: list[tuple[SessionTrial, Response]]) -> None:
+def store_answered(pending: list[tuple[SessionTrial, Response]]) -> None:
+    """Store these session trials and their responses in two bulk inserts, and empty the list."""
     SessionTrial.objects.bulk_create([planned for planned, _ in pending])
     for planned, response in pending:
         response.session_trial = planned
