@@ -98,14 +98,23 @@ class Scoring:
     """How a protocol's responses are scored: per unit, and per trial for participant summaries."""
 
     units: UnitScores
-    trial_value: str  # the column a participant's mean is taken over
+    trial_value: str  # the column a participant's mean (and a unit's bootstrap) is taken over
     label: str
+    # A unit's chance level from its rows, for scores anchored at chance: (rate - chance) / (1 - chance).
+    chance: Callable[[pd.DataFrame], float] | None = None
+
+    def anchor(self, rate: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
+        """The trial value's mean (rate) as this protocol's score for a unit with these rows."""
+        return rate if self.chance is None else np.asarray(chance_anchored(rate, self.chance(rows)))
 
 
 SCORINGS: dict[str, Scoring] = {
     "2afc": Scoring(proportion_correct, "correct", "proportion correct"),
-    "localize": Scoring(localizability, "hit", "chance-anchored localizability"),
-    "name": Scoring(verification, "correct", "chance-anchored nameability (verify stage)"),
+    "localize": Scoring(localizability, "hit", "chance-anchored localizability", lambda rows: rows["p0"].mean()),
+    "name": Scoring(
+        verification, "correct", "chance-anchored nameability (verify stage)",
+        lambda rows: (1 / rows["n_candidates"].astype(float)).mean(),
+    ),
 }
 
 

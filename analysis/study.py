@@ -87,11 +87,21 @@ def with_depth(scores: pd.DataFrame, units: pd.DataFrame | None) -> pd.DataFrame
 
 
 def layer_scores(scores: pd.DataFrame) -> pd.DataFrame:
-    grouped = scores.groupby("layer", sort=False)
+    """Mean unit score per layer, for the depth correlation. Layers are told apart by their relative depth
+    where it is known (so that a layer's parts, such as an inception module's branches, are one layer),
+    by their names where it is not."""
+    frame = scores.reset_index()
+    key = frame["relative_depth"].astype(object).where(frame["relative_depth"].notna(), "name:" + frame["layer"])
+    grouped = frame.groupby(key.rename("group"), sort=False)
     layers = pd.DataFrame(
-        {"score": grouped["score"].mean(), "units": grouped.size(), "relative_depth": grouped["relative_depth"].first()}
+        {
+            "layer": grouped["layer"].agg(lambda names: ", ".join(sorted(set(names)))),
+            "score": grouped["score"].mean(),
+            "units": grouped.size(),
+            "relative_depth": grouped["relative_depth"].first(),
+        }
     )
-    return layers.sort_values(["relative_depth", "score"], na_position="last")
+    return layers.sort_values(["relative_depth", "layer"], na_position="last").set_index("layer")
 
 
 def confidence_split(protocol: str, rows: pd.DataFrame, *, seed: int, n_resamples: int) -> dict[int, MeanCI]:
@@ -116,6 +126,25 @@ def metric_correlations(scores: pd.DataFrame, metrics: pd.DataFrame | None) -> d
         name: spearman(joined[name].to_numpy(), joined["score"].to_numpy(), x_name=str(name), y_name="unit score")
         for name in metrics.columns
     }
+
+
+def unit_intervals(
+    protocol: str, rows: pd.DataFrame, *, seed: int = 0, n_resamples: int = 2_000, method: str = "percentile"
+) -> pd.DataFrame:
+    """Per unit, its score with a bootstrap CI over its responses, and the CI's width: how well measured
+    it is so far (the live view sorts by it). The trial values are resampled and their mean anchored as
+    the protocol anchors its score (a monotone map, so the percentile bounds carry over)."""
+    how = scoring(protocol)
+    records = []
+    for key, unit_rows in rows.groupby(UNIT, sort=True, dropna=False):
+        ci = bootstrap_mean(unit_rows[how.trial_value].astype(float).to_numpy(), seed=seed,
+                            n_resamples=n_resamples, methods=[method])
+        low, high = how.anchor(np.array(ci.intervals[method]), unit_rows)
+        [score] = how.anchor(np.array([ci.mean]), unit_rows)
+        records.append((*key, float(score), len(unit_rows), float(low), float(high)))
+    frame = pd.DataFrame.from_records(records, columns=[*UNIT, "score", "n", "low", "high"]).set_index(UNIT)
+    frame["width"] = frame["high"] - frame["low"]
+    return frame
 
 
 def analyze(

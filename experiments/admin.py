@@ -22,6 +22,7 @@ from experiments.export.responses import responses_table
 from experiments.forms import PARAM_PREFIX, StudyForm, param_field_names, stored_protocol
 from experiments.links import participant_url
 from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
+from experiments.report_views import StudyReportsMixin
 from experiments.selectors import participation
 from workers.models import Job
 from workers.services import start_rendering
@@ -74,19 +75,27 @@ class JobInline(ReadOnlyInline):
 
 
 @admin.register(Study)
-class StudyAdmin(admin.ModelAdmin):
+class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
     form = StudyForm
     list_display = ("slug", "name", "protocol", "condition", "status", "recruiter", "participant_link")
     list_filter = ("status", "protocol", "recruiter")
     search_fields = ("slug", "name")
-    readonly_fields = ("participant_link", "participation_summary", "completion_code", "created_at")
+    readonly_fields = ("participant_link", "analysis_links", "participation_summary", "completion_code", "created_at")
     inlines = [JobInline, StudyUnitProgressInline]
     actions = [
         "render_stimuli", "open_study", "close_study", "copy_studies", "export_csv", "export_jsonl",
-        "export_parquet", "export_bundle",
+        "export_parquet", "export_bundle", "analyse_studies",
     ]
     fieldsets = (
-        (None, {"fields": ("slug", "name", "status", "participant_link", "participation_summary", "completion_code")}),
+        (
+            None,
+            {
+                "fields": (
+                    "slug", "name", "status", "participant_link", "analysis_links", "participation_summary",
+                    "completion_code",
+                )
+            },
+        ),
         ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed")}),
         ("Stimuli", {"fields": ("n_units", "layers", "trials_per_unit", "batches_used", "image_size", "resize_to")}),
         (
@@ -160,7 +169,7 @@ class StudyAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         links = path("<int:pk>/links/", self.admin_site.admin_view(self.links_view), name="experiments_study_links")
-        return [links, *super().get_urls()]
+        return [links, *self.report_urls(), *super().get_urls()]
 
     def links_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Signed links for the participant ids a researcher enters, one per line."""
