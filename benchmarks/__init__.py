@@ -1,0 +1,1 @@
+"""Speed and behaviour measurements, each a script run on its own (see README.md, Benchmarks)."""
