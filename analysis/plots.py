@@ -49,7 +49,7 @@ def model_scores(groups: Sequence[Mapping[str, Any]], method: str = "percentile"
     axes.errorbar(means, positions, xerr=np.nan_to_num(errors), fmt="o", color="#2b6c9e", capsize=4)
     axes.set_yticks(positions, names)
     axes.invert_yaxis()
-    axes.set_xlabel(f"model score (mean of unit scores), 95% CI ({method})")
+    axes.set_xlabel(f"model score, 95% CI ({method})")
     axes.grid(axis="x", alpha=0.3)
     return _svg(figure)
 

@@ -18,7 +18,7 @@ from analysis.scores import UNIT
 from analysis.stats import bootstrap_mean
 from analysis.study import merge_exclusions, to_json, unit_intervals
 from experiments.analysis_frames import study_tables
-from experiments.models import Study, StudyUnit
+from experiments.models import Study, StudyUnit, Trial
 from stimuli.models import Unit
 
 # Below this CI width (on the score's scale) the live view calls a unit well measured.
@@ -115,7 +115,15 @@ def live_units(study: Study, row_filter: RowFilter | None = None, seed: int = 0)
     counted = select(merge_exclusions(responses, sessions), chosen).rows if not responses.empty else responses
     intervals = unit_intervals(study.protocol, counted, seed=seed) if len(counted) else pd.DataFrame()
     units = []
-    for study_unit in study.study_units.filter(role=StudyUnit.Role.MAIN).select_related("unit", "unit__model"):
+    # The units of main trials: a published study's hand-made catch units are not measured.
+    main_units = (
+        study.study_units.filter(
+            role=StudyUnit.Role.MAIN, unit__trials__study=study, unit__trials__kind=Trial.Kind.MAIN
+        )
+        .distinct()
+        .select_related("unit", "unit__model")
+    )
+    for study_unit in main_units:
         unit = study_unit.unit
         key = (unit.model.name, unit.kind, unit.layer, unit.channel)
         found = intervals.loc[key] if len(intervals) and key in intervals.index else None
