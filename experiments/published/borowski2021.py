@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.models import Session, Study, Trial
-from experiments.published.writer import PublishedDataError, require_columns, write_trials
+from experiments.published.writer import PublishedDataError, read_table, write_trials
 
 MODEL = "googlenet-borowski2021"
 MODEL_DESCRIPTION = "googlenet (torchvision's GoogLeNet, as Borowski et al. 2021 used it; not a timm network)"
@@ -86,11 +86,7 @@ def _study_keys(frame: pd.DataFrame, experiment: int) -> tuple[pd.Series, pd.Ser
 
 def read_trials(path: str | Path) -> pd.DataFrame:
     """One released file (CSV, or gzipped CSV) as the writer's trials table."""
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise PublishedDataError(f"{path}: cannot read it as CSV ({exc}).") from exc
-    require_columns(frame, NEEDED, f"{path} (a Borowski et al. 2021 trial file)")
+    frame = read_table(path, NEEDED, f"{path} (a Borowski et al. 2021 trial file)")
     experiment = _experiment(frame)
     slug, title, condition = _study_keys(frame, experiment)
     practice = frame["trial_type"] == "practice"

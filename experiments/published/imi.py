@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.models import Session, Study, Trial
-from experiments.published.writer import PublishedDataError, require_columns, write_trials
+from experiments.published.writer import PublishedDataError, read_table, write_trials
 
 SOURCE = "imi"
 NEEDED = ["task_id", "is_demo", "catch_trial", "passed_checks", "model", "mode", "layer", "channel", "batch", "correct"]
@@ -43,11 +43,7 @@ def _slug(text: str) -> str:
 
 
 def read_trials(path: str | Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise PublishedDataError(f"{path}: cannot read it as CSV ({exc}).") from exc
-    require_columns(frame, NEEDED, f"{path} (IMI responses)")
+    frame = read_table(path, NEEDED, f"{path} (IMI responses)")
     worker = _first(frame, "worker_id", "participant_id")
     index = _first(frame, "trial_index", "corrected_trial_index")
     response_index = frame["response_index"] if "response_index" in frame else 0

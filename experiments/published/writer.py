@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -45,6 +46,16 @@ def require_columns(frame: pd.DataFrame, needed: list[str], what: str) -> None:
     missing = [name for name in needed if name not in frame.columns]
     if missing:
         raise PublishedDataError(f"{what} lacks the columns {', '.join(missing)}.")
+
+
+def read_table(path: str | Path, needed: list[str], what: str) -> pd.DataFrame:
+    """A CSV file (gzipped or not) that must have these columns."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise PublishedDataError(f"{path}: cannot read it as CSV ({exc}).") from exc
+    require_columns(frame, needed, what)
+    return frame
 
 
 def _known(value: Any) -> Any:
@@ -87,7 +98,16 @@ def _write_study(rows: pd.DataFrame, model: VisionModel, pool: ImagePool, source
             role=StudyUnit.Role.PRACTICE if practice_only else StudyUnit.Role.MAIN,
         )
         units[(layer, channel)] = unit
-    trials: dict[tuple[Any, ...], Trial] = {}
+    # Every trial of the study at once: one shared row per unit, kind and batch, as sessions share trials.
+    shown = rows[["layer", "channel", "trial_kind", "batch"]].drop_duplicates()
+    made = Trial.objects.bulk_create(
+        Trial(study=study, unit=units[(layer, channel)], kind=kind, batch=int(batch), difficulty="published")
+        for layer, channel, kind, batch in shown.itertuples(index=False)
+    )
+    trials = {
+        (layer, channel, kind, int(batch)): trial
+        for (layer, channel, kind, batch), trial in zip(shown.itertuples(index=False), made, strict=True)
+    }
     pending: list[tuple[SessionTrial, Response]] = []
     for participant, answered in rows.groupby("participant", sort=False):
         session = Session.objects.create(
@@ -96,14 +116,9 @@ def _write_study(rows: pd.DataFrame, model: VisionModel, pool: ImagePool, source
             practice_attempts=1, external={"published": source},
         )
         for row in answered.sort_values("trial_index").itertuples(index=False):
-            identity = (row.layer, row.channel, row.trial_kind, int(row.batch))
-            if identity not in trials:
-                trials[identity], _ = Trial.objects.get_or_create(
-                    study=study, unit=units[(row.layer, row.channel)], kind=row.trial_kind, batch=int(row.batch),
-                    defaults={"difficulty": "published"},
-                )
+            trial = trials[(row.layer, row.channel, row.trial_kind, int(row.batch))]
             planned = SessionTrial(
-                session=session, index=int(row.trial_index), trial=trials[identity], phase=row.phase, layout={},
+                session=session, index=int(row.trial_index), trial=trial, phase=row.phase, layout={},
                 key={} if pd.isna(row.key_choice) else {"choice": int(row.key_choice)},
             )
             answer = {
