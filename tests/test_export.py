@@ -140,7 +140,7 @@ def test_the_bundle_round_trips_through_import_responses(completed, tmp_path):
     out = io.StringIO()
     call_command("import_responses", str(bundle_path), stdout=out)
     imported = Study.objects.get(slug=f"{completed.study.slug}-imported")
-    assert f"Imported {imported.slug}: 1 sessions." in out.getvalue()
+    assert f"Imported {imported.slug}: 1 sessions, 50 responses." in out.getvalue()
 
     def comparable(study):
         return [{**row, "study": None} for row in responses_table([study]).records()]
