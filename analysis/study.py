@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.rows import RowFilter, Selection, select
-from analysis.scores import UNIT, scoring
+from analysis.scores import SCORINGS, UNIT, scoring
 from analysis.stats import (
     N_RESAMPLES,
     Comparison,
@@ -230,17 +230,22 @@ def analyze_studies(
     n_resamples: int = N_RESAMPLES,
 ) -> dict[str, Any]:
     """Every study of the tables (the `study` column), each with its protocol and condition, and the
-    comparison across them; as JSON-ready data."""
+    comparison across them; studies of a protocol without a unit score are listed under `skipped`."""
     rows = merge_exclusions(responses, sessions)
     groups = {}
+    skipped = {}
     for slug, study_rows in rows.groupby("study", sort=False):
+        protocol = str(study_rows["protocol"].iloc[0])
+        if protocol not in SCORINGS:
+            skipped[str(slug)] = f"no unit score for the protocol {protocol!r} (known: {', '.join(SCORINGS)})"
+            continue
         study_units = units[units["study"] == slug] if units is not None and not units.empty else None
         groups[str(slug)] = analyze(
-            study_rows, protocol=str(study_rows["protocol"].iloc[0]), name=str(slug),
+            study_rows, protocol=protocol, name=str(slug),
             condition=str(study_rows["condition"].iloc[0]), units=study_units,
             metrics=(metrics or {}).get(str(slug)), row_filter=row_filter, seed=seed, n_resamples=n_resamples,
         )
-    return {"studies": groups, "across": compare(groups) if len(groups) > 1 else None}
+    return {"studies": groups, "across": compare(groups) if len(groups) > 1 else None, "skipped": skipped}
 
 
 def to_json(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -248,4 +253,5 @@ def to_json(result: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "studies": [group.to_json() for group in result["studies"].values()],
         "across": across.to_json() if across else None,
+        "skipped": dict(result.get("skipped", {})),
     }

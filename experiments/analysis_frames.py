@@ -53,7 +53,7 @@ def analyze_database(
     """analysis.study.analyze_studies over the studies' rows; studies without responses are left out."""
     responses, units, sessions = study_tables(studies)
     if responses.empty:
-        return {"studies": {}, "across": None}
+        return {"studies": {}, "across": None, "skipped": {}}
     metrics = {study.slug: found for study in studies if (found := sparsity(study)) is not None}
     return analyze_studies(
         responses, units, sessions, metrics=metrics, row_filter=row_filter, seed=seed, n_resamples=n_resamples

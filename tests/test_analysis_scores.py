@@ -126,3 +126,10 @@ def test_studies_are_compared_across_and_matched_by_unit():
 def test_an_unknown_protocol_has_no_unit_score():
     with pytest.raises(ValueError, match="No unit score for the protocol 'rating'"):
         analyze(responses(channel=[0], correct=[True]), protocol="rating", name="s")
+
+
+def test_studies_of_a_protocol_without_a_unit_score_are_listed_as_skipped():
+    rows = responses(channel=[0, 1], correct=[True, False]).assign(study="rated", protocol="rating", condition="natural")
+    result = to_json(analyze_studies(rows, n_resamples=200))
+    assert result["studies"] == []
+    assert result["skipped"] == {"rated": "no unit score for the protocol 'rating' (known: 2afc, localize, name)"}
