@@ -159,3 +159,30 @@ def test_web_processes_do_not_load_the_analysis_libraries():
     found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                            env={"DJANGO_SETTINGS_MODULE": "psyplatform.settings", "DEBUG": "true", "PATH": "/usr/bin"})
     assert found.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def failed_session(participant):
+    participant.through_instructions()  # at once: the instruction-time check fails
+    participant.pass_practice()
+    participant.answer_all()
+    participant.complete()
+    return participant
+
+
+def test_a_sessions_failed_checks_are_the_reasons_its_responses_do_not_count(failed_session):
+    participant = failed_session
+    out = io.StringIO()
+    call_command("analyze", participant.study.slug, "--json", "--resamples", "200", stdout=out)
+    [study] = json.loads(out.getvalue())["studies"]
+    assert study["rows"]["n_responses"] == 0
+    assert study["rows"]["excluded_sessions"]["instruction_time"] == 1
+    assert study["rows"]["excluded_responses"]["session: instruction_time"] == 40
+    assert study["rows"]["excluded_responses"]["catch trials"] == 5
+
+
+def test_a_report_with_no_counted_response_still_renders(failed_session, admin_client):
+    body = page(admin_client, f"/admin/experiments/study/{failed_session.study.pk}/analysis/")
+    assert "passing sessions: 0 responses of" in body and "instruction_time (1)" in body
+    assert page(admin_client, f"/admin/experiments/study/{failed_session.study.pk}/analysis/?sessions=all").count(
+        "all sessions, failing ones included: 40 responses of") == 1
