@@ -133,3 +133,14 @@ def test_studies_of_a_protocol_without_a_unit_score_are_listed_as_skipped():
     result = to_json(analyze_studies(rows, n_resamples=200))
     assert result["studies"] == []
     assert result["skipped"] == {"rated": "no unit score for the protocol 'rating' (known: 2afc, localize, name)"}
+
+
+def test_studies_whose_unit_scores_are_all_equal_have_an_undefined_comparison():
+    frames = [
+        responses(channel=[0, 1, 2], correct=[True] * 3).assign(study=study, protocol="2afc", condition=study)
+        for study in ("natural", "synthetic")
+    ]
+    with np.errstate(invalid="ignore"):
+        result = to_json(analyze_studies(pd.concat(frames), n_resamples=200))
+    # Nothing to rank: scipy's statistic is NaN (null in the command's JSON), and the report still comes.
+    assert np.isnan(result["across"]["comparison"]["statistic"]) and len(result["studies"]) == 2
