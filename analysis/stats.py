@@ -107,8 +107,10 @@ def compare_groups(groups: Mapping[str, Sequence[float] | np.ndarray]) -> Compar
     named = {name: values[~np.isnan(values)] for name, values in named.items()}
     if len(named) < 2 or any(len(values) == 0 for values in named.values()):
         raise ValueError("Comparing needs at least two groups, each with a value.")
-    statistic, p = stats.kruskal(*named.values())
-    matrix = scikit_posthocs.posthoc_conover(list(named.values()), p_adjust="holm")
+    # Groups with no spread at all give NaN (scipy's answer), not a warning in every report.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        statistic, p = stats.kruskal(*named.values())
+        matrix = scikit_posthocs.posthoc_conover(list(named.values()), p_adjust="holm")
     names = list(named)
     matrix.index = names
     matrix.columns = names
