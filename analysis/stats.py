@@ -31,10 +31,6 @@ class MeanCI:
     seed: int
     confidence: float
 
-    def width(self, method: str = "percentile") -> float:
-        low, high = self.intervals[method]
-        return high - low
-
     def to_json(self) -> dict[str, Any]:
         return {
             "mean": self.mean, "n": self.n, "n_resamples": self.n_resamples, "seed": self.seed,
