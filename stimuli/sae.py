@@ -424,7 +424,7 @@ def evaluate(module: SaeModule, tokens: np.ndarray, norm: Normalisation, chunk: 
     sse = torch.zeros(dim, dtype=torch.float64)
     fires = torch.zeros(module.decoder.shape[0], dtype=torch.float64)
     for start in range(0, len(tokens), chunk):
-        x = norm.apply(torch.from_numpy(np.asarray(tokens[start : start + chunk])).to(device))
+        x = norm.apply(torch.from_numpy(np.array(tokens[start : start + chunk])).to(device))
         _, codes, x_hat = module(x)
         sums += x.double().sum(0).cpu()
         squares += x.double().pow(2).sum(0).cpu()
