@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from stimuli.units import CHANNEL, SAE_LATENT, UnitRef
+from stimuli.unitrefs import CHANNEL, SAE_LATENT, UnitRef
 
 
 class VisionModel(models.Model):

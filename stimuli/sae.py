@@ -45,7 +45,8 @@ from stimuli.pools import ImageSource
 from stimuli.recording import ActivationFile, Progress, fingerprint, image_batches, no_progress
 from stimuli.sampling import seeded_rng
 from stimuli.tokens import positions, token_layout
-from stimuli.units import Reader, UnitError, UnitKind, UnitRef
+from stimuli.unitrefs import UnitRef
+from stimuli.units import Reader, UnitError, UnitKind
 
 # Bumped whenever a change to this module changes what training produces.
 CODE_VERSION = "stimuli.sae 1"

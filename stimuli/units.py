@@ -22,9 +22,7 @@ import torch
 from django.utils.module_loading import import_string
 
 from stimuli.tokens import TokenLayout, positions
-
-CHANNEL = "channel"
-SAE_LATENT = "sae_latent"
+from stimuli.unitrefs import CHANNEL, SAE_LATENT, UnitRef
 
 # Kind name -> dotted path of its UnitKind class, imported when first asked for.
 KINDS: dict[str, str] = {
@@ -41,16 +39,6 @@ POOLINGS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
 
 class UnitError(ValueError):
     """A unit that cannot be read as named; the message says why."""
-
-
-@dataclass(frozen=True)
-class UnitRef:
-    """One unit as recording names it: its layer, its index there, its kind, and the kind's source."""
-
-    layer: str
-    index: int  # the channel, or the SAE latent
-    kind: str = CHANNEL
-    source: str = ""  # SAE latents: the SAE's weights file in the default storage
 
 
 class Reader(ABC):

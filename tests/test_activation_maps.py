@@ -13,7 +13,7 @@ from stimuli.recording import record_activations
 from stimuli.resampling import ResizedCentreCrop
 from stimuli.storage import resized_and_cropped
 from stimuli.tokens import TokenLayout, split_tokens, token_layout
-from stimuli.units import UnitRef
+from stimuli.unitrefs import UnitRef
 from tests.networks import SIDE, SquarePool, cnn, vit
 
 

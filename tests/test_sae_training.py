@@ -24,7 +24,7 @@ from stimuli.sae import (
     weights_bytes,
 )
 from stimuli.tokens import positions, token_layout
-from stimuli.units import SAE_LATENT, UnitRef
+from stimuli.unitrefs import SAE_LATENT, UnitRef
 from tests.factories import ImagePoolFactory
 from tests.networks import SquarePool, vit
 from workers.models import Job
