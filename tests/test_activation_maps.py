@@ -4,16 +4,19 @@ import json
 
 import numpy as np
 import pytest
+import timm
 import torch
 from torchvision.transforms.functional import pil_to_tensor
 
 from stimuli.maps import MapRequest, on_stimulus, record_maps
-from stimuli.networks import Network
+from stimuli.networks import Network, load_network
+from stimuli.pools import SkimageCrops
 from stimuli.recording import record_activations
 from stimuli.resampling import ResizedCentreCrop
 from stimuli.storage import resized_and_cropped
 from stimuli.tokens import TokenLayout, split_tokens, token_layout
 from stimuli.unitrefs import UnitRef
+from tests.factories import VisionModelFactory
 from tests.networks import SIDE, SquarePool, cnn, vit
 
 
@@ -144,3 +147,28 @@ def test_the_upsampled_map_lands_on_the_square_of_the_stored_stimulus(tmp_path):
     stimulus = np.asarray(resized_and_cropped(original, 64, 64))[..., 0]
     white = stimulus > 128
     assert upsampled[white].mean() > 0.5 > upsampled[~white].max()
+
+
+@pytest.fixture
+def tiny_vit(db, tmp_path):
+    """timm's `test_vit` (160 px, 10 x 10 patches and a class token) with seeded random weights, from a checkpoint."""
+    torch.manual_seed(0)
+    path = tmp_path / "vit.pth"
+    torch.save(timm.create_model("test_vit").state_dict(), path)
+    return VisionModelFactory(name="tiny-vit", timm_name="test_vit", weights="checkpoint", checkpoint_path=str(path))
+
+
+def test_a_timm_vit_records_patch_token_means_and_patch_grid_maps(tiny_vit, tmp_path):
+    network = load_network(tiny_vit, torch.device("cpu"))
+    pool = SkimageCrops(size=3, seed=0)
+    unit = UnitRef("blocks.2", 3)
+    scalars = record_activations(network, pool, [unit], tmp_path / "a.npy")
+    [maps] = record_maps(network, pool, [MapRequest(unit, tuple(pool.keys()))], tmp_path / "maps")
+    outputs = []
+    handle = network.module.blocks[2].register_forward_hook(lambda _m, _i, out: outputs.append(out))
+    with torch.inference_mode():
+        network.module(network.inputs(torch.stack([network.transform(pool.load(key)) for key in pool.keys()])))
+    handle.remove()
+    patches = outputs[0][:, 1:, 3]  # the class token left out
+    np.testing.assert_allclose(scalars[:, 0], patches.mean(1).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(maps.maps.astype(np.float32), patches.reshape(3, 10, 10).numpy(), rtol=1e-2, atol=1e-2)
