@@ -9,7 +9,7 @@ request of shape (len(keys), rows, columns), written batch by batch and opened
 per batch, so memory stays flat however many images are asked for; a marker
 lets a crashed run continue after its last finished batch.
 
-API (stable; protocols' rendering code builds on it; UnitRef is in stimuli.unitrefs):
+API (stable; protocols' rendering code builds on it; UnitRef from stimuli.unitrefs or stimuli.units):
 
     requests = [MapRequest(UnitRef("blocks.3", 17), ("key-a", "key-b")), ...]
     maps = record_maps(network, source, requests, work_dir / "maps", identity=...)

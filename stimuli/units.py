@@ -22,7 +22,11 @@ import torch
 from django.utils.module_loading import import_string
 
 from stimuli.tokens import TokenLayout, positions
-from stimuli.unitrefs import CHANNEL, SAE_LATENT, UnitRef
+
+# Re-exported: recording and maps name their units with UnitRef from here too (as before it had its own module).
+from stimuli.unitrefs import CHANNEL as CHANNEL
+from stimuli.unitrefs import SAE_LATENT as SAE_LATENT
+from stimuli.unitrefs import UnitRef as UnitRef
 
 # Kind name -> dotted path of its UnitKind class, imported when first asked for.
 KINDS: dict[str, str] = {
