@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 
+from experiments.export.bundle import datasheet
+from experiments.export.tables import units_table
 from experiments.unit_sources import unit_source
 from stimuli.models import SparseAutoencoder, Unit
-from tests.factories import SparseAutoencoderFactory, StudyFactory, VisionModelFactory
+from tests.factories import SparseAutoencoderFactory, StudyFactory, StudyUnitFactory, VisionModelFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +68,15 @@ def test_a_channel_study_naming_an_sae_is_refused():
 
 def test_a_latent_study_on_a_trained_sae_of_its_model_validates():
     latent_study().clean()
+
+
+def test_a_latent_studys_dataset_names_its_sae_by_its_weights_hash_and_each_units_sae():
+    study = latent_study()
+    study.sae.weights_sha256 = "ab" * 32
+    study.sae.save()
+    unit = Unit.objects.create(model=study.model, kind=Unit.Kind.SAE_LATENT, layer="blocks.5", channel=3, sae=study.sae)
+    StudyUnitFactory(study=study, unit=unit)
+    [sheet] = datasheet([study])["studies"]
+    assert sheet["sae"]["weights_sha256"] == "ab" * 32 and sheet["unit_kind"] == "sae_latent"
+    [row] = units_table([study]).records()
+    assert (row["kind"], row["channel"], row["sae"]) == ("sae_latent", 3, study.sae.name)
