@@ -1,6 +1,7 @@
 """Sparse autoencoders: recovering a known dictionary, resuming a crashed run, ViT tokens, the training job."""
 
 import hashlib
+import time
 
 import numpy as np
 import pytest
@@ -181,3 +182,23 @@ def test_a_trained_sae_is_not_trained_again(trained, django_capture_on_commit_ca
     job.refresh_from_db()
     sae.refresh_from_db()
     assert job.status == Job.Status.DONE and sae.weights_sha256 == sha256
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_celery_worker_on_the_gpu_queue_trains_an_sae_queued_by_start_training(
+    isolated_files, tiny_model, celery_worker_on_redis
+):
+    pool = ImagePoolFactory(name="crops-16", size=16)
+    sae = SparseAutoencoder.objects.create(
+        name="queued-sae", model=tiny_model, layer="blocks.2", image_pool=pool, n_latents=32, k=4, epochs=1,
+        batch_size=256,
+    )
+    job = start_training(sae)
+    deadline = time.monotonic() + 300
+    while job.status not in (Job.Status.DONE, Job.Status.FAILED) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job.refresh_from_db()
+    assert job.status == Job.Status.DONE, job.error
+    sae.refresh_from_db()
+    assert sae.status == SparseAutoencoder.Status.TRAINED and sae.weights_sha256
