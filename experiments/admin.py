@@ -97,7 +97,15 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             },
         ),
         ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed")}),
-        ("Stimuli", {"fields": ("n_units", "layers", "trials_per_unit", "batches_used", "image_size", "resize_to")}),
+        (
+            "Stimuli",
+            {
+                "fields": (
+                    "n_units", "layers", "unit_kind", "sae", "max_latent_frequency", "pooling", "trials_per_unit",
+                    "batches_used", "image_size", "resize_to",
+                )
+            },
+        ),
         (
             "Session",
             {

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -12,6 +13,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from experiments.models import Session, SessionTrial, Study
+from psyplatform.celery import app
 from recruitment.mturk.client import ENDPOINTS
 from tests.builders import build_2afc_study
 from tests.factories import VisionModelFactory
@@ -182,3 +184,25 @@ def mturk(monkeypatch, public_https):
     with stubber:
         yield stubber
         stubber.assert_no_pending_responses()
+
+
+def use_broker(url: str, eager: bool) -> None:
+    app.conf.update(broker_url=url, task_always_eager=eager)
+    # Connection and producer pools are built on first use for the broker of the
+    # moment (memory:// once an in-process task ran); Celery's after-fork reset
+    # drops them so that the next message goes to `url`.
+    app._after_fork()
+
+
+@pytest.fixture
+def celery_worker_on_redis():
+    """A real worker thread consuming the "gpu" queue on the test Redis."""
+    from celery.contrib.testing.worker import start_worker
+
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+    use_broker(os.environ["TEST_REDIS_URL"], eager=False)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, queues=["gpu"]):
+            yield
+    finally:
+        use_broker(*saved)

@@ -14,12 +14,15 @@ POOL_SIZE = 900
 
 
 @pytest.mark.slow
+# Three studies rendered and an SAE trained on the real network: over 10 minutes on a loaded 2-core CPU.
+@pytest.mark.timeout(1800)
 @pytest.mark.django_db(transaction=True)
 def test_the_demo_renders_serves_a_participant_and_reruns_without_new_rows(client):
     out = io.StringIO()
     call_command("setup_demo", pool_size=POOL_SIZE, port=8123, stdout=out)
 
     demo, mturk = Study.objects.get(slug="demo"), Study.objects.get(slug="demo-mturk")
+    assert Study.objects.get(slug="demo-sae").study_units.filter(unit__kind="sae_latent").count() == 48 + 5
     assert (demo.status, demo.recruiter, demo.study_units.filter(role="main").count()) == ("open", "local", 48)
     assert (mturk.status, mturk.recruiter, mturk.trials.count()) == ("open", "mturk", demo.trials.count())
     assert mturk.recruitment.sandbox and mturk.recruitment.launched_at is None
@@ -27,7 +30,7 @@ def test_the_demo_renders_serves_a_participant_and_reruns_without_new_rows(clien
     password = re.search(r"user: admin\s+password: (\S+)", printed).group(1)
     assert client.login(username="admin", password=password)
     assert re.search(r"http://127\.0\.0\.1:8123/s/demo/\?participant=\S+", printed)
-    assert "/s/demo-mturk/?hitId=" in printed
+    assert "/s/demo-mturk/?hitId=" in printed and "/s/demo-sae/?participant=" in printed
 
     participant = Participant(demo, "visitor")
     assert participant.start().status_code == 201
@@ -38,4 +41,4 @@ def test_the_demo_renders_serves_a_participant_and_reruns_without_new_rows(clien
 
     trials = demo.trials.count()
     call_command("setup_demo", pool_size=POOL_SIZE, stdout=io.StringIO())
-    assert demo.trials.count() == trials and Study.objects.count() == 2
+    assert demo.trials.count() == trials and Study.objects.count() == 3

@@ -6,7 +6,6 @@ for the real network, which tests/test_network_loading.py covers.
 """
 
 import hashlib
-import os
 import time
 from collections import Counter
 
@@ -18,7 +17,6 @@ from PIL import Image
 from experiments.models import Study, StudyUnit, Trial, TrialImage
 from experiments.rendering import activation_path, render_study, sample_units
 from protocols.two_afc.protocol import QUERY_NEGATIVE, QUERY_POSITIVE, REFERENCE_MAX, REFERENCE_MIN
-from psyplatform.celery import app
 from stimuli.models import StimulusImage
 from tests.factories import RenderableStudyFactory
 from workers.models import Job
@@ -181,28 +179,6 @@ def test_a_failing_job_keeps_its_error(study, django_capture_on_commit_callbacks
     assert not activation_path(study).exists()  # refused before recording anything
     study.refresh_from_db()
     assert study.status == Study.Status.DRAFT
-
-
-def use_broker(url: str, eager: bool) -> None:
-    app.conf.update(broker_url=url, task_always_eager=eager)
-    # Connection and producer pools are built on first use for the broker of the
-    # moment (memory:// once an in-process task ran); Celery's after-fork reset
-    # drops them so that the next message goes to `url`.
-    app._after_fork()
-
-
-@pytest.fixture
-def celery_worker_on_redis():
-    """A real worker thread consuming the "gpu" queue on the test Redis."""
-    from celery.contrib.testing.worker import start_worker
-
-    saved = (app.conf.broker_url, app.conf.task_always_eager)
-    use_broker(os.environ["TEST_REDIS_URL"], eager=False)
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, queues=["gpu"]):
-            yield
-    finally:
-        use_broker(*saved)
 
 
 @pytest.mark.redis
