@@ -7,6 +7,7 @@ from django.utils import timezone
 class Job(models.Model):
     class Kind(models.TextChoices):
         RENDER_STIMULI = "render_stimuli", "render stimuli"
+        SUMMARIZE = "summarize", "unit statistics"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"

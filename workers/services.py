@@ -33,12 +33,21 @@ def start_rendering(study: Study) -> Job:
     return job
 
 
+def start_summary(study: Study) -> Job:
+    """Create a summarize Job (the protocol's unit statistics, e.g. nameability's agreement) and queue it once
+    the transaction commits; like rendering, it runs in-process without REDIS_URL."""
+    job = Job.objects.create(kind=Job.Kind.SUMMARIZE, study=study)
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
 def _enqueue(job_id: int) -> None:
     # Imported here because the task module imports this one.
-    from workers.tasks import render_stimuli
+    from workers.tasks import TASKS
 
+    kind = Job.objects.values_list("kind", flat=True).get(pk=job_id)
     try:
-        render_stimuli.delay(job_id)
+        TASKS[kind].delay(job_id)
     except Exception as exc:
         # Raised by an unreachable broker, or by the task itself when it runs
         # in-process; either way the job row records it and the request that

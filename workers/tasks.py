@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from botocore.exceptions import ConnectionError as S3ConnectionError
 from botocore.exceptions import ReadTimeoutError as S3ReadTimeoutError
-from celery import shared_task
+from collections.abc import Callable
+
+from celery import Task, shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.db import InterfaceError, OperationalError
 
 from workers import services
+from workers.models import Job
 
 # Failures worth another try: a database, broker or S3 connection that may come back.
 TRANSIENT_ERRORS = (
@@ -22,28 +25,45 @@ TRANSIENT_ERRORS = (
 MAX_RETRIES = 5
 
 
+def _run(task: Task, job_id: int, work: Callable[[Job], object]) -> None:
+    """Run a job's work, reporting on its row; transient failures are retried with backoff."""
+    job = services.mark_running(job_id)
+    try:
+        if job.study is None:
+            raise ValueError(f"Job {job_id} has no study.")
+        work(job)
+    except TRANSIENT_ERRORS as exc:
+        if task.request.retries >= MAX_RETRIES:
+            services.mark_failed(job, exc)
+            raise
+        countdown = get_exponential_backoff_interval(
+            factor=10, retries=task.request.retries, maximum=600, full_jitter=True
+        )
+        services.note_retry(job, exc, countdown)
+        raise task.retry(exc=exc, countdown=countdown) from exc
+    except Exception as exc:
+        services.mark_failed(job, exc)
+        raise
+    services.mark_done(job)
+
+
 @shared_task(bind=True, name="workers.tasks.render_stimuli", max_retries=MAX_RETRIES)
-def render_stimuli(self, job_id: int) -> None:
+def render_stimuli(self: Task, job_id: int) -> None:
     """Render a study's stimuli for a Job, reporting progress on it; resumes where a
     crashed or retried run stopped."""
     # Imported here so that web processes, which only queue this task, never load torch.
     from experiments.rendering import render_study
 
-    job = services.mark_running(job_id)
-    try:
-        if job.study is None:
-            raise ValueError(f"Job {job_id} renders no study.")
-        render_study(job.study, progress=job.report)
-    except TRANSIENT_ERRORS as exc:
-        if self.request.retries >= MAX_RETRIES:
-            services.mark_failed(job, exc)
-            raise
-        countdown = get_exponential_backoff_interval(
-            factor=10, retries=self.request.retries, maximum=600, full_jitter=True
-        )
-        services.note_retry(job, exc, countdown)
-        raise self.retry(exc=exc, countdown=countdown) from exc
-    except Exception as exc:
-        services.mark_failed(job, exc)
-        raise
-    services.mark_done(job)
+    _run(self, job_id, lambda job: render_study(job.study, progress=job.report))
+
+
+@shared_task(bind=True, name="workers.tasks.summarize_responses", max_retries=MAX_RETRIES)
+def summarize_responses(self: Task, job_id: int) -> None:
+    """Compute a study's unit statistics for a Job (nameability: embeddings of its names, cached per text)."""
+    from experiments.summaries import summarize_study
+
+    _run(self, job_id, lambda job: summarize_study(job.study, progress=job.report))
+
+
+# Which task runs each kind of job.
+TASKS = {Job.Kind.RENDER_STIMULI: render_stimuli, Job.Kind.SUMMARIZE: summarize_responses}
