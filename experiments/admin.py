@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django_stubs_ext import StrOrPromise
 
 from experiments.copies import copy_study, free_slug
+from experiments.derivation import DerivationRefused, build_derived_study
 from experiments.export.bundle import write_bundle
 from experiments.export.formats import CONTENT_TYPES, FORMATS
 from experiments.export.responses import responses_table
@@ -24,7 +25,7 @@ from experiments.links import participant_url
 from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
 from experiments.selectors import participation
 from workers.models import Job
-from workers.services import start_rendering
+from workers.services import start_rendering, start_summary
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldOpts, _FieldsetSpec
@@ -45,7 +46,7 @@ class ReadOnlyInline(admin.TabularInline):
 class StudyUnitProgressInline(ReadOnlyInline):
     model = StudyUnit
     verbose_name_plural = "units and progress (passing participants / target)"
-    fields = ("unit", "role", "progress", "held")
+    fields = ("unit", "role", "progress", "held", "statistics")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[StudyUnit]:
@@ -79,15 +80,15 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "protocol", "condition", "status", "recruiter", "participant_link")
     list_filter = ("status", "protocol", "recruiter")
     search_fields = ("slug", "name")
-    readonly_fields = ("participant_link", "participation_summary", "completion_code", "created_at")
+    readonly_fields = ("participant_link", "participation_summary", "completion_code", "created_at", "derived_from")
     inlines = [JobInline, StudyUnitProgressInline]
     actions = [
-        "render_stimuli", "open_study", "close_study", "copy_studies", "export_csv", "export_jsonl",
+        "render_stimuli", "open_study", "close_study", "copy_studies", "build_derived", "summarize", "export_csv", "export_jsonl",
         "export_parquet", "export_bundle",
     ]
     fieldsets = (
         (None, {"fields": ("slug", "name", "status", "participant_link", "participation_summary", "completion_code")}),
-        ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed")}),
+        ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed", "derived_from")}),
         ("Stimuli", {"fields": ("n_units", "layers", "trials_per_unit", "batches_used", "image_size", "resize_to")}),
         (
             "Session",
@@ -210,6 +211,26 @@ class StudyAdmin(admin.ModelAdmin):
                 continue
             url = reverse("admin:experiments_study_change", args=[copy.pk])
             self.message_user(request, format_html('{}: copied as <a href="{}">{}</a>.', study, url, copy))
+
+    @admin.action(description="Build the verify study (from a describe study's names; the two are linked)")
+    def build_derived(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            try:
+                built = build_derived_study(study)
+            except (DerivationRefused, ValidationError) as exc:
+                self.message_user(request, f"{study}: {exc}", messages.ERROR)
+                continue
+            url = reverse("admin:experiments_study_change", args=[built.pk])
+            self.message_user(request, format_html('{}: built <a href="{}">{}</a>, ready to open.', study, url, built))
+
+    @admin.action(description="Compute unit statistics (background job: agreement of names, verify scores)")
+    def summarize(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            if not study.protocol_plugin.unit_statistics:
+                self.message_user(request, f"{study}: its protocol computes no unit statistics.", messages.WARNING)
+                continue
+            job = start_summary(study)
+            self.message_user(request, f"{study}: unit statistics queued as job #{job.pk}.")
 
     def _export(self, queryset: QuerySet[Study], fmt: str) -> StreamingHttpResponse:
         chunks = FORMATS[fmt](responses_table(queryset.order_by("pk")))
