@@ -35,7 +35,9 @@ def encode(texts: Sequence[str]) -> np.ndarray:
     """Unit-length embeddings, one row per text (float32)."""
     if not texts:
         return np.zeros((0, model().get_sentence_embedding_dimension()), dtype=np.float32)
-    vectors = model().encode(list(texts), batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True)
+    vectors = model().encode(
+        list(texts), batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     return np.asarray(vectors, dtype=np.float32)
 
 
