@@ -80,11 +80,13 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "protocol", "condition", "status", "recruiter", "participant_link")
     list_filter = ("status", "protocol", "recruiter")
     search_fields = ("slug", "name")
-    readonly_fields = ("participant_link", "participation_summary", "completion_code", "created_at", "derived_from")
+    readonly_fields = (
+        "participant_link", "participation_summary", "completion_code", "created_at", "derived_from",
+    )
     inlines = [JobInline, StudyUnitProgressInline]
     actions = [
-        "render_stimuli", "open_study", "close_study", "copy_studies", "build_derived", "summarize", "export_csv", "export_jsonl",
-        "export_parquet", "export_bundle",
+        "render_stimuli", "open_study", "close_study", "copy_studies", "build_derived", "summarize", "export_csv",
+        "export_jsonl", "export_parquet", "export_bundle",
     ]
     fieldsets = (
         (None, {"fields": ("slug", "name", "status", "participant_link", "participation_summary", "completion_code")}),

@@ -161,7 +161,9 @@ def _write_trials(
                 unit=unit,
                 kind=plan.kind,
                 batch=plan.batch,
-                defaults={"difficulty": plan.difficulty, "practice_level": plan.practice_level, "content": plan.content},
+                defaults={
+                    "difficulty": plan.difficulty, "practice_level": plan.practice_level, "content": plan.content,
+                },
             )
             if created:
                 TrialImage.objects.bulk_create(

@@ -57,7 +57,8 @@ def derivation_family(study: Study) -> set[int]:
 def linked_study_ids(study: Study) -> list[int]:
     """The study and every study linked to it (same LinkGroup, or built from one another)."""
     family = derivation_family(study)
-    group_ids = set(Recruitment.objects.filter(study_id__in=family, group__isnull=False).values_list("group_id", flat=True))
+    groups = Recruitment.objects.filter(study_id__in=family, group__isnull=False).values_list("group_id", flat=True)
+    group_ids = set(groups)
     linked = Recruitment.objects.filter(group_id__in=group_ids).values_list("study_id", flat=True)
     return sorted(family | set(linked))
 

@@ -43,7 +43,10 @@ def ensure_group(recruitment: Recruitment) -> None:
     if recruitment.group_id is None:
         # A study built from another (a verify stage) joins that study's group, so that MTurk's took-part
         # qualification keeps the other study's workers out too.
-        source = Recruitment.objects.filter(study_id=recruitment.study.derived_from_id, group__isnull=False).first()
+        derived_from = recruitment.study.derived_from_id
+        source = (
+            Recruitment.objects.filter(study_id=derived_from, group__isnull=False).first() if derived_from else None
+        )
         recruitment.group = source.group if source else LinkGroup.objects.get_or_create(
             name=f"study {recruitment.study.slug}"
         )[0]

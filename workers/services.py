@@ -47,7 +47,7 @@ def _enqueue(job_id: int) -> None:
 
     kind = Job.objects.values_list("kind", flat=True).get(pk=job_id)
     try:
-        TASKS[kind].delay(job_id)
+        TASKS[Job.Kind(kind)].delay(job_id)
     except Exception as exc:
         # Raised by an unreachable broker, or by the task itself when it runs
         # in-process; either way the job row records it and the request that

@@ -53,12 +53,13 @@ HELD_OUT = "held_out"
 TOP = "top"  # main trials' difficulty: the unit's strongest images
 KNOWN = "known_concept"  # practice and catch trials'
 
-# The quality signals the checks may use: (check name, what flags an answer, its description).
+# The quality signals the checks may use: (check name, the answer's field that flags it, the parameter that
+# turns the check on, what it says).
 SIGNALS = (
-    ("text_pasted", lambda a: bool(a.get("pasted")), "check_pasted", "pasted"),
-    ("text_too_fast", lambda a: bool(a.get("too_fast")), "check_too_fast", "typed too fast"),
-    ("text_focus_lost", lambda a: bool(a.get("focus_lost")), "check_focus_lost", "focus lost while typing"),
-    ("text_not_words", lambda a: bool(a.get("unknown_words")), "check_not_words", "not words"),
+    ("text_pasted", "pasted", "check_pasted", "pasted"),
+    ("text_too_fast", "too_fast", "check_too_fast", "typed too fast"),
+    ("text_focus_lost", "focus_lost", "check_focus_lost", "focus lost while typing"),
+    ("text_not_words", "unknown_words", "check_not_words", "not words"),
 )
 
 
@@ -208,8 +209,8 @@ class Describe(Protocol[DescribeParams]):
     def checks(self, params: DescribeParams, main_block: Sequence[Answered], n_catch_trials: int) -> list[CheckResult]:
         names = [answered.answer for answered in main_block if answered.kind == MAIN]
         results = [catch_check(main_block, params.min_catch_correct, n_catch_trials)]
-        for check, flags, enabled, what in SIGNALS:
-            flagged = sum(1 for answer in names if flags(answer))
+        for check, signal, enabled, what in SIGNALS:
+            flagged = sum(1 for answer in names if answer.get(signal))
             on = bool(getattr(params, enabled))
             rule = f"at most {params.max_flagged} names {what}" if on else f"names {what}: counted, not checked"
             results.append(CheckResult(check, flagged, not on or flagged <= params.max_flagged, rule))

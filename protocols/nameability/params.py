@@ -12,7 +12,12 @@ from protocols.params import Params, ParamsError, param
 DESCRIBE_PROMPT = "Name what these images have in common"
 VERIFY_PROMPT = "Which image does this name describe?"
 # scikit-image's photographs whose subject is known, as crops of the default pool are keyed (stimuli.pools).
-DEFAULT_CONCEPTS = "cat: /chelsea/\ncoffee: /coffee/\nrocket: /rocket/\nastronaut: /astronaut/\nmotorcycle: /motorcycle_left/"
+DEFAULT_CONCEPTS = "\n".join(
+    [
+        "cat: /chelsea/", "coffee: /coffee/", "rocket: /rocket/", "astronaut: /astronaut/",
+        "motorcycle: /motorcycle_left/",
+    ]
+)
 
 
 def parse_concepts(text: str) -> list[tuple[str, str]]:

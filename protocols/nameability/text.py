@@ -21,7 +21,7 @@ def words(text: str) -> list[str]:
 
 
 def normalise(text: str) -> str:
-    """Case-folded, punctuation and extra whitespace dropped, every word lemmatised: 'Striped  Cats!' -> 'striped cat'."""
+    """Case-folded, punctuation and extra whitespace dropped, every word lemmatised ('Striped  Cats!': 'stripe cat')."""
     return " ".join(simplemma.lemmatize(word.casefold(), lang=LANGUAGE) for word in words(text))
 
 

@@ -26,8 +26,8 @@ from protocols.base import (
     AnswerRefused,
     BrowserModule,
     CheckResult,
-    Design,
     DerivedTrial,
+    Design,
     DesignError,
     ExportColumn,
     Layout,
@@ -121,7 +121,9 @@ class Verify(Protocol[VerifyParams]):
         self.check_pool(design, 0)
         return []
 
-    def derive(self, params: VerifyParams, source: Sequence[SourceTrial], rng: np.random.Generator) -> list[DerivedTrial]:
+    def derive(
+        self, params: VerifyParams, source: Sequence[SourceTrial], rng: np.random.Generator
+    ) -> list[DerivedTrial]:
         """Per named unit, one trial per name (batch k: its k-th name, cycling through its names so that every
         unit has as many batches as the most named one) with a held-out image its namer never saw; practice and
         catch trials from the describe study's known-concept sets."""
