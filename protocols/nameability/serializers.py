@@ -29,7 +29,9 @@ class DescribeTrialSerializer(Fields):
 
 class DescribeAnswerSerializer(Fields):
     # Stored as typed: the normalised form is derived on the server.
-    text = serializers.CharField(max_length=MAX_TEXT, trim_whitespace=False, help_text="The name, as typed.")
+    text = serializers.CharField(
+        min_length=1, max_length=MAX_TEXT, trim_whitespace=False, help_text="The name, as typed."
+    )
     pasted = serializers.BooleanField(default=False, help_text="Text was pasted or dropped into the box.")
     keystrokes = serializers.IntegerField(min_value=0, default=0, help_text="Keys pressed in the box.")
     typing_ms = serializers.IntegerField(
