@@ -173,3 +173,22 @@ def test_the_summary_jobs_store_and_export_agreement_and_verify_scores(
     ).count()
     answered = [row for row in verified if row["verify_answers"]]
     assert answered and all(row["verify_score"] == 1.0 and row["verify_accuracy"] == 1.0 for row in answered)
+
+
+def test_one_admin_action_builds_the_verify_study(admin_client, describe_study):
+    response = admin_client.post(
+        "/admin/experiments/study/", {"action": "build_derived", "_selected_action": [describe_study.pk]}, follow=True
+    )
+    built = Study.objects.get(derived_from=describe_study)
+    assert f"built {built.slug}" in response.content.decode()
+    assert (built.protocol, built.status) == ("nameability_verify", Study.Status.READY)
+    page = admin_client.get(f"/admin/experiments/study/{built.pk}/change/").content.decode()
+    assert "Nameability: verify parameters" in page and describe_study.slug in page
+
+
+def test_the_admin_refuses_to_build_from_a_study_of_another_protocol(admin_client, study):
+    response = admin_client.post(
+        "/admin/experiments/study/", {"action": "build_derived", "_selected_action": [study.pk]}, follow=True
+    )
+    assert "No protocol builds studies from 2-AFC (IMI) studies." in response.content.decode()
+    assert not Study.objects.filter(derived_from=study).exists()
