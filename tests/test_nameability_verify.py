@@ -180,7 +180,7 @@ def test_one_admin_action_builds_the_verify_study(admin_client, describe_study):
         "/admin/experiments/study/", {"action": "build_derived", "_selected_action": [describe_study.pk]}, follow=True
     )
     built = Study.objects.get(derived_from=describe_study)
-    assert f"built {built.slug}" in response.content.decode()
+    assert f">{built.slug}</a>, ready to open." in response.content.decode()
     assert (built.protocol, built.status) == ("nameability_verify", Study.Status.READY)
     page = admin_client.get(f"/admin/experiments/study/{built.pk}/change/").content.decode()
     assert "Nameability: verify parameters" in page and describe_study.slug in page
