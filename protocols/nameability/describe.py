@@ -162,7 +162,7 @@ class Describe(Protocol[DescribeParams]):
         """The exemplars in a shuffled order (held-out images are never shown); a known concept's key is its label."""
         exemplars = [image.image_id for image in sorted(images, key=lambda i: i.rank) if image.role == EXEMPLAR]
         rng.shuffle(exemplars)
-        key: JSON = {"label": content["label"], "practice": content["practice"]} if "label" in content else {}
+        key: JSON = {"label": content["label"], "practice": bool(content.get("practice"))} if "label" in content else {}
         return Layout(display={"exemplars": exemplars}, key=key)
 
     def payload(self, display: JSON, urls: Mapping[int, str], params: DescribeParams) -> JSON:
