@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django_stubs_ext import StrOrPromise
 
 from experiments.copies import copy_study, free_slug
+from experiments.derivation import DerivationRefused, build_derived_study
 from experiments.export.bundle import write_bundle
 from experiments.export.formats import CONTENT_TYPES, FORMATS
 from experiments.export.responses import responses_table
@@ -25,7 +26,7 @@ from experiments.models import Event, Response, Session, SessionCheck, Study, St
 from experiments.report_views import StudyReportsMixin
 from experiments.selectors import participation
 from workers.models import Job
-from workers.services import start_rendering
+from workers.services import start_rendering, start_summary
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldOpts, _FieldsetSpec
@@ -46,7 +47,7 @@ class ReadOnlyInline(admin.TabularInline):
 class StudyUnitProgressInline(ReadOnlyInline):
     model = StudyUnit
     verbose_name_plural = "units and progress (passing participants / target)"
-    fields = ("unit", "role", "progress", "held")
+    fields = ("unit", "role", "progress", "held", "statistics")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[StudyUnit]:
@@ -80,11 +81,14 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
     list_display = ("slug", "name", "protocol", "condition", "status", "recruiter", "participant_link")
     list_filter = ("status", "protocol", "recruiter")
     search_fields = ("slug", "name")
-    readonly_fields = ("participant_link", "analysis_links", "participation_summary", "completion_code", "created_at")
+    readonly_fields = (
+        "participant_link", "analysis_links", "participation_summary", "completion_code", "created_at",
+        "derived_from",
+    )
     inlines = [JobInline, StudyUnitProgressInline]
     actions = [
-        "render_stimuli", "open_study", "close_study", "copy_studies", "export_csv", "export_jsonl",
-        "export_parquet", "export_bundle", "analyse_studies",
+        "render_stimuli", "open_study", "close_study", "copy_studies", "build_derived", "summarize", "export_csv",
+        "export_jsonl", "export_parquet", "export_bundle", "analyse_studies",
     ]
     fieldsets = (
         (
@@ -96,7 +100,7 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
                 )
             },
         ),
-        ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed")}),
+        ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed", "derived_from")}),
         (
             "Stimuli",
             {
@@ -227,6 +231,26 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
                 continue
             url = reverse("admin:experiments_study_change", args=[copy.pk])
             self.message_user(request, format_html('{}: copied as <a href="{}">{}</a>.', study, url, copy))
+
+    @admin.action(description="Build the verify study (from a describe study's names; the two are linked)")
+    def build_derived(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            try:
+                built = build_derived_study(study)
+            except (DerivationRefused, ValidationError) as exc:
+                self.message_user(request, f"{study}: {exc}", messages.ERROR)
+                continue
+            url = reverse("admin:experiments_study_change", args=[built.pk])
+            self.message_user(request, format_html('{}: built <a href="{}">{}</a>, ready to open.', study, url, built))
+
+    @admin.action(description="Compute unit statistics (background job: agreement of names, verify scores)")
+    def summarize(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            if not study.protocol_plugin.unit_statistics:
+                self.message_user(request, f"{study}: its protocol computes no unit statistics.", messages.WARNING)
+                continue
+            job = start_summary(study)
+            self.message_user(request, f"{study}: unit statistics queued as job #{job.pk}.")
 
     def _export(self, queryset: QuerySet[Study], fmt: str) -> StreamingHttpResponse:
         chunks = FORMATS[fmt](responses_table(queryset.order_by("pk")))

@@ -17,6 +17,10 @@ class InvalidArrival(SessionError):
     """The recruiter's fields on arrival are missing or malformed (400)."""
 
 
+class InvalidAnswer(SessionError):
+    """An answer breaking the study's own limits, e.g. a name with too many words (400)."""
+
+
 class AlreadyTakenPart(SessionError):
     """The participant completed this study, or a linked one (409)."""
 

@@ -145,13 +145,22 @@ class Study(models.Model):
 
     completion_code = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    derived_from = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="derived_studies",
+        help_text="The study whose responses this one was built from (a verify stage); the two are linked: "
+        "nobody takes both.",
+    )
 
     # What shaped the rendered stimuli or what participants see: fixed once a study has stimuli.
     FIXED_AFTER_RENDER = (
         "protocol", "condition", "model", "image_pool", "seed", "n_units", "layers", "unit_kind", "sae",
         "max_latent_frequency", "pooling", "trials_per_unit",
         "batches_used", "image_size", "resize_to", "n_main_trials", "n_catch_trials", "n_practice_trials", "lock_ms",
-        "feedback_delay_ms", "feedback_ms", "main_feedback",
+        "feedback_delay_ms", "feedback_ms", "main_feedback", "derived_from",
     )
 
     class Meta:
@@ -265,6 +274,9 @@ class StudyUnit(models.Model):
     relative_depth = models.FloatField(
         null=True, blank=True, help_text="Its layer's place among the layers of interest: 0 first, 1 last."
     )
+    statistics = models.JSONField(
+        default=dict, blank=True, help_text="Its protocol's unit statistics, as the last summary job computed them."
+    )
 
     objects = StudyUnitQuerySet.as_manager()
 
@@ -298,6 +310,9 @@ class Trial(models.Model):
     difficulty = models.CharField(max_length=20, blank=True, help_text="The protocol's name for where it came from.")
     practice_level = models.CharField(
         max_length=20, choices=PracticeLevel.choices, default=PracticeLevel.NONE, blank=True
+    )
+    content = models.JSONField(
+        default=dict, blank=True, help_text="What the trial holds beside its images (a known concept's label, a name)."
     )
 
     class Meta:

@@ -97,6 +97,11 @@ def render_study(study: Study, progress: Progress = no_progress) -> None:
         study.full_clean()
     except ValidationError as exc:
         raise RenderRefused(f"Study {study.slug} cannot be rendered: {' '.join(exc.messages)}") from exc
+    if study.protocol_plugin.derived_from is not None:
+        raise RenderRefused(
+            f"Study {study.slug} is not rendered: its protocol's studies are built from a "
+            f"{study.protocol_plugin.derived_from} study's responses (manage.py build_derived_study)."
+        )
     path = activation_path(study)
     with _exclusive(path.with_suffix(".lock")):
         _move_status(study, [Study.Status.DRAFT, Study.Status.READY], Study.Status.RENDERING)
@@ -129,6 +134,7 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
     )
     writer = StimulusWriter(source, study.resize_to, study.image_size)
     practice = [su for su in study_units if su.role == StudyUnit.Role.PRACTICE]
+    keys = source.keys()
     for index, study_unit in enumerate(study_units):
         progress(WRITING, index, len(study_units))
         if Trial.objects.filter(study=study, unit=study_unit.unit).exists():
@@ -139,6 +145,7 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
             role=study_unit.role,
             practice_index=practice.index(study_unit) if study_unit.role == PRACTICE else 0,
             rng=seeded_rng(study.seed, TRIAL_STREAM, study_unit.order),
+            keys=keys,
         )
         _write_trials(study, study_unit.unit, protocol.build_trials(design, unit), column, writer)
     progress(WRITING, len(study_units), len(study_units))
@@ -161,7 +168,9 @@ def _write_trials(
                 unit=unit,
                 kind=plan.kind,
                 batch=plan.batch,
-                defaults={"difficulty": plan.difficulty, "practice_level": plan.practice_level},
+                defaults={
+                    "difficulty": plan.difficulty, "practice_level": plan.practice_level, "content": plan.content,
+                },
             )
             if created:
                 TrialImage.objects.bulk_create(

@@ -148,7 +148,7 @@ def sample_screen(study: Study) -> dict[str, Any] | None:
     if trial is None:
         return None
     protocol, params = study.protocol_plugin, study.protocol_params
-    layout = protocol.layout(shown_images(trial), params, random.Random(study.seed))
+    layout = protocol.layout_trial(shown_images(trial), trial.content, params, random.Random(study.seed))
     return protocol.payload(layout.display, image_urls(protocol.image_ids(layout.display)), params)
 
 

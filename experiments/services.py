@@ -16,13 +16,13 @@ from django.utils import timezone
 from experiments import checks
 from experiments.arrivals import count_refusal, resumable
 from experiments.assignment import assign_units, release_slots
-from experiments.errors import NoPlacesLeft, NotCurrentTrial, TooEarly, TooManyRequests, WrongStage
+from experiments.errors import InvalidAnswer, NoPlacesLeft, NotCurrentTrial, TooEarly, TooManyRequests, WrongStage
 from experiments.limits import retry_after
 from experiments.models import Event, Response, Session, SessionTrial
 from experiments.planning import plan_main_block, plan_practice_round
 from experiments.recruiters import ArrivalRefused, recruiter_for
 from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload
-from protocols.base import Score
+from protocols.base import AnswerRefused, Score
 
 
 def record_event(session: Session, type_: str, payload: dict[str, Any], address: str) -> Event:
@@ -131,6 +131,10 @@ def answer_trial(
         study = session.study
         now = timezone.now()
         server_ms = _check_timing(current, study.lock_ms, now)
+        try:
+            answer = study.protocol_plugin.complete_answer(answer, study.protocol_params)
+        except AnswerRefused as exc:
+            raise InvalidAnswer(str(exc)) from exc
         verdict = study.protocol_plugin.score(answer, current.key, study.protocol_params)
         response = Response.objects.create(
             session=session,

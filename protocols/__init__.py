@@ -18,6 +18,8 @@ from protocols.base import Protocol
 
 BUILTIN: dict[str, str] = {
     "2afc": "protocols.two_afc.TwoAFC",
+    "nameability": "protocols.nameability.Describe",
+    "nameability_verify": "protocols.nameability.Verify",
 }
 # What a new study runs unless the researcher picks another.
 DEFAULT_PROTOCOL = "2afc"
@@ -63,3 +65,8 @@ def condition_choices() -> list[tuple[str, str]]:
     for protocol in all_protocols():
         conditions.update(protocol.conditions)
     return list(conditions.items())
+
+
+def derived_protocols(name: str) -> list[Protocol[Any]]:
+    """The protocols whose studies are built from studies of the protocol `name` (a verify stage)."""
+    return [protocol for protocol in all_protocols() if protocol.derived_from == name]

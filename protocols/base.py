@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import enum
 import inspect
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -47,6 +48,11 @@ class DesignError(ValueError):
     """The study's design cannot be built (for example, the pool is too small); the message says why."""
 
 
+class AnswerRefused(ValueError):
+    """An answer that validates as a shape but breaks the study's own limits (e.g. too many words); the
+    message, shown to the participant, says what to change."""
+
+
 class Recording(enum.Enum):
     """What a protocol needs recorded from the network for every pool image."""
 
@@ -71,6 +77,8 @@ class UnitActivations:
     role: str  # MAIN or PRACTICE
     practice_index: int  # its position among the study's practice units (0 for main units)
     rng: np.random.Generator  # seeded by the study and the unit
+    # The pool's image keys in pool order, for a protocol that picks images by what they show (a known concept).
+    keys: Sequence[str] = ()
 
 
 class Variant(enum.Enum):
@@ -102,6 +110,8 @@ class TrialPlan:
     difficulty: str
     images: tuple[ImageSlot, ...]
     practice_level: str = ""
+    # What the trial holds beside its images, stored with it (a known concept's label, a name to verify).
+    content: JSON = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,49 @@ class Layout:
 
     display: JSON
     key: JSON
+
+
+@dataclass(frozen=True)
+class SourceAnswer:
+    """A passing session's answer to a trial of the study a derived study is built from."""
+
+    author: str  # the session's pseudonym
+    answer: Mapping[str, Any]
+    shown: tuple[int, ...]  # the image ids its session saw on this trial
+
+
+@dataclass(frozen=True)
+class SourceTrial:
+    """A trial of the source study, with its stored images and the passing answers to it."""
+
+    unit: int  # the unit's id
+    kind: str
+    images: tuple[ShownImage, ...]
+    content: JSON
+    answers: tuple[SourceAnswer, ...]
+
+
+@dataclass(frozen=True)
+class DerivedTrial:
+    """A trial of a derived study: the source's stored images in the roles of the derived protocol."""
+
+    unit: int
+    kind: str
+    batch: int
+    images: tuple[ShownImage, ...]
+    content: JSON = field(default_factory=dict)
+    practice_level: str = ""
+
+
+@dataclass(frozen=True)
+class UnitAnswer:
+    """A main, non-catch answer of a passing session, as a protocol's unit statistics see it."""
+
+    unit: int
+    author: str
+    answer: Mapping[str, Any]
+    key: JSON
+    correct: bool | None
 
 
 @dataclass(frozen=True)
@@ -232,9 +285,12 @@ class Protocol(ABC, Generic[P]):
 
     def positions(self, display: JSON) -> list[tuple[str, int]]:
         """(position, image id) of every image a display shows, in display order: a list under a name
-        gives `name.0`, `name.1`...; a single image id under a name gives the name."""
+        gives `name.0`, `name.1`...; a single image id under a name gives the name. Text under a name
+        (a name to verify) is no image."""
         shown: list[tuple[str, int]] = []
         for name, value in display.items():
+            if isinstance(value, str):
+                continue
             if isinstance(value, list):
                 shown += [(f"{name}.{number}", image_id) for number, image_id in enumerate(value)]
             else:
@@ -258,9 +314,19 @@ class Protocol(ABC, Generic[P]):
                 display[name] = image_id
         return display
 
+    def layout_trial(self, images: Sequence[ShownImage], content: JSON, params: P, rng: random.Random) -> Layout:
+        """The layout of a trial that holds content beside its images (TrialPlan.content); a protocol whose
+        trials hold none needs only layout."""
+        return self.layout(images, params, rng)
+
     @abstractmethod
     def payload(self, display: JSON, urls: Mapping[int, str], params: P) -> JSON:
         """The browser's trial fields: never the answer, the kind, or anything derivable from them."""
+
+    def complete_answer(self, answer: Mapping[str, Any], params: P) -> JSON:
+        """The answer as stored: checked against the study's own limits (raise AnswerRefused) and with what
+        the server derives from it (a normalised text, quality signals)."""
+        return dict(answer)
 
     @abstractmethod
     def score(self, answer: Mapping[str, Any], key: JSON, params: P) -> Score:
@@ -278,6 +344,31 @@ class Protocol(ABC, Generic[P]):
         """The protocol's share of the exclusion checks, over the main block's responses."""
         return []
 
+    # ---- studies built from another study's responses (e.g. a verify stage fed by a describe stage)
+
+    # The protocol whose studies this protocol's studies are built from; None: rendered from a network.
+    derived_from: ClassVar[str | None] = None
+
+    def derive(self, params: P, source: Sequence[SourceTrial], rng: np.random.Generator) -> list[DerivedTrial]:
+        """The trials of a study built from the source study's trials and passing answers."""
+        raise DesignError(f"Studies of {self.title} are rendered, not built from another study.")
+
+    # ---- unit statistics, computed by a background job once responses are in
+
+    # name: type ("float", "int") of each statistic exported per unit.
+    unit_statistics: ClassVar[Mapping[str, str]] = {}
+
+    def summarize(self, params: P, answers: Sequence[UnitAnswer], work_dir: Path) -> dict[int, JSON]:
+        """Per unit id, the values of unit_statistics over the main answers of passing sessions; work_dir
+        is where the protocol may cache what it computed (e.g. text embeddings)."""
+        return {}
+
+
+def shuffled_bins(by_strength: np.ndarray, n_bins: int, rng: np.random.Generator) -> np.ndarray:
+    """Cut images ordered by strength into n_bins consecutive bins (rows), shuffled within each: column b
+    gives trial b images stratified over the whole pool."""
+    return rng.permuted(by_strength.reshape(n_bins, -1), axis=1)
+
 
 def catch_check(main_block: Sequence[Answered], minimum: int, n_catch_trials: int) -> CheckResult:
     """At least `minimum` catch trials answered right: a check every protocol with catch trials shares."""
@@ -286,3 +377,9 @@ def catch_check(main_block: Sequence[Answered], minimum: int, n_catch_trials: in
         "catch_trials", right, right >= minimum, f"at least {minimum} of {n_catch_trials} correct"
     )
 
+
+
+def grid_of(n_images: int) -> dict[str, int]:
+    """The most square grid for a block of images: 3 x 3 for nine, 2 x 2 for four, 4 x 3 for twelve."""
+    columns = math.ceil(math.sqrt(n_images))
+    return {"columns": columns, "rows": math.ceil(n_images / columns)}

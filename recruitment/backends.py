@@ -46,13 +46,21 @@ def recruitment_for(study: Study) -> Recruitment:
     return recruitment
 
 
+def derivation_family(study: Study) -> set[int]:
+    """The study, the study it was built from, and the studies built from either (a describe study and its
+    verify studies): linked by how they were made, whatever their recruitment groups."""
+    root = study.derived_from_id or study.pk
+    derived = Study.objects.filter(derived_from_id__in={root, study.pk}).values_list("pk", flat=True)
+    return {study.pk, root, *derived}
+
+
 def linked_study_ids(study: Study) -> list[int]:
-    """The study and every study linked to it (same LinkGroup)."""
-    group_id = Recruitment.objects.filter(study=study).values_list("group_id", flat=True).first()
-    if group_id is None:
-        return [study.pk]
-    linked = Recruitment.objects.filter(group_id=group_id).values_list("study_id", flat=True)
-    return sorted({study.pk, *linked})
+    """The study and every study linked to it (same LinkGroup, or built from one another)."""
+    family = derivation_family(study)
+    groups = Recruitment.objects.filter(study_id__in=family, group__isnull=False).values_list("group_id", flat=True)
+    group_ids = set(groups)
+    linked = Recruitment.objects.filter(group_id__in=group_ids).values_list("study_id", flat=True)
+    return sorted(family | set(linked))
 
 
 class Backend(Recruiter):

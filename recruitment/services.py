@@ -41,7 +41,15 @@ class PlanChanged(RecruitmentError):
 def ensure_group(recruitment: Recruitment) -> None:
     """A study launched without linked studies gets a group of its own (for its took-part qualification)."""
     if recruitment.group_id is None:
-        recruitment.group, _ = LinkGroup.objects.get_or_create(name=f"study {recruitment.study.slug}")
+        # A study built from another (a verify stage) joins that study's group, so that MTurk's took-part
+        # qualification keeps the other study's workers out too.
+        derived_from = recruitment.study.derived_from_id
+        source = (
+            Recruitment.objects.filter(study_id=derived_from, group__isnull=False).first() if derived_from else None
+        )
+        recruitment.group = source.group if source else LinkGroup.objects.get_or_create(
+            name=f"study {recruitment.study.slug}"
+        )[0]
         recruitment.save(update_fields=["group"])
 
 

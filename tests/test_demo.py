@@ -1,4 +1,4 @@
-"""`make demo`'s command on the offline defaults: both demo studies, a participant link that works, reruns."""
+"""`make demo`'s command on the offline defaults: the demo studies, a participant link that works, reruns."""
 
 import io
 import re
@@ -31,6 +31,10 @@ def test_the_demo_renders_serves_a_participant_and_reruns_without_new_rows(clien
     assert client.login(username="admin", password=password)
     assert re.search(r"http://127\.0\.0\.1:8123/s/demo/\?participant=\S+", printed)
     assert "/s/demo-mturk/?hitId=" in printed and "/s/demo-sae/?participant=" in printed
+    nameability = Study.objects.get(slug="demo-nameability")
+    assert (nameability.status, nameability.protocol) == ("open", "nameability")
+    assert nameability.trials.filter(kind="main").count() == 12 * 3
+    assert "manage.py build_derived_study demo-nameability --open" in printed
 
     participant = Participant(demo, "visitor")
     assert participant.start().status_code == 201

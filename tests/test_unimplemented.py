@@ -17,8 +17,10 @@ from workers.services import start_rendering
 pytestmark = pytest.mark.django_db
 
 UNIMPLEMENTED = [
-    ({"protocol": "localizability"}, "The protocol 'localizability' is not implemented (implemented: 2afc)."),
-    ({"protocol": "nameability"}, "The protocol 'nameability' is not implemented (implemented: 2afc)."),
+    (
+        {"protocol": "localizability"},
+        "The protocol 'localizability' is not implemented (implemented: 2afc, nameability, nameability_verify).",
+    ),
     (
         {"condition": "synthetic"},
         "The condition 'synthetic' is not implemented for 2-AFC (IMI) (implemented: natural).",
@@ -74,7 +76,8 @@ def test_the_admin_offers_only_implemented_protocols_conditions_and_unit_kinds(a
     assert 'value="channel"' in study_form and 'value="sae_latent"' in study_form and "neuron" not in study_form
     page = admin_client.get("/admin/experiments/study/add/").content.decode()
     assert '<option value="2afc" selected>2-AFC (IMI)</option>' in page
-    for absent in ("localizability", "nameability", "synthetic"):
+    assert '<option value="nameability">Nameability: describe</option>' in page
+    for absent in ("localizability", "synthetic"):
         assert f'value="{absent}"' not in page
 
 
@@ -91,7 +94,7 @@ def test_the_admin_render_action_names_what_is_not_implemented(admin_client):
 def test_a_study_stored_with_an_unimplemented_protocol_opens_in_the_admin_and_says_why_it_cannot_be_saved(
     admin_client,
 ):
-    study = RenderableStudyFactory(protocol="nameability")
+    study = RenderableStudyFactory(protocol="localizability")
     assert admin_client.get(f"/admin/experiments/study/{study.pk}/change/").status_code == 200
-    response = admin_client.post(f"/admin/experiments/study/{study.pk}/change/", {"protocol": "nameability"})
-    assert b"nameability is not one of the available choices" in response.content
+    response = admin_client.post(f"/admin/experiments/study/{study.pk}/change/", {"protocol": "localizability"})
+    assert b"localizability is not one of the available choices" in response.content

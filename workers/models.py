@@ -8,6 +8,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         RENDER_STIMULI = "render_stimuli", "render stimuli"
         TRAIN_SAE = "train_sae", "train a sparse autoencoder"
+        SUMMARIZE = "summarize", "unit statistics"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"

@@ -46,6 +46,14 @@ def start_training(sae: SparseAutoencoder) -> Job:
     return job
 
 
+def start_summary(study: Study) -> Job:
+    """Create a summarize Job (the protocol's unit statistics, e.g. nameability's agreement) and queue it once
+    the transaction commits; like rendering, it runs in-process without REDIS_URL."""
+    job = Job.objects.create(kind=Job.Kind.SUMMARIZE, study=study)
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
 def _enqueue(job_id: int) -> None:
     # Imported here because the task module imports this one.
     from workers.tasks import TASKS

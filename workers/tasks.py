@@ -24,7 +24,6 @@ TRANSIENT_ERRORS = (
 )
 MAX_RETRIES = 5
 
-
 def _run(task: Task, job_id: int, work: Callable[[Job], None]) -> None:
     """Run work(job) for a Job, retrying transient failures with backoff and recording how it ended."""
     job = services.mark_running(job_id)
@@ -62,6 +61,14 @@ def _train(job: Job) -> None:
     train_autoencoder(job.sae, report=job.report)
 
 
+def _summarize(job: Job) -> None:
+    from experiments.summaries import summarize_study
+
+    if job.study is None:
+        raise ValueError(f"Job {job.pk} summarizes no study.")
+    summarize_study(job.study, job.report)
+
+
 @shared_task(bind=True, name="workers.tasks.render_stimuli", max_retries=MAX_RETRIES)
 def render_stimuli(self: Task, job_id: int) -> None:
     """Render a study's stimuli for a Job, reporting progress on it; resumes where a
@@ -76,5 +83,15 @@ def train_sae(self: Task, job_id: int) -> None:
     _run(self, job_id, _train)
 
 
+@shared_task(bind=True, name="workers.tasks.summarize_responses", max_retries=MAX_RETRIES)
+def summarize_responses(self: Task, job_id: int) -> None:
+    """Compute a study's unit statistics for a Job (nameability: embeddings of its names, cached per text)."""
+    _run(self, job_id, _summarize)
+
+
 # The task that runs each kind of Job.
-TASKS: dict[str, Task] = {Job.Kind.RENDER_STIMULI: render_stimuli, Job.Kind.TRAIN_SAE: train_sae}
+TASKS: dict[str, Task] = {
+    Job.Kind.RENDER_STIMULI: render_stimuli,
+    Job.Kind.TRAIN_SAE: train_sae,
+    Job.Kind.SUMMARIZE: summarize_responses,
+}

@@ -23,6 +23,7 @@ STATUS_OF: dict[type[Exception], int] = {
     errors.TooEarly: status.HTTP_409_CONFLICT,
     errors.TooManyRequests: status.HTTP_429_TOO_MANY_REQUESTS,
     errors.InvalidArrival: status.HTTP_400_BAD_REQUEST,
+    errors.InvalidAnswer: status.HTTP_400_BAD_REQUEST,
     ArrivalRefused: status.HTTP_403_FORBIDDEN,
 }
 

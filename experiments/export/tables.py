@@ -11,7 +11,10 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
-from experiments.export.responses import check_names, checks_by_session
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+
+from experiments.export.responses import CASTS, check_names, checks_by_session
 from experiments.export.table import CHUNK, Table
 from experiments.models import Session, SessionTrial, Study, StudyUnit, TrialImage
 from protocols import get_protocol
@@ -58,17 +61,32 @@ def shown_images_table(studies: Iterable[Study]) -> Table:
     return Table("shown_images", SHOWN_COLUMNS, _shown_rows(list(studies)))
 
 
+def unit_statistics(studies: Iterable[Study]) -> dict[str, str]:
+    """Every unit statistic the studies' protocols compute (nameability: agreement, verify score), with its type."""
+    names: dict[str, str] = {}
+    for protocol in dict.fromkeys(get_protocol(study.protocol) for study in studies):
+        names.update(protocol.unit_statistics)
+    return names
+
+
 def units_table(studies: Iterable[Study]) -> Table:
+    chosen = list(studies)
+    statistics = unit_statistics(chosen)
+    # Read out of the JSON by the database, as the responses' protocol columns are; empty until a summary ran.
+    fields = {
+        f"stat_{name}": Cast(KeyTextTransform(name, "statistics"), CASTS[kind]()) for name, kind in statistics.items()
+    }
     rows = (
-        StudyUnit.objects.filter(study__in=list(studies))
+        StudyUnit.objects.filter(study__in=chosen)
+        .annotate(**fields)
         .order_by("study_id", "role", "order")
         .values_list(
             "study__slug", "role", "order", "unit__model__name", "unit__model__timm_name", "unit__kind",
-            "unit__layer", "unit__channel", "relative_depth", "unit__sae__name",
+            "unit__layer", "unit__channel", "relative_depth", "unit__sae__name", *fields,
         )
         .iterator(chunk_size=CHUNK)
     )
-    return Table("units", UNIT_COLUMNS, rows)
+    return Table("units", UNIT_COLUMNS + list(statistics.items()), rows)
 
 
 def _session_rows(studies: list[Study], checks: list[str]) -> Iterator[tuple[Any, ...]]:

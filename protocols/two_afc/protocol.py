@@ -9,7 +9,6 @@ whole specification.
 
 from __future__ import annotations
 
-import math
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -37,6 +36,7 @@ from protocols.base import (
     UnitActivations,
     Variant,
     catch_check,
+    grid_of,
 )
 from protocols.params import ParamsError
 from protocols.two_afc.params import TwoAFCParams
@@ -62,12 +62,6 @@ def _slots(stimuli: TrialStimuli, queries: Variant = Variant.ORIGINAL) -> tuple[
             ImageSlot(QUERY_NEGATIVE, 0, stimuli.query_negative, queries),
         )
     )
-
-
-def grid_of(n_references: int) -> dict[str, int]:
-    """The most square grid for a block: 3 x 3 for nine references, 2 x 2 for four, 4 x 3 for twelve."""
-    columns = math.ceil(math.sqrt(n_references))
-    return {"columns": columns, "rows": math.ceil(n_references / columns)}
 
 
 class TwoAFC(Protocol[TwoAFCParams]):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.base import DesignError
+from protocols.base import DesignError, shuffled_bins
 
 EASY = "easy"
 # Where the positive query window is centred (the negative one mirrors it).
@@ -103,8 +103,8 @@ def select_trials(
     negative_window, positive_window = query_windows(len(order), t, difficulty, references_per_side)
     reference_pool = references_per_side * t
     # Strongest first, so that bin 0 (and a trial's rank 0) holds the most extreme images.
-    min_bins = _shuffled_bins(order[:reference_pool], references_per_side, rng)
-    max_bins = _shuffled_bins(order[::-1][:reference_pool], references_per_side, rng)
+    min_bins = shuffled_bins(order[:reference_pool], references_per_side, rng)
+    max_bins = shuffled_bins(order[::-1][:reference_pool], references_per_side, rng)
     negative_queries = rng.permutation(order[negative_window.start : negative_window.stop])
     positive_queries = rng.permutation(order[positive_window.start : positive_window.stop])
     return [
@@ -117,11 +117,6 @@ def select_trials(
         )
         for batch in range(t)
     ]
-
-
-def _shuffled_bins(by_strength: np.ndarray, n_bins: int, rng: np.random.Generator) -> np.ndarray:
-    """Cut images ordered by strength into n_bins consecutive bins (rows), shuffled within each."""
-    return rng.permuted(by_strength.reshape(n_bins, -1), axis=1)
 
 
 def catch_trial(trial: TrialStimuli, rng: np.random.Generator) -> TrialStimuli:

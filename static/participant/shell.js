@@ -12,6 +12,7 @@
  *     (result: the reply to the answer) for ctx.timing.feedback_ms, and resolves when it is over.
  *     result.correct is null where there is no verdict to show: a study without feedback on main
  *     trials (session.main_feedback false), or a protocol with no right answer.
+ * Keys typed into an <input> or <textarea> of the module go to it, not to onKey nor to Continue.
  * ctx gives: timing {lock_ms, feedback_delay_ms, feedback_ms}; present(images) -> Promise, which
  * loads and decodes the trial's <img> elements, marks the onset (the first frame in which all are
  * visible), and resolves once the answer lock is over; onKey(handler) to receive the keys pressed
@@ -546,6 +547,8 @@
   document.addEventListener("keydown", function (event) {
     if (app.dataset.screen !== "trial") return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
+    // Keys typed into a trial's own text box (a name) are the module's: Space is a space there.
+    if (state.mode !== "continue" && event.target && event.target.closest && event.target.closest("input, textarea")) return;
     var key = (event.key || "").toLowerCase();
     if (key === "enter" || key === " " || key === "spacebar") {
       event.preventDefault();

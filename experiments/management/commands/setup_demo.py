@@ -2,9 +2,11 @@
 
 Also `demo-mturk`: a copy of `demo` recruiting through the MTurk sandbox, open but not
 launched, so that the MTurk participant path (preview, arrival, hand-back) can be tried
-locally; and `demo-sae`: a 2-AFC study whose units are latents of a small TopK SAE
-trained (in about a minute on a CPU) on EfficientNet-Lite0's `blocks.5`. Rerunnable:
-existing rows are reused, training and rendering skip finished work.
+locally; `demo-sae`: a 2-AFC study whose units are latents of a small TopK SAE
+trained (in about a minute on a CPU) on EfficientNet-Lite0's `blocks.5`; and
+`demo-nameability`, the describe stage of nameability on the same model and pool, whose
+verify study is built once people have named its units. Rerunnable: existing rows are
+reused, training and rendering skip finished work.
 """
 
 import os
@@ -30,11 +32,12 @@ DEMO_SAE = {
     "layer": "blocks.5", "n_images": 300, "n_latents": 384, "k": 8, "epochs": 6, "batch_size": 1024,
     "learning_rate": 2e-3,
 }
+NAMEABILITY_SLUG = "demo-nameability"
 SANDBOX_SUBMIT = "https%3A%2F%2Fworkersandbox.mturk.com"
 
 
 class Command(BaseCommand):
-    help = "Create and render the demo 2-AFC study (EfficientNet-Lite0, scikit-image crops)."
+    help = "Create and render the demo studies: 2-AFC and nameability (EfficientNet-Lite0, scikit-image crops)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8000)
@@ -69,6 +72,24 @@ class Command(BaseCommand):
         self._render(study)
         self._mturk_copy(study)
         self._render(self.sae_study(model, pool))
+        nameability, _ = Study.objects.get_or_create(
+            slug=NAMEABILITY_SLUG,
+            defaults={
+                "name": "Demo: EfficientNet-Lite0, nameability (describe)",
+                "protocol": "nameability",
+                "model": model,
+                "image_pool": pool,
+                "n_units": 12,
+                "trials_per_unit": 3,
+                "batches_used": 0,
+                "n_main_trials": 10,
+                "target_per_unit": 3,
+                # Names have no right answer; catch replies stay silent so that catch trials are not told apart.
+                "main_feedback": False,
+                "accepts_unsigned_links": True,
+            },
+        )
+        self._render(nameability)
         password = os.getenv("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
         self._admin(password)
         base = f"http://127.0.0.1:{port}"
@@ -88,6 +109,14 @@ class Command(BaseCommand):
             + f"  Preview:     {mturk}ASSIGNMENT_ID_NOT_AVAILABLE\n"
             + f"  Accepted:    {mturk}3DEMO{worker}&workerId=ADEMO{worker}\n"
             + "  (finishing hands the assignment to the MTurk sandbox, as a real HIT does)\n"
+            + "\n  Nameability, describe stage (name what a unit's images have in common):\n"
+            + f"  Participant: {base}/s/{NAMEABILITY_SLUG}/?participant={participant}-n\n"
+            + "  Its verify study, once some participants have passed: select demo-nameability in the admin and\n"
+            + "  run 'Build the verify study', or\n"
+            + f"    DEBUG=true .venv/bin/python manage.py build_derived_study {NAMEABILITY_SLUG} --open\n"
+            + f"  then {base}/s/{NAMEABILITY_SLUG}-verify/?participant=another-id\n"
+            + "  (describe participants are refused there: the two studies are linked).\n"
+            + "  'Compute unit statistics' in the admin gives each unit its names' agreement (and verify score).\n"
         )
 
     def sae_study(self, model: VisionModel, pool: ImagePool) -> Study:

@@ -1,0 +1,48 @@
+"""Unit statistics a protocol computes once responses are in (nameability: names' agreement, verify scores).
+
+Run by a background job (workers.tasks.summarize_responses) over the main, non-catch answers of passing
+sessions; the values go to StudyUnit.statistics, which the admin shows and the units table exports.
+Rerunnable: each run replaces the last one's values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from experiments.models import Response, Session, Study, StudyUnit, Trial
+from protocols.base import UnitAnswer
+from stimuli.recording import Progress, no_progress
+
+STAGE = "computing unit statistics"
+
+
+def unit_answers(study: Study) -> list[UnitAnswer]:
+    rows = (
+        Response.objects.filter(
+            session__study=study,
+            session__status=Session.Status.COMPLETED,
+            session__passed=True,
+            session_trial__phase=Session.Phase.MAIN,
+            session_trial__trial__kind=Trial.Kind.MAIN,
+        )
+        .order_by("session_id", "session_trial__index")
+        .values_list("session_trial__trial__unit_id", "session__pseudonym", "answer", "session_trial__key", "correct")
+    )
+    return [UnitAnswer(unit, author, answer, key, correct) for unit, author, answer, key, correct in rows.iterator()]
+
+
+def summarize_study(study: Study, progress: Progress = no_progress) -> int:
+    """Compute and store the study's unit statistics; returns how many units got values."""
+    protocol = study.protocol_plugin
+    progress(STAGE, 0, 1)
+    statistics = protocol.summarize(study.protocol_params, unit_answers(study), Path(settings.WORK_DIR))
+    units = list(StudyUnit.objects.filter(study=study, role=StudyUnit.Role.MAIN))
+    for study_unit in units:
+        study_unit.statistics = statistics.get(study_unit.unit_id, {})
+    with transaction.atomic():
+        StudyUnit.objects.bulk_update(units, ["statistics"])
+    progress(STAGE, 1, 1)
+    return sum(1 for study_unit in units if study_unit.statistics)
