@@ -37,6 +37,14 @@ class Arrival:
     signed: bool = False  # from a link the platform signed: exempt from the per-address limits
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What the recruiter pays and on what terms, as participants are told before they start."""
+
+    pay: str  # e.g. "$2.79 per completed task"; blank where the recruiter does not pay
+    payment: str  # the payment policy: who is paid, and whether failing the checks costs the pay
+
+
 class Recruiter(Protocol):
     name: str  # stored in Study.recruiter and Session.source
     title: str  # the choice shown in the admin
@@ -69,6 +77,9 @@ class Recruiter(Protocol):
 
     def hand_back(self, session: Session) -> dict[str, Any]:
         """What the completion page needs: a code, a redirect, or a form to post."""
+
+    def terms(self, study: Study) -> Terms:
+        """The pay and payment policy the consent page and the preview state."""
 
 
 # In registration order: the participant page tries the recruiters' URL parameters in this order.

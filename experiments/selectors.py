@@ -66,6 +66,7 @@ def session_state(session: Session) -> dict[str, Any]:
         "prompt": study.protocol_plugin.prompt(study.protocol_params),
         "min_instruction_s": study.min_instruction_s,
         "main_feedback": study.main_feedback,
+        "enforce_instruction_time": study.enforce_instruction_time,
         "timing": {
             "lock_ms": study.lock_ms,
             "feedback_delay_ms": study.feedback_delay_ms,
@@ -111,25 +112,29 @@ def trial_payload(session: Session, current: SessionTrial | None) -> dict[str, A
     protocol = study.protocol_plugin
     if current is None:
         return {"done": True, "protocol": protocol.name}
-    following = (
-        SessionTrial.objects.filter(session=session, index__gt=current.index)
-        .order_by("index")
-        .first()
-    )
-    preload_ids = protocol.image_ids(following.layout) if following else []
-    urls = image_urls(protocol.image_ids(current.layout) + preload_ids)
     round_indices = list(
         SessionTrial.objects.filter(session=session, phase=current.phase, attempt=current.attempt)
         .order_by("index")
         .values_list("index", flat=True)
     )
+    position = round_indices.index(current.index) + 1
+    following = SessionTrial.objects.filter(session=session, index__gt=current.index).order_by("index")
+    # A round's first trial brings the whole practice round (or the study's number of main trials) ahead,
+    # for the page to load behind its progress bar; later trials keep that many ahead.
+    ahead = len(round_indices) - 1 if position == 1 and current.phase == Session.Phase.PRACTICE else 0
+    preload_ids = [
+        image_id
+        for layout in following.values_list("layout", flat=True)[: max(ahead, study.preload_trials)]
+        for image_id in protocol.image_ids(layout)
+    ]
+    urls = image_urls(protocol.image_ids(current.layout) + preload_ids)
     return {
         "done": False,
         "protocol": protocol.name,
         "index": current.index,
         "phase": current.phase,
         "attempt": current.attempt,
-        "position": round_indices.index(current.index) + 1,
+        "position": position,
         "of": len(round_indices),
         **protocol.payload(current.layout, urls, study.protocol_params),
         "preload": [urls[i] for i in dict.fromkeys(preload_ids)],
@@ -150,6 +155,42 @@ def sample_screen(study: Study) -> dict[str, Any] | None:
     protocol, params = study.protocol_plugin, study.protocol_params
     layout = protocol.layout(shown_images(trial), params, random.Random(study.seed))
     return protocol.payload(layout.display, image_urls(protocol.image_ids(layout.display)), params)
+
+
+@dataclass(frozen=True)
+class StudyTerms:
+    """What a participant is told before they start: pay, time, trials, who may take part, the rules."""
+
+    pay: str
+    payment: str
+    minutes: int
+    n_trials: int  # practice and main
+    requirements: list[str]
+    rules: list[str]
+
+
+def study_terms(study: Study) -> StudyTerms:
+    recruiter_terms = recruiter_for(study.recruiter).terms(study)
+    requirements = [
+        f"A browser window of at least {study.min_window_width} x {study.min_window_height} pixels.",
+        "Normal colour vision and normal or corrected-to-normal sight.",
+    ]
+    if study.devices == Study.Devices.DESKTOP:
+        requirements.insert(0, "A desktop or laptop computer with a keyboard: phones and tablets are not supported.")
+    rules = [
+        f"The instructions read for at least {study.min_instruction_s:g} seconds.",
+        f"The practice passed within {study.max_practice_attempts} rounds.",
+        f"The whole task taking between {study.min_total_s / 60:.0f} and {study.max_total_s / 60:.0f} minutes.",
+        *study.protocol_plugin.rules(study.protocol_params, study.n_catch_trials),
+    ]
+    return StudyTerms(
+        pay=study.pay or recruiter_terms.pay,
+        payment=recruiter_terms.payment,
+        minutes=study.expected_minutes,
+        n_trials=study.n_practice_trials + study.trials_per_session,
+        requirements=requirements,
+        rules=rules,
+    )
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class MTurkRecruiter(ServiceBackend):
     )
     admin_inlines = (HITInline, AssignmentInline)
     service: ClassVar[ModuleType] = services
+    currency = "USD"
 
     # The participant side.
 
