@@ -535,10 +535,12 @@
       present: function (images) {
         var trial = state.trial;
         // A round's first trial loads the round ahead behind a progress bar; later ones show it if slow.
-        var ahead = trial.position === 1 ? trial.preload || [] : [];
+        var first = trial.position === 1;
+        var ahead = first ? trial.preload || [] : [];
+        preloadBox.hidden = !first;
         var slowTimer = setTimeout(function () {
           if (state.seq === seq && state.mode === "loading") preloadBox.hidden = false;
-        }, trial.position === 1 ? 0 : 400);
+        }, 400);
         state.images = images;
         return loadAll(images, ahead, seq).then(function () {
           clearTimeout(slowTimer);
