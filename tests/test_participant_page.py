@@ -76,9 +76,12 @@ def test_an_mturk_preview_shows_a_practice_trial_as_a_sample_screen_without_a_se
     assert not Session.objects.exists()
 
 
-def test_an_accepted_hit_shows_no_sample_screen(client, mturk_study):
+def test_an_accepted_hit_shows_the_sample_screen_only_as_the_instructions_example(client, mturk_study):
     page = client.get(f"/s/{mturk_study.slug}/?assignmentId=3ASG&hitId=3HIT&workerId=AW1").content.decode()
-    assert sample_images(page) == []
+    preview = page.split('id="screen-preview"', 1)[1].split("</section>", 1)[0]
+    instructions = page.split('id="screen-instructions"', 1)[1].split("</section>", 1)[0]
+    assert "stage sample" not in preview
+    assert "An example screen" in instructions and sample_images(instructions)
 
 
 def test_a_preview_link_is_a_preview_whatever_the_studys_recruiter(client, study):
