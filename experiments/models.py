@@ -246,6 +246,13 @@ class Study(models.Model):
     def trials_per_session(self) -> int:
         return self.n_main_trials + self.n_catch_trials
 
+    @property
+    def sessions_needed(self) -> int:
+        """Passing sessions for every unit to reach its target: ceil(units x target / main trials)."""
+        if self.n_main_trials <= 0:
+            raise ValueError(f"study {self.slug} has no main trials, so no number of sessions is enough")
+        return -(-self.n_units * self.target_per_unit // self.n_main_trials)
+
     # Seconds per trial a participant needs on average, with feedback and continue (IMI: about 15 s).
     SECONDS_PER_TRIAL = 15
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -43,6 +44,15 @@ class Terms:
 
     pay: str  # e.g. "$2.79 per completed task"; blank where the recruiter does not pay
     payment: str  # the payment policy: who is paid, and whether failing the checks costs the pay
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Money spent or committed on a study's recruitment, and its budget (fees included)."""
+
+    spent: Decimal
+    budget: Decimal
+    currency: str
 
 
 class Recruiter(Protocol):
@@ -80,6 +90,9 @@ class Recruiter(Protocol):
 
     def terms(self, study: Study) -> Terms:
         """The pay and payment policy the consent page and the preview state."""
+
+    def spend(self, study: Study) -> Spend | None:
+        """What the study's recruitment has spent against its budget; None where the recruiter pays nothing."""
 
 
 # In registration order: the participant page tries the recruiters' URL parameters in this order.

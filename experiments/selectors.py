@@ -11,7 +11,7 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.db.models import Sum
 
-from experiments.models import Event, Session, SessionTrial, SessionUnit, StartRefusal, Study, Trial
+from experiments.models import Event, Session, SessionTrial, SessionUnit, StartRefusal, Study, StudyUnit, Trial
 from experiments.planning import shown_images
 from experiments.recruiters import recruiter_for
 from stimuli.models import StimulusImage
@@ -152,9 +152,75 @@ def sample_screen(study: Study) -> dict[str, Any] | None:
     )
     if trial is None:
         return None
+    return trial_screen(study, trial).payload
+
+
+@dataclass(frozen=True)
+class TrialScreen:
+    """A stored trial laid out as a session would show it: the browser's payload, and its answer key."""
+
+    trial: Trial
+    payload: dict[str, Any]
+    key: dict[str, Any]
+
+
+def trial_screen(study: Study, trial: Trial) -> TrialScreen:
+    """Laid out with the study's seed, so that the same trial always looks the same here."""
     protocol, params = study.protocol_plugin, study.protocol_params
     layout = protocol.layout(shown_images(trial), params, random.Random(study.seed))
-    return protocol.payload(layout.display, image_urls(protocol.image_ids(layout.display)), params)
+    payload = protocol.payload(layout.display, image_urls(protocol.image_ids(layout.display)), params)
+    return TrialScreen(trial, payload, layout.key)
+
+
+def unit_gallery(study_unit: StudyUnit) -> list[TrialScreen]:
+    """Every rendered trial of a study's unit (practice, main and catch), in kind and batch order."""
+    trials = (
+        Trial.objects.filter(study=study_unit.study, unit=study_unit.unit)
+        .prefetch_related("images")
+        .order_by("kind", "batch")
+    )
+    return [trial_screen(study_unit.study, trial) for trial in trials]
+
+
+@dataclass(frozen=True)
+class UnitProgress:
+    study_unit_id: int
+    label: str
+    completed: int  # passing participants' answers so far
+    held: int
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    """Where a study stands: units at their target, passing sessions, and each main unit's answers."""
+
+    target: int  # answers each unit needs
+    units: list[UnitProgress]
+    passing: int
+    needed: int  # passing sessions for every unit to reach its target
+
+    @property
+    def units_complete(self) -> int:
+        return sum(1 for unit in self.units if unit.completed >= self.target)
+
+    @property
+    def bars(self) -> list[tuple[UnitProgress, float, float]]:
+        """Each unit with its share of the target (at most 1) and 1 - share, the top of its bar in the chart."""
+        shares = [min(1.0, unit.completed / self.target) if self.target else 1.0 for unit in self.units]
+        return [(unit, share, 1.0 - share) for unit, share in zip(self.units, shares, strict=True)]
+
+
+def study_progress(study: Study) -> StudyProgress:
+    rows = (
+        StudyUnit.objects.filter(study=study, role=StudyUnit.Role.MAIN)
+        .select_related("unit")
+        .with_progress()
+        .order_by("order")
+    )
+    units = [UnitProgress(row.pk, str(row.unit), row.completed, row.held) for row in rows]  # type: ignore[attr-defined]
+    passing = Session.objects.filter(study=study, status=Session.Status.COMPLETED, passed=True).count()
+    needed = study.sessions_needed if study.n_main_trials else 0
+    return StudyProgress(target=study.target_per_unit, units=units, passing=passing, needed=needed)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.db.models import QuerySet
 
 from experiments.models import Session, Study
-from experiments.recruiters import Recruiter, Terms, recruiter_for
+from experiments.recruiters import Recruiter, Spend, Terms, recruiter_for
 from recruitment import budget
 from recruitment.errors import ConfigurationError
 from recruitment.models import Payment, Recruitment
@@ -93,6 +93,19 @@ class Backend(Recruiter):
         if recruitment.bonus_passing:
             payment += f" Work that passes the checks earns a bonus of {recruitment.bonus_passing} {self.currency}."
         return Terms(pay=pay, payment=payment)
+
+    def spend(self, study: Study) -> Spend | None:
+        """Every payment in the ledger that has not failed, against the budget cap."""
+        from recruitment.selectors import budget_cap
+
+        recruitment = Recruitment.objects.filter(study=study).first()
+        if recruitment is None:
+            return None
+        return Spend(self.spent(recruitment), budget_cap(recruitment), self.currency)
+
+    def spent(self, recruitment: Recruitment) -> Decimal:
+        payments = recruitment.payments.exclude(status=Payment.Status.FAILED)
+        return sum(payments.values_list("amount", flat=True), Decimal("0.00"))
 
     # Launching and running recruitment (recruitment.services and its tasks).
 

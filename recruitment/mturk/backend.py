@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from django.db import transaction
+from django.utils import timezone
 from django.db.models import QuerySet
 
 from experiments.models import Session, Study
@@ -145,6 +146,10 @@ class MTurkRecruiter(ServiceBackend):
         """Only those of the marketplace it runs on, so that sandbox trials never count toward a live target."""
         sessions = super().recruited_sessions(recruitment)
         return sessions.filter(external__turk_submit_to=WORKER_SITES[recruitment.sandbox])
+
+    def spent(self, recruitment: Recruitment) -> Decimal:
+        # Every place on an open HIT counts as spent: MTurk holds its reward and fee until the HIT ends.
+        return selectors.committed_spend(recruitment, timezone.now())
 
     def cost_estimate(self, recruitment: Recruitment) -> budget.CostEstimate:
         return budget.estimate_mturk_cost(
