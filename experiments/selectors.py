@@ -217,7 +217,7 @@ def study_progress(study: Study) -> StudyProgress:
         .with_progress()
         .order_by("order")
     )
-    units = [UnitProgress(row.pk, str(row.unit), row.completed, row.held) for row in rows]  # type: ignore[attr-defined]
+    units = [UnitProgress(row.pk, str(row.unit), row.completed, row.held) for row in rows]
     passing = Session.objects.filter(study=study, status=Session.Status.COMPLETED, passed=True).count()
     needed = study.sessions_needed if study.n_main_trials else 0
     return StudyProgress(target=study.target_per_unit, units=units, passing=passing, needed=needed)

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from django.db import transaction
-from django.utils import timezone
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from experiments.models import Session, Study
 from experiments.recruiters import Arrival, ArrivalRefused
