@@ -62,20 +62,19 @@ class Command(BaseCommand):
         password = os.getenv("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
         self._admin(password)
         base = f"http://127.0.0.1:{port}"
-        participant = f"demo-{secrets.token_hex(3)}"
-        mturk = f"{base}/s/{MTURK_SLUG}/?hitId=3DEMOHIT&turkSubmitTo={SANDBOX_SUBMIT}&assignmentId="
-        worker = secrets.token_hex(4).upper()
+        mturk = Study.objects.get(slug=MTURK_SLUG)
+        labelled = dict(demo_links(study, mturk, base))
         self.stdout.write(
             self.style.SUCCESS("\nThe demo is ready.\n")
-            + f"  Admin:       {base}/admin/   user: admin   password: {password}\n"
-            + f"  Participant: {base}/s/demo/?participant={participant}\n"
+            + f"  Admin:       {labelled['admin']}   user: admin   password: {password}\n"
+            + f"  Participant: {labelled['participant']}\n"
             + "  (any other ?participant= value starts another participant: the demo accepts unsigned links)\n"
-            + f"  Signed link: {participant_url(study, participant, base)}\n"
+            + f"  Signed link: {labelled['signed']}\n"
             + "  (what a real study needs: `manage.py participant_link demo ID` or the admin makes them)\n"
-            + f"  API schema:  {base}/api/v1/schema/\n"
+            + f"  API schema:  {labelled['schema']}\n"
             + "\n  The MTurk path, on the sandbox study demo-mturk (not launched):\n"
-            + f"  Preview:     {mturk}ASSIGNMENT_ID_NOT_AVAILABLE\n"
-            + f"  Accepted:    {mturk}3DEMO{worker}&workerId=ADEMO{worker}\n"
+            + f"  Preview:     {labelled['mturk preview']}\n"
+            + f"  Accepted:    {labelled['mturk accepted']}\n"
             + "  (finishing hands the assignment to the MTurk sandbox, as a real HIT does)\n"
         )
 
@@ -108,3 +107,19 @@ class Command(BaseCommand):
         user.is_staff = user.is_superuser = True
         user.set_password(password)
         user.save()
+
+
+def demo_links(demo: Study, mturk: Study, base: str) -> list[tuple[str, str]]:
+    """Every link the demo prints, each one that works: fresh participant and worker ids each run, as a
+    finished participant or worker is refused a second session."""
+    participant = f"demo-{secrets.token_hex(3)}"
+    worker = secrets.token_hex(4).upper()
+    hit = f"{base}/s/{mturk.slug}/?hitId=3DEMOHIT&turkSubmitTo={SANDBOX_SUBMIT}&assignmentId="
+    return [
+        ("admin", f"{base}/admin/"),
+        ("participant", f"{base}/s/{demo.slug}/?participant={participant}"),
+        ("signed", participant_url(demo, participant, base)),
+        ("schema", f"{base}/api/v1/schema/"),
+        ("mturk preview", f"{hit}ASSIGNMENT_ID_NOT_AVAILABLE"),
+        ("mturk accepted", f"{hit}3DEMO{worker}&workerId=ADEMO{worker}"),
+    ]
