@@ -24,7 +24,8 @@ from experiments.forms import PARAM_PREFIX, StudyForm, param_field_names, stored
 from experiments.links import participant_url
 from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
 from experiments.recruiters import recruiter_for
-from experiments.selectors import participation, study_progress, unit_gallery
+from experiments.selectors import participation, pool_fit, study_progress, unit_gallery
+from protocols.params import ParamsError
 from workers.selectors import job_row, recent_jobs
 from workers.services import start_rendering
 
@@ -83,7 +84,8 @@ class StudyAdmin(admin.ModelAdmin):
     list_filter = ("status", "protocol", "recruiter")
     search_fields = ("slug", "name")
     readonly_fields = (
-        "progress_summary", "job_panel", "participant_link", "participation_summary", "completion_code", "created_at"
+        "progress_summary", "job_panel", "pool_check", "participant_link", "participation_summary",
+        "completion_code", "created_at",
     )
     inlines = [StudyUnitProgressInline]
     actions = [
@@ -100,7 +102,7 @@ class StudyAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed")}),
+        ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "pool_check", "seed")}),
         ("Stimuli", {"fields": ("n_units", "layers", "trials_per_unit", "batches_used", "image_size", "resize_to")}),
         (
             "Session",
@@ -213,6 +215,20 @@ class StudyAdmin(admin.ModelAdmin):
         url = reverse("admin:experiments_study_jobs", args=[obj.pk])
         rows = [job_row(job) for job in recent_jobs(obj)]
         return render_to_string("admin/experiments/study/jobs.html", {"rows": rows, "url": url})
+
+    @admin.display(description="pool size")
+    def pool_check(self, obj: Study) -> str:
+        if not obj.pk:
+            return "Checked once saved: the pool's image count beside the fewest images this design needs."
+        try:
+            fit = pool_fit(obj)
+        except ParamsError as exc:
+            return f"The parameters are not valid: {exc}"
+        needed = "no pool is large enough" if fit.needed is None else f"needs at least {fit.needed}"
+        if fit.images is None:
+            return f"The pool cannot be opened ({fit.error}); this design {needed}."
+        verdict = "enough" if fit.needed is not None and fit.images >= fit.needed else "too few: render would fail"
+        return f"{fit.images} images in {obj.image_pool}; this design {needed} ({verdict})."
 
     @admin.display(description="places")
     def participation_summary(self, obj: Study) -> str:

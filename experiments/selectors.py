@@ -14,7 +14,9 @@ from django.db.models import Sum
 from experiments.models import Event, Session, SessionTrial, SessionUnit, StartRefusal, Study, StudyUnit, Trial
 from experiments.planning import shown_images
 from experiments.recruiters import recruiter_for
+from protocols.base import DesignError
 from stimuli.models import StimulusImage
+from stimuli.pools import PoolError, open_pool
 
 
 class Stage:
@@ -221,6 +223,44 @@ def study_progress(study: Study) -> StudyProgress:
     passing = Session.objects.filter(study=study, status=Session.Status.COMPLETED, passed=True).count()
     needed = study.sessions_needed if study.n_main_trials else 0
     return StudyProgress(target=study.target_per_unit, units=units, passing=passing, needed=needed)
+
+
+@dataclass(frozen=True)
+class PoolFit:
+    images: int | None  # None: the pool cannot be opened (error says why)
+    needed: int | None  # the fewest images the design's trials can be drawn from; None: no pool size is enough
+    error: str = ""
+
+
+def smallest_pool(study: Study, largest: int = 10_000_000) -> int | None:
+    """The fewest pool images from which the protocol can draw the study's trials (check_pool passes from
+    there on), by bisection."""
+    protocol, design = study.protocol_plugin, study.design
+
+    def fits(n: int) -> bool:
+        try:
+            protocol.check_pool(design, n)
+        except DesignError:
+            return False
+        return True
+
+    if not fits(largest):
+        return None
+    low, high = 1, largest
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle + 1, high)
+    return low
+
+
+def pool_fit(study: Study) -> PoolFit:
+    """The study's pool's image count beside what its design needs, before anything is rendered."""
+    needed = smallest_pool(study)
+    try:
+        images = len(open_pool(study.image_pool).keys())
+    except (PoolError, OSError, ValueError) as exc:
+        return PoolFit(None, needed, str(exc))
+    return PoolFit(images, needed)
 
 
 @dataclass(frozen=True)
