@@ -9,7 +9,6 @@ from django.utils.html import format_html
 from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
 from stimuli.pools import PoolError, open_pool
 
-
 # The forms' own fields: the admin adds its read-only ones to the forms' Meta.
 MODEL_FIELDS = ("name", "timm_name", "weights", "checkpoint_path", "layers")
 POOL_FIELDS = ("name", "source", "location", "size", "seed")
