@@ -71,6 +71,15 @@ def link(live_server, study: Study, participant: str) -> str:
     return f"{live_server.url}/s/{study.slug}/?participant={participant}"
 
 
+def consented(browser, live_server, study: Study, participant: str):
+    """A 1280x720 page whose participant has just agreed: the instructions are on screen."""
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(link(live_server, study, participant))
+    page.click("#consent-agree")
+    page.locator("#screen-instructions").wait_for()
+    return page
+
+
 def current_index(page) -> int:
     return int(page.locator("#screen-trial").get_attribute("data-index"))
 
@@ -156,16 +165,14 @@ def test_the_first_trial_appears_after_the_preload_without_a_blank_stage(live_se
     session = Session.objects.get(study=study)
     practice = SessionTrial.objects.filter(session=session, phase="practice")
     protocol = study.protocol_plugin
-    round_urls = image_urls([i for layout in practice.values_list("layout", flat=True) for i in protocol.image_ids(layout)])
+    ids = [image_id for layout in practice.values_list("layout", flat=True) for image_id in protocol.image_ids(layout)]
+    round_urls = image_urls(ids)
     assert {url.lstrip("/") for url in round_urls.values()} <= set(requested)
 
 
 def test_an_image_that_fails_once_is_retried_and_the_trial_goes_on(live_server, browser):
     study = small_study()
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    page.goto(link(live_server, study, "retry-1"))
-    page.click("#consent-agree")
-    page.locator("#screen-instructions").wait_for()
+    page = consented(browser, live_server, study, "retry-1")
     target = first_trial_urls(study)[0]
     attempts: list[str] = []
 
@@ -187,10 +194,7 @@ def test_an_image_failing_after_the_retries_is_reported_on_the_trial_screen(live
     from playwright.sync_api import expect
 
     study = small_study()
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    page.goto(link(live_server, study, "broken-1"))
-    page.click("#consent-agree")
-    page.locator("#screen-instructions").wait_for()
+    page = consented(browser, live_server, study, "broken-1")
     target = first_trial_urls(study)[0]
     page.route(f"**{target}", lambda route: route.abort("connectionreset"))
     start_practice(page)
@@ -232,9 +236,7 @@ def test_after_a_wrong_answer_the_chosen_and_the_right_query_are_marked(live_ser
     from playwright.sync_api import expect
 
     study = small_study(feedback_ms=50)
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    page.goto(link(live_server, study, "wrong-1"))
-    page.click("#consent-agree")
+    page = consented(browser, live_server, study, "wrong-1")
     start_practice(page)
     assert wait_ready(page)["screen"] == "trial"
     # The page knows nothing of the answer before it is given.
@@ -257,9 +259,7 @@ def test_the_practice_message_says_how_many_answers_were_wrong(live_server, brow
     from playwright.sync_api import expect
 
     study = small_study()
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    page.goto(link(live_server, study, "repeat-1"))
-    page.click("#consent-agree")
+    page = consented(browser, live_server, study, "repeat-1")
     start_practice(page)
     for position in range(study.n_practice_trials):
         assert wait_ready(page)["screen"] == "trial"
