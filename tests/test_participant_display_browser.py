@@ -279,6 +279,7 @@ def test_declining_ends_without_a_session(live_server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     page.goto(link(live_server, study, "decliner-1"))
     consent = page.locator("#screen-consent")
+    expect(consent).to_be_visible()  # shown once the session has started
     for fact in ("Dr. Ada Example, Example University", "ada@example.org", "Example IRB 2026-17", "$2.50", "minutes"):
         expect(consent).to_contain_text(fact)
     assert Session.objects.filter(study=study).count() == 1
