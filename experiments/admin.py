@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django_stubs_ext import StrOrPromise
@@ -23,9 +24,11 @@ from experiments.export.responses import responses_table
 from experiments.forms import PARAM_PREFIX, StudyForm, param_field_names, stored_protocol
 from experiments.links import participant_url
 from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
+from experiments.recruiters import recruiter_for
 from experiments.report_views import StudyReportsMixin
-from experiments.selectors import participation
-from workers.models import Job
+from experiments.selectors import participation, pool_fit, study_progress, unit_gallery
+from protocols.params import ParamsError
+from workers.selectors import job_row, recent_jobs
 from workers.services import start_rendering, start_summary
 
 if TYPE_CHECKING:
@@ -47,8 +50,10 @@ class ReadOnlyInline(admin.TabularInline):
 class StudyUnitProgressInline(ReadOnlyInline):
     model = StudyUnit
     verbose_name_plural = "units and progress (passing participants / target)"
-    fields = ("unit", "role", "progress", "held", "statistics")
+    fields = ("unit", "role", "progress", "held", "statistics", "gallery")
     readonly_fields = fields
+    # The summary at the top of the page says where the study stands; the table is there to look things up.
+    classes = ("collapse",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[StudyUnit]:
         return StudyUnit.objects.select_related("unit", "study").with_progress()
@@ -64,28 +69,27 @@ class StudyUnitProgressInline(ReadOnlyInline):
     def held(self, obj: Any) -> int:
         return int(obj.held)
 
-
-class JobInline(ReadOnlyInline):
-    model = Job
-    fields = ("kind", "status", "stage", "percent_done", "message", "error", "updated_at")
-    readonly_fields = fields
-
-    @admin.display(description="progress")
-    def percent_done(self, obj: Job) -> str:
-        return f"{obj.done} / {obj.total} ({obj.percent:.0f}%)"
+    @admin.display(description="trials")
+    def gallery(self, obj: StudyUnit) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:experiments_study_gallery", args=[obj.study_id, obj.pk])
+        return format_html('<a href="{}">see its trials</a>', url)
 
 
 @admin.register(Study)
 class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
     form = StudyForm
-    list_display = ("slug", "name", "protocol", "condition", "status", "recruiter", "participant_link")
+    list_display = (
+        "slug", "name", "status", "protocol", "units_complete", "passing_sessions", "spend", "participant_link"
+    )
     list_filter = ("status", "protocol", "recruiter")
     search_fields = ("slug", "name")
     readonly_fields = (
-        "participant_link", "analysis_links", "participation_summary", "completion_code", "created_at",
-        "derived_from",
+        "progress_summary", "job_panel", "pool_check", "participant_link", "analysis_links", "participation_summary",
+        "completion_code", "created_at", "derived_from",
     )
-    inlines = [JobInline, StudyUnitProgressInline]
+    inlines = [StudyUnitProgressInline]
     actions = [
         "render_stimuli", "open_study", "close_study", "copy_studies", "build_derived", "summarize", "export_csv",
         "export_jsonl", "export_parquet", "export_bundle", "analyse_studies",
@@ -95,12 +99,12 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             None,
             {
                 "fields": (
-                    "slug", "name", "status", "participant_link", "analysis_links", "participation_summary",
-                    "completion_code",
+                    "progress_summary", "job_panel", "slug", "name", "status", "participant_link", "analysis_links",
+                    "participation_summary", "completion_code",
                 )
             },
         ),
-        ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed", "derived_from")}),
+        ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "pool_check", "seed", "derived_from")}),
         (
             "Stimuli",
             {
@@ -130,7 +134,29 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             },
         ),
         ("Recruitment", {"fields": ("recruiter", "accepts_unsigned_links", "consent_timeout_minutes")}),
+        (
+            "Participant page",
+            {
+                "fields": (
+                    "devices", "min_window_width", "min_window_height", "offer_fullscreen", "enforce_instruction_time",
+                    "preload_trials",
+                )
+            },
+        ),
+        (
+            "Consent",
+            {
+                "fields": (
+                    "researcher", "institution", "contact", "ethics_approval", "duration_minutes", "pay", "consent_text"
+                ),
+                "description": "Shown on the consent page; pay, when blank, is the recruiter's reward.",
+            },
+        ),
     )
+
+    class Media:
+        js = ("admin_desk/job_panel.js",)
+        css = {"all": ("admin_desk/desk.css",)}
     FIXED_NOTE = (
         "This study has stimuli: what shaped them or what participants see is fixed (the disabled fields). "
         "To run another design, add a new study; the action 'Copy with its stimuli' runs this design again."
@@ -168,6 +194,52 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             reverse("admin:experiments_study_links", args=[obj.pk]),
         )
 
+    @admin.display(description="units complete")
+    def units_complete(self, obj: Study) -> str:
+        progress = study_progress(obj)
+        return f"{progress.units_complete} / {len(progress.units)}"
+
+    @admin.display(description="passing sessions / needed")
+    def passing_sessions(self, obj: Study) -> str:
+        progress = study_progress(obj)
+        return f"{progress.passing} / {progress.needed}"
+
+    @admin.display(description="spend / budget")
+    def spend(self, obj: Study) -> str:
+        spend = recruiter_for(obj.recruiter).spend(obj)
+        if spend is None:
+            return "-"
+        return f"{spend.spent} / {spend.budget} {spend.currency}".strip()
+
+    @admin.display(description="progress")
+    def progress_summary(self, obj: Study) -> str:
+        if not obj.pk:
+            return "-"
+        progress = study_progress(obj)
+        return render_to_string("admin/experiments/study/progress.html", {"progress": progress, "study": obj})
+
+    @admin.display(description="jobs")
+    def job_panel(self, obj: Study) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:experiments_study_jobs", args=[obj.pk])
+        rows = [job_row(job) for job in recent_jobs(obj)]
+        return render_to_string("admin/experiments/study/jobs.html", {"rows": rows, "url": url})
+
+    @admin.display(description="pool size")
+    def pool_check(self, obj: Study) -> str:
+        if not obj.pk:
+            return "Checked once saved: the pool's image count beside the fewest images this design needs."
+        try:
+            fit = pool_fit(obj)
+        except ParamsError as exc:
+            return f"The parameters are not valid: {exc}"
+        needed = "no pool is large enough" if fit.needed is None else f"needs at least {fit.needed}"
+        if fit.images is None:
+            return f"The pool cannot be opened ({fit.error}); this design {needed}."
+        verdict = "enough" if fit.needed is not None and fit.images >= fit.needed else "too few: render would fail"
+        return f"{fit.images} images in {obj.image_pool}; this design {needed} ({verdict})."
+
     @admin.display(description="places")
     def participation_summary(self, obj: Study) -> str:
         if not obj.pk:
@@ -180,14 +252,38 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
         )
 
     def get_urls(self) -> list[URLPattern]:
-        links = path("<int:pk>/links/", self.admin_site.admin_view(self.links_view), name="experiments_study_links")
-        return [links, *self.report_urls(), *super().get_urls()]
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/links/", view(self.links_view), name="experiments_study_links"),
+            path("<int:pk>/jobs.json", view(self.jobs_view), name="experiments_study_jobs"),
+            path("<int:pk>/units/<int:unit_pk>/gallery/", view(self.gallery_view), name="experiments_study_gallery"),
+            *self.report_urls(),
+            *super().get_urls(),
+        ]
+
+    def jobs_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """The study's recent jobs, which the job panel polls while one runs."""
+        study = self._viewable_study(request, pk)
+        return JsonResponse({"jobs": [job_row(job) for job in recent_jobs(study)]})
+
+    def gallery_view(self, request: HttpRequest, pk: int, unit_pk: int) -> HttpResponse:
+        """A unit's rendered trials as participants see them, with the answer marked for the researcher."""
+        study = self._viewable_study(request, pk)
+        study_unit = get_object_or_404(StudyUnit.objects.select_related("unit", "study"), pk=unit_pk, study=study)
+        protocol = study.protocol_plugin
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Trials of {study_unit.unit} in {study}",
+            "study": study,
+            "study_unit": study_unit,
+            "protocol": protocol,
+            "screens": unit_gallery(study_unit),
+        }
+        return render(request, "admin/experiments/study/gallery.html", context)
 
     def links_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Signed links for the participant ids a researcher enters, one per line."""
-        study = get_object_or_404(Study, pk=pk)
-        if not self.has_view_permission(request, study):
-            raise PermissionDenied
+        study = self._viewable_study(request, pk)
         ids = [line.strip() for line in request.POST.get("participants", "").splitlines() if line.strip()]
         context = {
             **self.admin_site.each_context(request),

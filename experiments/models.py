@@ -143,6 +143,41 @@ class Study(models.Model):
         help_text="A unit counts for the answer-key check once other passing participants answered it this often.",
     )
 
+    # The participant page: who may take part on what, and what they are told before they agree.
+    class Devices(models.TextChoices):
+        DESKTOP = "desktop", "desktop or laptop with a keyboard"
+        ANY = "any", "any device, phones and tablets included"
+
+    devices = models.CharField(
+        max_length=20, choices=Devices.choices, default=Devices.DESKTOP,
+        help_text="Phones and tablets are refused before consent, without a session, unless 'any'.",
+    )
+    min_window_width = models.PositiveIntegerField(
+        default=940, help_text="CSS pixels the browser window needs before consent (IMI: 940 x 600)."
+    )
+    min_window_height = models.PositiveIntegerField(default=600)
+    offer_fullscreen = models.BooleanField(default=True, help_text="Offer fullscreen on the instructions.")
+    enforce_instruction_time = models.BooleanField(
+        default=True,
+        help_text="The start button counts down the minimum instruction time; off: the time is only measured.",
+    )
+    preload_trials = models.PositiveIntegerField(
+        default=3, help_text="Trials whose images the page loads ahead of the one on screen."
+    )
+    researcher = models.CharField(max_length=200, blank=True, help_text="Shown on the consent page.")
+    institution = models.CharField(max_length=200, blank=True)
+    contact = models.CharField(max_length=200, blank=True, help_text="An e-mail address for questions.")
+    ethics_approval = models.CharField(
+        max_length=300, blank=True, help_text="The ethics board and approval number, shown on the consent page."
+    )
+    duration_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Expected duration told to participants; blank: estimated from the trials."
+    )
+    pay = models.CharField(max_length=100, blank=True, help_text="What participants are paid, e.g. '$2.50'.")
+    consent_text = models.TextField(
+        blank=True, help_text="Extra paragraphs for the consent page (plain text); blank: the standard text only."
+    )
+
     completion_code = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     derived_from = models.ForeignKey(
@@ -242,6 +277,25 @@ class Study(models.Model):
     @property
     def trials_per_session(self) -> int:
         return self.n_main_trials + self.n_catch_trials
+
+    @property
+    def sessions_needed(self) -> int:
+        """Passing sessions for every unit to reach its target: ceil(units x target / main trials)."""
+        if self.n_main_trials <= 0:
+            raise ValueError(f"study {self.slug} has no main trials, so no number of sessions is enough")
+        return -(-self.n_units * self.target_per_unit // self.n_main_trials)
+
+    # Seconds per trial a participant needs on average, with feedback and continue (IMI: about 15 s).
+    SECONDS_PER_TRIAL = 15
+
+    @property
+    def expected_minutes(self) -> int:
+        """The duration participants are told: the study's own, or estimated from its trials and the
+        instruction time."""
+        if self.duration_minutes:
+            return self.duration_minutes
+        trials = self.trials_per_session + self.n_practice_trials
+        return max(1, round((trials * self.SECONDS_PER_TRIAL + self.min_instruction_s + 60) / 60))
 
 
 class StudyUnitQuerySet(models.QuerySet):
@@ -454,6 +508,10 @@ class Response(models.Model):
     )
     correct = models.BooleanField(null=True)
     score = models.FloatField(null=True, blank=True)
+    geometry = models.JSONField(
+        default=dict, blank=True,
+        help_text="The browser's window, screen, pixel ratio, zoom, user agent and each image's rendered size.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -9,7 +9,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 
 from experiments.models import Study
 from experiments.recruiters import registered
-from experiments.selectors import sample_screen
+from experiments.selectors import sample_screen, study_terms
 from protocols import NotImplementedProtocol
 
 # MTurk shows the page in an iframe on its worker sites; nobody else may frame it.
@@ -54,7 +54,9 @@ def participant_page(request: HttpRequest, slug: str) -> HttpResponse:
         "study": study,
         "protocol": protocol,
         "previewing": previewing,
-        "sample": sample_screen(study) if previewing else None,
+        # The preview's sample screen and the instructions' example screen.
+        "sample": sample_screen(study),
+        "terms": study_terms(study),
         # Which fields of POST /sessions the script reads from which URL parameters, per recruiter.
         "arrival_params": {recruiter.name: dict(recruiter.url_params) for recruiter in registered()},
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -35,6 +36,23 @@ class Arrival:
     # participant has (MTurk's assignment, Prolific's session), not just their participant id.
     external: dict[str, Any] = field(default_factory=dict)
     signed: bool = False  # from a link the platform signed: exempt from the per-address limits
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What the recruiter pays and on what terms, as participants are told before they start."""
+
+    pay: str  # e.g. "$2.79 per completed task"; blank where the recruiter does not pay
+    payment: str  # the payment policy: who is paid, and whether failing the checks costs the pay
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Money spent or committed on a study's recruitment, and its budget (fees included)."""
+
+    spent: Decimal
+    budget: Decimal
+    currency: str
 
 
 class Recruiter(Protocol):
@@ -69,6 +87,12 @@ class Recruiter(Protocol):
 
     def hand_back(self, session: Session) -> dict[str, Any]:
         """What the completion page needs: a code, a redirect, or a form to post."""
+
+    def terms(self, study: Study) -> Terms:
+        """The pay and payment policy the consent page and the preview state."""
+
+    def spend(self, study: Study) -> Spend | None:
+        """What the study's recruitment has spent against its budget; None where the recruiter pays nothing."""
 
 
 # In registration order: the participant page tries the recruiters' URL parameters in this order.

@@ -64,6 +64,11 @@ class StudyReportsMixin(admin.ModelAdmin):
         if not all(self.has_view_permission(request, study) for study in studies):
             raise PermissionDenied
 
+    def _viewable_study(self, request: HttpRequest, pk: int) -> Study:
+        study = get_object_or_404(Study, pk=pk)
+        self._viewable(request, [study])
+        return study
+
     def _report(self, request: HttpRequest, studies: list[Study], title: str) -> HttpResponse:
         from experiments.analysis_frames import analyze_database
         from experiments.reports import report_context, study_unit_ids, unit_key
@@ -105,8 +110,7 @@ class StudyReportsMixin(admin.ModelAdmin):
     def unit_view(self, request: HttpRequest, pk: int, unit_pk: int) -> HttpResponse:
         from experiments.reports import unit_detail
 
-        study = get_object_or_404(Study, pk=pk)
-        self._viewable(request, [study])
+        study = self._viewable_study(request, pk)
         unit = get_object_or_404(Unit.objects.select_related("model"), pk=unit_pk, study_units__study=study)
         context = {
             **self.admin_site.each_context(request),
@@ -119,8 +123,7 @@ class StudyReportsMixin(admin.ModelAdmin):
     def live_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         from experiments.reports import live_units
 
-        study = get_object_or_404(Study, pk=pk)
-        self._viewable(request, [study])
+        study = self._viewable_study(request, pk)
         context = {
             **self.admin_site.each_context(request),
             **live_units(study, _row_filter(request)),

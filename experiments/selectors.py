@@ -11,10 +11,12 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.db.models import Sum
 
-from experiments.models import Event, Session, SessionTrial, SessionUnit, StartRefusal, Study, Trial
+from experiments.models import Event, Session, SessionTrial, SessionUnit, StartRefusal, Study, StudyUnit, Trial
 from experiments.planning import shown_images
 from experiments.recruiters import recruiter_for
+from protocols.base import DesignError
 from stimuli.models import StimulusImage
+from stimuli.pools import PoolError, open_pool
 
 
 class Stage:
@@ -66,6 +68,7 @@ def session_state(session: Session) -> dict[str, Any]:
         "prompt": study.protocol_plugin.prompt(study.protocol_params),
         "min_instruction_s": study.min_instruction_s,
         "main_feedback": study.main_feedback,
+        "enforce_instruction_time": study.enforce_instruction_time,
         "timing": {
             "lock_ms": study.lock_ms,
             "feedback_delay_ms": study.feedback_delay_ms,
@@ -111,25 +114,29 @@ def trial_payload(session: Session, current: SessionTrial | None) -> dict[str, A
     protocol = study.protocol_plugin
     if current is None:
         return {"done": True, "protocol": protocol.name}
-    following = (
-        SessionTrial.objects.filter(session=session, index__gt=current.index)
-        .order_by("index")
-        .first()
-    )
-    preload_ids = protocol.image_ids(following.layout) if following else []
-    urls = image_urls(protocol.image_ids(current.layout) + preload_ids)
     round_indices = list(
         SessionTrial.objects.filter(session=session, phase=current.phase, attempt=current.attempt)
         .order_by("index")
         .values_list("index", flat=True)
     )
+    position = round_indices.index(current.index) + 1
+    following = SessionTrial.objects.filter(session=session, index__gt=current.index).order_by("index")
+    # A round's first trial brings the whole practice round (or the study's number of main trials) ahead,
+    # for the page to load behind its progress bar; later trials keep that many ahead.
+    ahead = len(round_indices) - 1 if position == 1 and current.phase == Session.Phase.PRACTICE else 0
+    preload_ids = [
+        image_id
+        for layout in following.values_list("layout", flat=True)[: max(ahead, study.preload_trials)]
+        for image_id in protocol.image_ids(layout)
+    ]
+    urls = image_urls(protocol.image_ids(current.layout) + preload_ids)
     return {
         "done": False,
         "protocol": protocol.name,
         "index": current.index,
         "phase": current.phase,
         "attempt": current.attempt,
-        "position": round_indices.index(current.index) + 1,
+        "position": position,
         "of": len(round_indices),
         **protocol.payload(current.layout, urls, study.protocol_params),
         "preload": [urls[i] for i in dict.fromkeys(preload_ids)],
@@ -147,9 +154,149 @@ def sample_screen(study: Study) -> dict[str, Any] | None:
     )
     if trial is None:
         return None
+    return trial_screen(study, trial).payload
+
+
+@dataclass(frozen=True)
+class TrialScreen:
+    """A stored trial laid out as a session would show it: the browser's payload, and its answer key."""
+
+    trial: Trial
+    payload: dict[str, Any]
+    key: dict[str, Any]
+
+
+def trial_screen(study: Study, trial: Trial) -> TrialScreen:
+    """Laid out with the study's seed, so that the same trial always looks the same here."""
     protocol, params = study.protocol_plugin, study.protocol_params
     layout = protocol.layout_trial(shown_images(trial), trial.content, params, random.Random(study.seed))
-    return protocol.payload(layout.display, image_urls(protocol.image_ids(layout.display)), params)
+    payload = protocol.payload(layout.display, image_urls(protocol.image_ids(layout.display)), params)
+    return TrialScreen(trial, payload, layout.key)
+
+
+def unit_gallery(study_unit: StudyUnit) -> list[TrialScreen]:
+    """Every rendered trial of a study's unit (practice, main and catch), in kind and batch order."""
+    trials = (
+        Trial.objects.filter(study=study_unit.study, unit=study_unit.unit)
+        .prefetch_related("images")
+        .order_by("kind", "batch")
+    )
+    return [trial_screen(study_unit.study, trial) for trial in trials]
+
+
+@dataclass(frozen=True)
+class UnitProgress:
+    study_unit_id: int
+    label: str
+    completed: int  # passing participants' answers so far
+    held: int
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    """Where a study stands: units at their target, passing sessions, and each main unit's answers."""
+
+    target: int  # answers each unit needs
+    units: list[UnitProgress]
+    passing: int
+    needed: int  # passing sessions for every unit to reach its target
+
+    @property
+    def units_complete(self) -> int:
+        return sum(1 for unit in self.units if unit.completed >= self.target)
+
+    @property
+    def bars(self) -> list[tuple[UnitProgress, float, float]]:
+        """Each unit with its share of the target (at most 1) and 1 - share, the top of its bar in the chart."""
+        shares = [min(1.0, unit.completed / self.target) if self.target else 1.0 for unit in self.units]
+        return [(unit, share, 1.0 - share) for unit, share in zip(self.units, shares, strict=True)]
+
+
+def study_progress(study: Study) -> StudyProgress:
+    rows = (
+        StudyUnit.objects.filter(study=study, role=StudyUnit.Role.MAIN)
+        .select_related("unit")
+        .with_progress()
+        .order_by("order")
+    )
+    units = [UnitProgress(row.pk, str(row.unit), row.completed, row.held) for row in rows]
+    passing = Session.objects.filter(study=study, status=Session.Status.COMPLETED, passed=True).count()
+    needed = study.sessions_needed if study.n_main_trials else 0
+    return StudyProgress(target=study.target_per_unit, units=units, passing=passing, needed=needed)
+
+
+@dataclass(frozen=True)
+class PoolFit:
+    images: int | None  # None: the pool cannot be opened (error says why)
+    needed: int | None  # the fewest images the design's trials can be drawn from; None: no pool size is enough
+    error: str = ""
+
+
+def smallest_pool(study: Study, largest: int = 10_000_000) -> int | None:
+    """The fewest pool images from which the protocol can draw the study's trials (check_pool passes from
+    there on), by bisection."""
+    protocol, design = study.protocol_plugin, study.design
+
+    def fits(n: int) -> bool:
+        try:
+            protocol.check_pool(design, n)
+        except DesignError:
+            return False
+        return True
+
+    if not fits(largest):
+        return None
+    low, high = 1, largest
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle + 1, high)
+    return low
+
+
+def pool_fit(study: Study) -> PoolFit:
+    """The study's pool's image count beside what its design needs, before anything is rendered."""
+    needed = smallest_pool(study)
+    try:
+        images = len(open_pool(study.image_pool).keys())
+    except (PoolError, OSError, ValueError) as exc:
+        return PoolFit(None, needed, str(exc))
+    return PoolFit(images, needed)
+
+
+@dataclass(frozen=True)
+class StudyTerms:
+    """What a participant is told before they start: pay, time, trials, who may take part, the rules."""
+
+    pay: str
+    payment: str
+    minutes: int
+    n_trials: int  # practice and main
+    requirements: list[str]
+    rules: list[str]
+
+
+def study_terms(study: Study) -> StudyTerms:
+    recruiter_terms = recruiter_for(study.recruiter).terms(study)
+    requirements = [
+        f"A browser window of at least {study.min_window_width} x {study.min_window_height} pixels.",
+        "Normal colour vision and normal or corrected-to-normal sight.",
+    ]
+    if study.devices == Study.Devices.DESKTOP:
+        requirements.insert(0, "A desktop or laptop computer with a keyboard: phones and tablets are not supported.")
+    rules = [
+        f"The instructions read for at least {study.min_instruction_s:g} seconds.",
+        f"The practice passed within {study.max_practice_attempts} rounds.",
+        f"The whole task taking between {study.min_total_s / 60:.0f} and {study.max_total_s / 60:.0f} minutes.",
+        *study.protocol_plugin.rules(study.protocol_params, study.n_catch_trials),
+    ]
+    return StudyTerms(
+        pay=study.pay or recruiter_terms.pay,
+        payment=recruiter_terms.payment,
+        minutes=study.expected_minutes,
+        n_trials=study.n_practice_trials + study.trials_per_session,
+        requirements=requirements,
+        rules=rules,
+    )
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,12 @@ def _result(response: Response) -> AnswerResult:
         if answered.index == max(round_trials.values_list("index", flat=True)):
             round_responses = Response.objects.filter(session_trial__in=round_trials)
             scores = [Score(correct, score) for correct, score in round_responses.values_list("correct", "score")]
-            practice = {"attempt": answered.attempt, "passed": protocol.practice_passed(scores)}
+            practice = {
+                "attempt": answered.attempt,
+                "passed": protocol.practice_passed(scores),
+                "wrong": sum(1 for score in scores if score.correct is False),
+                "of": len(scores),
+            }
     done = session.phase == Session.Phase.MAIN and first_unanswered(session) is None
     if answered.phase == Session.Phase.MAIN and not session.study.main_feedback:
         # Nothing drawn from the key, so that replies never add up to an answer key over sessions.
@@ -109,7 +114,13 @@ def _check_timing(current: SessionTrial, lock_ms: int, now: datetime) -> int:
 
 
 def answer_trial(
-    session: Session, *, index: int, client_id: uuid.UUID, rt_ms: int, answer: dict[str, Any]
+    session: Session,
+    *,
+    index: int,
+    client_id: uuid.UUID,
+    rt_ms: int,
+    answer: dict[str, Any],
+    geometry: dict[str, Any] | None = None,
 ) -> tuple[AnswerResult, bool]:
     """Store the answer (the protocol's validated fields) to the current trial; returns (result, created).
 
@@ -145,6 +156,7 @@ def answer_trial(
             server_ms=server_ms,
             correct=verdict.correct,
             score=verdict.score,
+            geometry=geometry or {},
             created_at=now,
         )
         session.last_seen_at = session.last_answer_at = now
@@ -158,6 +170,16 @@ def answer_trial(
             else:
                 plan_practice_round(session)
         return result, True
+
+
+def decline_session(session: Session) -> None:
+    """The participant does not agree: the unconsented session is deleted, with its events, so that
+    nothing about them is kept (it held no units yet)."""
+    with transaction.atomic():
+        session = Session.objects.select_for_update().get(pk=session.pk)
+        if session.consented_at is not None:
+            raise WrongStage("You have already agreed to take part; you may stop at any time by closing this page.")
+        session.delete()
 
 
 def complete_session(session: Session, feedback: str = "") -> dict[str, Any]:

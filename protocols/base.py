@@ -220,6 +220,9 @@ class Templates:
     consent: str  # one sentence: what the participant will do
     instructions: str
     preview: str  # the MTurk preview's description and sample screen (context: `sample`, the payload)
+    # A still drawing of one trial's payload (context: `sample`; in the admin's gallery also `key`, the
+    # answer key, to mark the answer): the instructions' example screen and the gallery. Blank: none.
+    sample: str = ""
 
 
 @dataclass(frozen=True)
@@ -342,6 +345,10 @@ class Protocol(ABC, Generic[P]):
 
     def checks(self, params: P, main_block: Sequence[Answered], n_catch_trials: int) -> list[CheckResult]:
         """The protocol's share of the exclusion checks, over the main block's responses."""
+        return []
+
+    def rules(self, params: P, n_catch_trials: int) -> list[str]:
+        """The protocol's exclusion checks as participants are told them before they start."""
         return []
 
     # ---- studies built from another study's responses (e.g. a verify stage fed by a describe stage)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.db.models import QuerySet
 
 from experiments.models import Session, Study
-from experiments.recruiters import Recruiter, recruiter_for
+from experiments.recruiters import Recruiter, Spend, Terms, recruiter_for
 from recruitment import budget
 from recruitment.errors import ConfigurationError
 from recruitment.models import Payment, Recruitment
@@ -86,6 +86,34 @@ class Backend(Recruiter):
 
     def session_started(self, session: Session) -> None:
         """Nothing to record where the recruiter has no service."""
+
+    # The currency the recruiter's rewards are in, as participants read it.
+    currency: ClassVar[str] = ""
+
+    def terms(self, study: Study) -> Terms:
+        """The reward and the payment rules of the study's recruitment (its defaults before it is set up)."""
+        recruitment = Recruitment.objects.filter(study=study).first() or Recruitment(study=study)
+        pay = f"{recruitment.reward} {self.currency}".strip() + " for the completed task"
+        if recruitment.reject_failing:
+            payment = "Work that fails the quality checks is rejected and not paid; all other work is paid."
+        else:
+            payment = "Everyone who completes the task is paid, whether or not the answers pass the quality checks."
+        if recruitment.bonus_passing:
+            payment += f" Work that passes the checks earns a bonus of {recruitment.bonus_passing} {self.currency}."
+        return Terms(pay=pay, payment=payment)
+
+    def spend(self, study: Study) -> Spend | None:
+        """Every payment in the ledger that has not failed, against the budget cap."""
+        from recruitment.selectors import budget_cap
+
+        recruitment = Recruitment.objects.filter(study=study).first()
+        if recruitment is None:
+            return None
+        return Spend(self.spent(recruitment), budget_cap(recruitment), self.currency)
+
+    def spent(self, recruitment: Recruitment) -> Decimal:
+        payments = recruitment.payments.exclude(status=Payment.Status.FAILED)
+        return sum(payments.values_list("amount", flat=True), Decimal("0.00"))
 
     # Launching and running recruitment (recruitment.services and its tasks).
 

@@ -21,10 +21,8 @@ LARGE_HIT = 10
 
 
 def sessions_needed(study: Study) -> int:
-    """Passing sessions for every unit to reach its target: ceil(units x target / main trials)."""
-    if study.n_main_trials <= 0:
-        raise ValueError(f"study {study.slug} has no main trials, so no number of sessions is enough")
-    return math.ceil(study.n_units * study.target_per_unit / study.n_main_trials)
+    """Passing sessions for every unit to reach its target (Study.sessions_needed)."""
+    return study.sessions_needed
 
 
 def mturk_fee_rate(assignments_per_hit: int) -> Decimal:

@@ -1,22 +1,105 @@
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.core.files.storage import default_storage
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
+from stimuli.pools import PoolError, open_pool
+
+# The forms' own fields: the admin adds its read-only ones to the forms' Meta.
+MODEL_FIELDS = ("name", "timm_name", "weights", "checkpoint_path", "layers")
+POOL_FIELDS = ("name", "source", "location", "size", "seed")
+
+
+class VisionModelForm(forms.ModelForm[VisionModel]):
+    """The architecture is chosen from timm's installed list; saving builds the network, so that a wrong
+    name, weights file or layer is refused here rather than by a render hours later."""
+
+    class Meta:
+        model = VisionModel
+        fields = MODEL_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Imported here: only this form needs torch and timm in a web process.
+        from stimuli.networks import architectures
+
+        self.fields["timm_name"] = forms.ChoiceField(
+            choices=[(name, name) for name in architectures()],
+            help_text="A timm architecture installed here.",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        from stimuli.networks import NetworkError, layers_of_interest
+
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        spec = VisionModel(**{name: data.get(name) for name in MODEL_FIELDS})
+        spec.layers = spec.layers or []
+        try:
+            layers_of_interest(spec)
+        except NetworkError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data
 
 
 @admin.register(VisionModel)
 class VisionModelAdmin(admin.ModelAdmin[VisionModel]):
+    form = VisionModelForm
     list_display = ("name", "timm_name", "weights", "layers")
     search_fields = ("name", "timm_name")
+    readonly_fields = ("layers_of_interest",)
+
+    @admin.display(description="layers of interest, as built")
+    def layers_of_interest(self, obj: VisionModel) -> str:
+        if not obj.pk:
+            return "Shown once saved: saving builds the network."
+        from stimuli.networks import NetworkError, layers_of_interest
+
+        try:
+            return ", ".join(layers_of_interest(obj))
+        except NetworkError as exc:
+            return f"Cannot be built: {exc}"
+
+
+class ImagePoolForm(forms.ModelForm[ImagePool]):
+    """Saving opens the pool, so that a missing folder, an empty prefix or an unreadable listing is refused."""
+
+    class Meta:
+        model = ImagePool
+        fields = POOL_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            open_pool(ImagePool(**{name: data.get(name) for name in POOL_FIELDS})).keys()
+        except (PoolError, OSError, ValueError) as exc:
+            raise forms.ValidationError(f"This pool cannot be opened: {exc}") from exc
+        return data
 
 
 @admin.register(ImagePool)
 class ImagePoolAdmin(admin.ModelAdmin[ImagePool]):
+    form = ImagePoolForm
     list_display = ("name", "source", "location", "size", "seed")
     list_filter = ("source",)
     search_fields = ("name", "location")
+    readonly_fields = ("image_count",)
+
+    @admin.display(description="images")
+    def image_count(self, obj: ImagePool) -> str:
+        if not obj.pk:
+            return "Counted once saved."
+        try:
+            return str(len(open_pool(obj).keys()))
+        except (PoolError, OSError, ValueError) as exc:
+            return f"Cannot be opened: {exc}"
 
 
 @admin.register(Unit)

@@ -97,6 +97,36 @@ def load_network(spec: VisionModel, device: torch.device | None = None) -> Netwo
     )
 
 
+def architectures() -> list[str]:
+    """The timm architectures installed here, for the admin's choice."""
+    return list(timm.list_models())
+
+
+def layers_of_interest(spec: VisionModel) -> list[str]:
+    """Build the network a VisionModel names, as rendering will, and return its layers of interest: the
+    configured ones, each checked to exist, or its stages. Raises NetworkError saying what is wrong.
+
+    Pretrained timm weights would be downloaded, which nothing here may do: for those only the architecture
+    is built; a checkpoint or the offline package is loaded for real."""
+    if spec.timm_name not in timm.list_models():
+        raise NetworkError(f"{spec.timm_name!r} is not a timm architecture installed here.")
+    if spec.weights == VisionModel.Weights.PRETRAINED:
+        module = timm.create_model(spec.timm_name, pretrained=False)
+    else:
+        try:
+            module = load_network(spec, torch.device("cpu")).module
+        except OSError as exc:
+            raise NetworkError(f"Cannot read the weights of {spec.name}: {exc}") from exc
+    if not spec.layers:
+        return default_layers(module)
+    names = dict(module.named_modules())
+    missing = [layer for layer in spec.layers if layer not in names]
+    if missing:
+        stages = ", ".join(default_layers(module))
+        raise NetworkError(f"{spec.timm_name} has no layers {', '.join(missing)}; its stages are {stages}.")
+    return list(spec.layers)
+
+
 def _state_dict(spec: VisionModel, module: torch.nn.Module) -> dict[str, torch.Tensor]:
     if spec.weights == VisionModel.Weights.CHECKPOINT:
         if not spec.checkpoint_path:

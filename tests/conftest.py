@@ -21,6 +21,16 @@ from tests.factories import VisionModelFactory
 PUBLIC_BASE_URL = "https://psy.example.org"
 
 
+# What the browser reports of its display with every answer (static/participant/shell.js, geometry()).
+GEOMETRY = {
+    "window_width": 1440, "window_height": 900, "screen_width": 1440, "screen_height": 900,
+    "device_pixel_ratio": 2, "zoom": 1.0, "pinch_zoom": 1, "fullscreen": False,
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/140.0 Safari/537.36",
+    "image_css_px_min": 150.5, "image_css_px_max": 180.0, "image_device_px_min": 301.0, "image_device_px_max": 360.0,
+    "images": [[150.5, 150.5, 224, 224], [180.0, 180.0, 224, 224]],
+}
+
+
 class Participant:
     """Drives the participant API the way the browser does."""
 
@@ -58,6 +68,7 @@ class Participant:
             "confidence": confidence,
             "rt_ms": 900,
             "client_id": client_id or str(uuid.uuid4()),
+            "geometry": GEOMETRY,
         }
         return self.client.post(self.url("/responses"), body, format="json")
 

@@ -100,6 +100,8 @@ class StudyFactory(factory.django.DjangoModelFactory):
     accepts_unsigned_links = True
     max_lock_boundary_share = 1.0
     min_timing_variation = 0.0
+    # Browser tests start the practice at once; the countdown's own test turns it on.
+    enforce_instruction_time = False
 
 
 class StudyUnitFactory(factory.django.DjangoModelFactory):

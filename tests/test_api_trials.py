@@ -116,7 +116,7 @@ def test_a_wrong_practice_answer_repeats_the_whole_practice_round(consented):
     consented.answer_current(right=False)
     for _ in range(4):
         last = consented.answer_current(right=True)
-    assert last.json()["practice"] == {"attempt": 1, "passed": False}
+    assert last.json()["practice"] == {"attempt": 1, "passed": False, "wrong": 1, "of": 5}
     trial = consented.trial().json()
     assert (trial["phase"], trial["attempt"], trial["position"]) == ("practice", 2, 1)
 
@@ -124,7 +124,7 @@ def test_a_wrong_practice_answer_repeats_the_whole_practice_round(consented):
 def test_a_correct_practice_round_starts_the_main_block(consented):
     for _ in range(5):
         last = consented.answer_current(right=True)
-    assert last.json()["practice"] == {"attempt": 1, "passed": True}
+    assert last.json()["practice"] == {"attempt": 1, "passed": True, "wrong": 0, "of": 5}
     trial = consented.trial().json()
     assert (trial["phase"], trial["position"], trial["of"]) == ("main", 1, 45)
 

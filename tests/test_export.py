@@ -12,6 +12,12 @@ from django.core.management.base import CommandError
 from experiments.export.responses import columns as export_columns
 from experiments.export.responses import responses_table
 from experiments.models import Study
+from tests.conftest import GEOMETRY
+
+GEOMETRY_COLUMNS = (
+    "window_width", "window_height", "screen_width", "screen_height", "device_pixel_ratio", "zoom", "fullscreen",
+    "image_css_px_min", "image_css_px_max", "image_device_px_min", "image_device_px_max", "user_agent",
+)
 
 
 @pytest.fixture
@@ -44,6 +50,23 @@ def test_rows_describe_the_unit_trial_and_answer(completed):
     assert first["layer"] == "blocks.3" and first["model"] == "lite0"
     assert first["correct"] == "True" and first["confidence"] == "3"
     assert first["choice"] == first["positive_position"]
+
+
+def test_rows_carry_the_display_geometry_the_browser_reported(completed):
+    row = next(responses_table([completed.study]).records())
+    assert {name: row[name] for name in GEOMETRY_COLUMNS} == {
+        "window_width": 1440, "window_height": 900, "screen_width": 1440, "screen_height": 900,
+        "device_pixel_ratio": 2.0, "zoom": 1.0, "fullscreen": False, "image_css_px_min": 150.5,
+        "image_css_px_max": 180.0, "image_device_px_min": 301.0, "image_device_px_max": 360.0,
+        "user_agent": GEOMETRY["user_agent"],
+    }
+
+
+def test_the_geometry_columns_are_typed(db):
+    types = dict(export_columns([]))
+    assert [types[name] for name in ("window_width", "device_pixel_ratio", "fullscreen", "user_agent")] == [
+        "int", "float", "bool", "str"
+    ]
 
 
 def test_rows_carry_the_session_check_results(completed):

@@ -79,8 +79,8 @@ def test_the_session_state_says_whether_main_answers_are_judged(unjudged):
 
 @pytest.mark.parametrize(
     ("main_feedback", "said", "unsaid"),
-    [(True, "After each answer the image you chose is framed", "In the main block you are not told"),
-     (False, "In the main block you are not told", "After each answer the image you chose is framed")],
+    [(True, "After each answer, the image you chose is marked", "In the main block you are not told"),
+     (False, "In the main block you are not told", "After each answer, the image you chose is marked")],
 )
 def test_the_instructions_say_which_answers_are_judged(client, db, main_feedback, said, unsaid):
     study = build_2afc_study(main_feedback=main_feedback)

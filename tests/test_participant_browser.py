@@ -59,6 +59,14 @@ READY = """() => {
 }"""
 
 
+def start_practice(page) -> None:
+    """Turn the instructions' pages and start the practice (the study's countdown, if any, is over)."""
+    page.locator("#screen-instructions").wait_for(state="visible")
+    while page.locator("#instructions-next").is_visible():
+        page.click("#instructions-next")
+    page.click("#instructions-start")
+
+
 def wait_ready(page) -> dict:
     """Wait until the page is on an answerable trial or on a screen between trials."""
     return page.wait_for_function(READY, timeout=10_000).json_value()
@@ -99,6 +107,8 @@ def test_whole_session_in_browser(live_server, monkeypatch):
         context.expose_function("recordFrame", lambda frame: frames.append(frame))
         context.add_init_script(FRAME_RECORDER)
         page = context.new_page()
+        # The reload mid-study is asked about first (the leave warning): the participant stays with it.
+        page.on("dialog", lambda dialog: dialog.accept())
         page.on("pageerror", lambda e: page_errors.append(str(e)))
         page.on("requestfailed", lambda r: bad_requests.append(f"failed {r.method} {r.url} {r.failure}"))
         page.on(
@@ -134,7 +144,7 @@ def test_whole_session_in_browser(live_server, monkeypatch):
         page.click("#consent-agree")
         expect(page.locator("#screen-instructions")).to_be_visible()
         expect(page.locator("#screen-instructions")).to_contain_text("colour-blind")
-        page.click("#instructions-start")
+        start_practice(page)
 
         # Practice round 1: the first answer is wrong, so the round repeats.
         for position in range(1, study.n_practice_trials + 1):
@@ -281,7 +291,7 @@ def test_without_main_feedback_only_practice_answers_are_framed(live_server, mon
         page.goto(f"{live_server.url}/s/{study.slug}/?participant=browser-unjudged")
         page.click("#consent-agree")
         expect(page.locator("#screen-instructions")).to_contain_text("In the main block you are not told")
-        page.click("#instructions-start")
+        start_practice(page)
 
         def answer_right() -> None:
             assert wait_ready(page)["screen"] == "trial"
@@ -333,7 +343,7 @@ def check_layout(page) -> None:
         " innerWidth, innerHeight]"
     )
     assert size[0] <= size[2] and size[1] <= size[3], size
-    for selector in (".block-min img", ".block-max img", ".query-image"):
+    for selector in ("#trial-display .block-min img", "#trial-display .block-max img", "#trial-display .query-image"):
         for box in page.locator(selector).evaluate_all(
             "els => els.map(e => [e.getBoundingClientRect().width, e.getBoundingClientRect().height])"
         ):
@@ -499,10 +509,10 @@ def test_the_screen_lays_out_the_studys_number_of_references(live_server, monkey
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         page.goto(f"{live_server.url}/s/{study.slug}/?participant=grid-{references}")
         page.click("#consent-agree")
-        page.click("#instructions-start")
+        start_practice(page)
         assert wait_ready(page)["screen"] == "trial"
         columns, rows = grid
-        for block in (".block-min", ".block-max"):
+        for block in ("#trial-display .block-min", "#trial-display .block-max"):
             boxes = page.locator(f"{block} img").evaluate_all(
                 "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.width]; })"
             )

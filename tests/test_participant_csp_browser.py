@@ -10,7 +10,7 @@ import pytest
 from django.db import connections
 
 from tests.builders import build_2afc_study
-from tests.test_participant_browser import CHROMIUM_ARGS, wait_ready
+from tests.test_participant_browser import CHROMIUM_ARGS, start_practice, wait_ready
 from tests.test_participant_page import PREVIEW
 
 # Lists every violation the document meets, from before its first script on.
@@ -50,7 +50,7 @@ def test_a_session_through_its_first_trials_meets_no_policy_violation(browser_pa
     response = page.goto(f"{live_server.url}/s/{study.slug}/?participant=csp-1")
     assert "script-src 'self'" in response.headers["content-security-policy"]
     page.click("#consent-agree")
-    page.click("#instructions-start")
+    start_practice(page)
     for _ in range(2):
         assert wait_ready(page)["screen"] == "trial"
         assert page.locator("img.query-image").evaluate_all("imgs => imgs.every(i => i.naturalWidth > 0)")

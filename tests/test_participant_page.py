@@ -76,9 +76,12 @@ def test_an_mturk_preview_shows_a_practice_trial_as_a_sample_screen_without_a_se
     assert not Session.objects.exists()
 
 
-def test_an_accepted_hit_shows_no_sample_screen(client, mturk_study):
+def test_an_accepted_hit_shows_the_sample_screen_only_as_the_instructions_example(client, mturk_study):
     page = client.get(f"/s/{mturk_study.slug}/?assignmentId=3ASG&hitId=3HIT&workerId=AW1").content.decode()
-    assert sample_images(page) == []
+    preview = page.split('id="screen-preview"', 1)[1].split("</section>", 1)[0]
+    instructions = page.split('id="screen-instructions"', 1)[1].split("</section>", 1)[0]
+    assert "stage sample" not in preview
+    assert "An example screen" in instructions and sample_images(instructions)
 
 
 def test_a_preview_link_is_a_preview_whatever_the_studys_recruiter(client, study):
@@ -91,3 +94,44 @@ def test_the_page_tells_the_script_which_url_parameters_each_recruiter_brings(cl
     params = client.get(f"/s/{study.slug}/?participant=p1").context["arrival_params"]
     assert list(params) == ["local", "mturk", "prolific"]
     assert params["local"] == {"participant": "participant", "sig": "sig"}
+
+
+def preview_section(page: str) -> str:
+    return " ".join(page.split('id="screen-preview"', 1)[1].split("</section>", 1)[0].split())
+
+
+def test_an_mturk_preview_states_pay_duration_trials_requirements_rules_and_payment(client, mturk_study):
+    from recruitment.backends import recruitment_for
+
+    recruitment = recruitment_for(mturk_study)
+    recruitment.reward, recruitment.reject_failing, recruitment.rejection_feedback = "3.10", True, "Failed checks."
+    recruitment.save()
+    preview = preview_section(client.get(f"/s/{mturk_study.slug}/{PREVIEW}").content.decode())
+    assert "3.10 USD for the completed task" in preview
+    assert f"about {mturk_study.expected_minutes} minutes" in preview
+    assert f"{mturk_study.n_practice_trials + mturk_study.trials_per_session} (" in preview
+    assert "desktop or laptop computer with a keyboard" in preview
+    assert "at least 940 x 600 pixels" in preview
+    assert "Normal colour vision" in preview
+    assert "at least 15 seconds" in preview and "within 3 rounds" in preview
+    assert "control trials" in preview
+    assert "fails the quality checks is rejected and not paid" in preview
+    assert "stage sample" in preview
+
+
+def test_the_consent_page_states_the_studys_researcher_and_terms(client, db):
+    study = build_2afc_study(
+        researcher="Dr. Ada Example", institution="Example University", contact="ada@example.org",
+        ethics_approval="Example IRB 2026-17", duration_minutes=12, pay="$2.50",
+    )
+    page = " ".join(client.get(f"/s/{study.slug}/?participant=p1").content.decode().split())
+    consent = page.split('id="screen-consent"', 1)[1].split("</section>", 1)[0]
+    for fact in ("Dr. Ada Example, Example University", "mailto:ada@example.org", "Example IRB 2026-17",
+                 "about 12 minutes", "$2.50", 'id="consent-decline"'):
+        assert fact in consent
+
+
+def test_the_page_states_the_studys_window_and_device_requirements(client, db):
+    study = build_2afc_study(min_window_width=1000, min_window_height=650, devices="any")
+    page = client.get(f"/s/{study.slug}/?participant=p1").content.decode()
+    assert 'data-devices="any" data-min-width="1000"' in page and 'data-min-height="650"' in page

@@ -19,7 +19,7 @@ from experiments.rendering import render_study
 from protocols import get_protocol, protocol_choices
 from tests.conftest import Participant
 from tests.factories import RenderableStudyFactory
-from tests.test_participant_browser import CHROMIUM_ARGS
+from tests.test_participant_browser import CHROMIUM_ARGS, start_practice
 
 RATING = {"rating": "tests.rating_protocol.Rating"}
 
@@ -143,7 +143,7 @@ def test_a_session_of_a_registered_protocol_runs_in_the_browser(
         expect(page.locator("#screen-consent")).to_contain_text("rate how strongly images show a feature")
         page.click("#consent-agree")
         expect(page.locator("#screen-instructions")).to_contain_text("numbered buttons")
-        page.click("#instructions-start")
+        start_practice(page)
         for _ in range(1 + 3 + 1):
             expect(page.locator(".rating:not([disabled])")).to_have_count(3)
             expect(page.locator("#trial-prompt")).to_have_text("How strongly does this image show the feature?")

@@ -18,6 +18,7 @@ def test_the_schema_documents_every_participant_call(client, db):
         "/api/v1/sessions/{session_id}/responses",
         "/api/v1/sessions/{session_id}/events",
         "/api/v1/sessions/{session_id}/complete",
+        "/api/v1/sessions/{session_id}/decline",
     }
 
 

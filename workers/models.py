@@ -33,6 +33,9 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    stage_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the stage began: its rate and time left are counted from here."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -46,7 +49,28 @@ class Job(models.Model):
 
     def report(self, stage: str, done: int, total: int, message: str = "") -> None:
         """Save progress; called from inside a running task."""
+        if stage != self.stage or self.stage_started_at is None:
+            self.stage_started_at = timezone.now()
         self.stage, self.done, self.total = stage, done, total
         if message:
             self.message = message
-        self.save(update_fields=["stage", "done", "total", "message", "updated_at"])
+        self.save(update_fields=["stage", "done", "total", "message", "updated_at", "stage_started_at"])
+
+    @property
+    def stage_label(self) -> str:
+        """What the job is doing: its stage while it runs, and plainly done, failed or queued otherwise."""
+        return self.stage if self.status == self.Status.RUNNING and self.stage else self.get_status_display()
+
+    @property
+    def rate(self) -> float | None:
+        """Items (images, units) per second in the current stage, while it runs."""
+        if self.status != self.Status.RUNNING or self.stage_started_at is None or not self.done:
+            return None
+        seconds = (timezone.now() - self.stage_started_at).total_seconds()
+        return self.done / seconds if seconds > 0 else None
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left in the current stage at its rate so far."""
+        rate = self.rate
+        return (self.total - self.done) / rate if rate else None

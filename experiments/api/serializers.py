@@ -53,6 +53,9 @@ class SessionStateSerializer(serializers.Serializer):
     main_feedback = serializers.BooleanField(
         help_text="Whether replies to main-block answers say if they were right (practice answers' always do)."
     )
+    enforce_instruction_time = serializers.BooleanField(
+        help_text="Whether the page holds the start button for min_instruction_s (otherwise it only measures)."
+    )
     timing = TimingSerializer()
     hand_back = serializers.DictField(required=False)
 
@@ -76,12 +79,26 @@ class TrialEnvelopeSerializer(serializers.Serializer):
     )
 
 
+def _small_json(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value)) > MAX_PAYLOAD_BYTES:
+        raise serializers.ValidationError(f"at most {MAX_PAYLOAD_BYTES} bytes of JSON")
+    return value
+
+
 class AnswerEnvelopeSerializer(serializers.Serializer):
     """The fields of every answer; the protocol's own come beside them."""
 
     index = serializers.IntegerField(min_value=0)
     rt_ms = serializers.IntegerField(min_value=0, max_value=MAX_RT_MS)
     client_id = serializers.UUIDField(help_text="Made once per answer; a retry reuses it.")
+    geometry = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="The window, screen, devicePixelRatio, zoom, user agent and the images' rendered sizes.",
+    )
+
+    def validate_geometry(self, value: dict[str, Any]) -> dict[str, Any]:
+        return _small_json(value)
 
 
 class AnswerResultSerializer(serializers.Serializer):
@@ -139,9 +156,7 @@ class EventSerializer(serializers.Serializer):
     payload = serializers.DictField(required=False, default=dict)
 
     def validate_payload(self, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value)) > MAX_PAYLOAD_BYTES:
-            raise serializers.ValidationError(f"at most {MAX_PAYLOAD_BYTES} bytes of JSON")
-        return value
+        return _small_json(value)
 
 
 class EventRecordedSerializer(serializers.Serializer):
@@ -151,6 +166,10 @@ class EventRecordedSerializer(serializers.Serializer):
 
 class CompleteSerializer(serializers.Serializer):
     feedback = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+
+class DeclinedSerializer(serializers.Serializer):
+    declined = serializers.BooleanField()
 
 
 class CompletedSerializer(serializers.Serializer):

@@ -90,6 +90,7 @@ class AnswerTrial(SessionView):
             index=answer.pop("index"),
             client_id=answer.pop("client_id"),
             rt_ms=answer.pop("rt_ms"),
+            geometry=answer.pop("geometry"),
             answer=answer,
         )
         reply = {**s.AnswerResultSerializer(result).data, **result.feedback}
@@ -121,3 +122,14 @@ class CompleteSession(SessionView):
         body = s.CompleteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return Response(services.complete_session(self.session, body.validated_data["feedback"]))
+
+
+class DeclineSession(SessionView):
+    @extend_schema(
+        request=None,
+        responses={200: s.DeclinedSerializer, **ERRORS},
+        summary="The participant does not agree: the unconsented session and its events are deleted.",
+    )
+    def post(self, request: Request, session_id: int) -> Response:
+        services.decline_session(self.session)
+        return Response({"declined": True})

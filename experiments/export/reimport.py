@@ -24,6 +24,7 @@ from typing import IO, Any
 from django.db import transaction
 
 from experiments.copies import free_slug
+from experiments.export.responses import GEOMETRY
 from experiments.models import Response, Session, SessionCheck, SessionTrial, Study, StudyUnit, Trial, TrialImage
 from protocols import get_protocol
 from stimuli.models import ImagePool, SparseAutoencoder, StimulusImage, Unit, VisionModel
@@ -188,6 +189,10 @@ def _responses(
         key: dict[str, Any] = {}
         for name, column in protocol.export_columns.items():
             (answer if column.source == "answer" else key)[column.field] = _value(row[name], _TYPES[column.type])
+        # Bundles written before the geometry columns have none of them.
+        geometry = {
+            key: _value(row[name], _TYPES[kind]) for name, kind, key in GEOMETRY if row.get(name, "") != ""
+        }
         session = sessions[(row["study"], row["session"])]
         planned = SessionTrial(
             session=session, index=int(row["trial_index"]), trial=trial, phase=row["phase"],
@@ -196,7 +201,7 @@ def _responses(
         pending.append((planned, Response(
             session=session, session_trial=planned, client_id=uuid.uuid4(), answer=answer,
             rt_ms=int(row["rt_ms"]), server_ms=_value(row["server_ms"], int), correct=_value(row["correct"], bool),
-            score=_value(row["score"], float), created_at=_value(row["responded_at"], datetime),
+            score=_value(row["score"], float), created_at=_value(row["responded_at"], datetime), geometry=geometry,
         )))
         if len(pending) >= BATCH:
             store_answered(pending)

@@ -51,6 +51,21 @@ OUTCOME = [
     ("session_status", "str", "session__status"),
     ("session_passed", "bool", "session__passed"),
 ]
+# What the browser reported of its display on each trial (Response.geometry): (column, type, its key there).
+GEOMETRY = [
+    ("window_width", "int", "window_width"),
+    ("window_height", "int", "window_height"),
+    ("screen_width", "int", "screen_width"),
+    ("screen_height", "int", "screen_height"),
+    ("device_pixel_ratio", "float", "device_pixel_ratio"),
+    ("zoom", "float", "zoom"),
+    ("fullscreen", "bool", "fullscreen"),
+    ("image_css_px_min", "float", "image_css_px_min"),
+    ("image_css_px_max", "float", "image_css_px_max"),
+    ("image_device_px_min", "float", "image_device_px_min"),
+    ("image_device_px_max", "float", "image_device_px_max"),
+    ("user_agent", "str", "user_agent"),
+]
 # Where each source of a protocol's export columns is, from Response.
 SOURCES = {"answer": "answer", "key": "session_trial__key"}
 CASTS: dict[str, type[Field[Any, Any]]] = {
@@ -82,7 +97,13 @@ def columns(studies: Iterable[Study]) -> list[tuple[str, str]]:
         for name in check_names(studies)
         for part, kind in (("value", "float"), ("passed", "bool"))
     ]
-    return [*((name, kind) for name, kind, _ in GENERIC), *own.items(), *((n, k) for n, k, _ in OUTCOME), *checks]
+    return [
+        *((name, kind) for name, kind, _ in GENERIC),
+        *own.items(),
+        *((n, k) for n, k, _ in OUTCOME),
+        *((n, k) for n, k, _ in GEOMETRY),
+        *checks,
+    ]
 
 
 def checks_by_session(studies: list[Study]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -107,10 +128,13 @@ def response_values(studies: list[Study]) -> QuerySet[Response, tuple[Any, ...]]
         f"own_{name}": Cast(KeyTextTransform(column.field, SOURCES[column.source]), CASTS[column.type]())
         for name, column in protocol_columns(studies).items()
     }
-    paths = [path for _, _, path in GENERIC] + list(fields) + [path for _, _, path in OUTCOME] + ["session_id"]
+    shown = {f"geometry_{name}": Cast(KeyTextTransform(key, "geometry"), CASTS[kind]()) for name, kind, key in GEOMETRY}
+    paths = [
+        *(path for _, _, path in GENERIC), *fields, *(path for _, _, path in OUTCOME), *shown, "session_id"
+    ]
     return (
         Response.objects.filter(session__study__in=studies)
-        .annotate(**fields)
+        .annotate(**fields, **shown)
         .order_by("session_id", "session_trial__index")
         .values_list(*paths)
     )

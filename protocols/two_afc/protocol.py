@@ -74,6 +74,7 @@ class TwoAFC(Protocol[TwoAFCParams]):
         consent="protocols/two_afc/consent.html",
         instructions="protocols/two_afc/instructions.html",
         preview="protocols/two_afc/preview.html",
+        sample="protocols/two_afc/sample.html",
     )
     browser = BrowserModule(script="protocols/two_afc/trial.js", stylesheet="protocols/two_afc/trial.css")
     trial_serializer = TwoAFCTrialSerializer
@@ -148,6 +149,17 @@ class TwoAFC(Protocol[TwoAFCParams]):
     def score(self, answer: Mapping[str, Any], key: JSON, params: TwoAFCParams) -> Score:
         correct = answer["choice"] == key["choice"]
         return Score(correct=correct, score=float(correct))
+
+    def feedback(self, answer: Mapping[str, Any], key: JSON, display: JSON, urls: Mapping[int, str]) -> JSON:
+        # Sent only once the answer is stored, so that the page can mark the right query as well.
+        return {"right": key["choice"]}
+
+    def rules(self, params: TwoAFCParams, n_catch_trials: int) -> list[str]:
+        return [
+            f"At least {params.min_catch_correct} of {n_catch_trials} control trials, which have an obvious answer, "
+            "answered right.",
+            f"Each of the two images (upper and lower) chosen at least {params.min_position_count} times.",
+        ]
 
     def checks(self, params: TwoAFCParams, main_block: Sequence[Answered], n_catch_trials: int) -> list[CheckResult]:
         # Catch trials count toward the positions too: they are answered like any other trial.

@@ -8,7 +8,7 @@ from typing import Any
 
 from experiments.links import is_signed
 from experiments.models import Session, Study
-from experiments.recruiters import Arrival, ArrivalRefused
+from experiments.recruiters import Arrival, ArrivalRefused, Spend, Terms
 from recruitment.backends import Backend
 
 MAX_PARTICIPANT_ID = 200
@@ -37,6 +37,13 @@ class LocalRecruiter(Backend):
             raise ArrivalRefused("This link is incomplete: please open the exact link you were given.",
                                  reason="unsigned")
         return Arrival(participant_id=participant, signed=signed)
+
+    def terms(self, study: Study) -> Terms:
+        # A local link pays nothing through the platform: what participants get is the study's own statement.
+        return Terms(pay="", payment="")
+
+    def spend(self, study: Study) -> Spend | None:
+        return None
 
     def hand_back(self, session: Session) -> dict[str, Any]:
         # The session's own code: a participant's code cannot be passed on as anyone else's.

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from experiments.models import Session, Study
 from experiments.recruiters import Arrival, ArrivalRefused
@@ -61,6 +62,7 @@ class MTurkRecruiter(ServiceBackend):
     )
     admin_inlines = (HITInline, AssignmentInline)
     service: ClassVar[ModuleType] = services
+    currency = "USD"
 
     # The participant side.
 
@@ -144,6 +146,10 @@ class MTurkRecruiter(ServiceBackend):
         """Only those of the marketplace it runs on, so that sandbox trials never count toward a live target."""
         sessions = super().recruited_sessions(recruitment)
         return sessions.filter(external__turk_submit_to=WORKER_SITES[recruitment.sandbox])
+
+    def spent(self, recruitment: Recruitment) -> Decimal:
+        # Every place on an open HIT counts as spent: MTurk holds its reward and fee until the HIT ends.
+        return selectors.committed_spend(recruitment, timezone.now())
 
     def cost_estimate(self, recruitment: Recruitment) -> budget.CostEstimate:
         return budget.estimate_mturk_cost(

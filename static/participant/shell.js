@@ -1,6 +1,7 @@
 /*
  * The participant page's shell: consent, instructions, the API client (retries, client_id replay),
- * errors, resume, the feedback form, the hand-back, keyboard routing and preloading. It knows
+ * errors, resume, the feedback form, the hand-back, keyboard routing, preloading, the device and window
+ * checks and each trial's display geometry. It knows
  * nothing of any protocol: the study's protocol module (loaded after this file) registers itself
  * with psyplatform.registerProtocol(name, module) and draws each trial, as a jsPsych plugin does.
  *
@@ -9,13 +10,16 @@
  *     draws the trial (the API's payload) into `element`, waits for ctx.present(images) before it
  *     accepts input, and resolves when the participant answers.
  *   feedback(element, trial, answer, result, ctx) -> Promise: shows the server's verdict
- *     (result: the reply to the answer) for ctx.timing.feedback_ms, and resolves when it is over.
- *     result.correct is null where there is no verdict to show: a study without feedback on main
- *     trials (session.main_feedback false), or a protocol with no right answer.
+ *     (result: the reply to the answer, with the protocol's own fields, e.g. which answer was right)
+ *     for at least ctx.timing.feedback_ms, with a shape or text cue besides colour, and resolves then;
+ *     the Continue button follows. result.correct is null where there is no verdict to show: a study
+ *     without feedback on main trials (session.main_feedback false), or a protocol with no right answer.
  * Keys typed into an <input> or <textarea> of the module go to it, not to onKey nor to Continue.
  * ctx gives: timing {lock_ms, feedback_delay_ms, feedback_ms}; present(images) -> Promise, which
- * loads and decodes the trial's <img> elements, marks the onset (the first frame in which all are
- * visible), and resolves once the answer lock is over; onKey(handler) to receive the keys pressed
+ * loads and decodes the trial's <img> elements (retrying each that fails; after the retries the trial
+ * screen says so and offers to try again, the promise waiting meanwhile), marks the onset (the first
+ * frame in which all are visible), and resolves once the answer lock is over; their rendered sizes go
+ * with the answer; onKey(handler) to receive the keys pressed
  * while the trial accepts answers (handler(key, event) returns true when it used the key); sleep(ms).
  *
  * Every piece of state (stage, current trial, practice round) comes from the participant API, so
@@ -45,6 +49,7 @@
     result: null,
     resumed: false,
     onKey: null, // the trial module's key handler while it accepts answers
+    images: [], // the <img> elements of the trial on screen, for its geometry
   };
 
   // ---------------------------------------------------------------- helpers
@@ -72,7 +77,10 @@
     return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
   }
 
-  var SCREENS = ["loading", "error", "preview", "consent", "instructions", "trial", "message", "feedback", "done"];
+  var SCREENS = [
+    "loading", "device", "window", "declined", "error", "preview", "consent", "instructions", "trial", "message",
+    "feedback", "done",
+  ];
 
   function show(name) {
     SCREENS.forEach(function (s) { $("screen-" + s).hidden = s !== name; });
@@ -156,12 +164,24 @@
 
   // ---------------------------------------------------------------- errors
 
+  // What the participant can do about each kind of refusal or error, beside the server's own message.
+  var ADVICE = {
+    0: ["The connection was lost", "Your answers so far are saved. Check your internet connection, then try again."],
+    400: ["This was not accepted", "Please open the exact link you were given; if it keeps happening, return the task."],
+    401: ["Your session has expired", "Reload the page: you continue where you left off."],
+    403: ["Your session has expired", "Reload the page: you continue where you left off."],
+    404: ["This study was not found", "Please check the link you were given; the study may have ended."],
+    409: ["This cannot be done now", "Nothing you did was lost. If the study is full or closed, please return the task."],
+    429: ["Too many requests", "Please wait a minute, then try again."],
+  };
+
   function showError(error, retry) {
     var message = error && error.message ? error.message : String(error);
     var status = error && error.status;
-    $("error-title").textContent = status === 409 && /completed/i.test(message) ? "Thank you"
-      : status === 404 || status === 409 ? "Sorry" : "Something went wrong";
+    var advice = ADVICE[status] || ["The server had a problem", "Your answers so far are saved. Please try again in a moment."];
+    $("error-title").textContent = status === 409 && /completed/i.test(message) ? "Thank you" : advice[0];
     $("error-message").textContent = message;
+    $("error-advice").textContent = advice[1];
     var retryButton = $("error-retry");
     retryButton.hidden = !(retry && error && error.retryable);
     retryButton.onclick = function () { show("loading"); retry(); };
@@ -207,6 +227,45 @@
       show("preview");
       return;
     }
+    // Refused before any session: phones and tablets, where the study wants a computer.
+    if (app.dataset.devices === "desktop" && isPhoneOrTablet()) {
+      show("device");
+      return;
+    }
+    windowLargeEnough().then(function () { begin(payload); });
+  }
+
+  function isPhoneOrTablet() {
+    var ua = navigator.userAgent || "";
+    if (/Mobi|Android|iPhone|iPad|iPod|Tablet|Silk|Kindle/i.test(ua)) return true;
+    // iPadOS reports a Mac; it has a touch screen that no Mac has.
+    if (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1) return true;
+    // A touch screen and no mouse or touchpad anywhere.
+    return window.matchMedia("(pointer: coarse)").matches && !window.matchMedia("(any-pointer: fine)").matches;
+  }
+
+  function windowFits() {
+    return window.innerWidth >= +app.dataset.minWidth && window.innerHeight >= +app.dataset.minHeight;
+  }
+
+  // Resolves once the window is at least the study's minimum size, asking the participant to enlarge it meanwhile.
+  function windowLargeEnough() {
+    return new Promise(function (resolve) {
+      function check() {
+        if (!windowFits()) {
+          $("window-size").textContent = window.innerWidth + " \u00d7 " + window.innerHeight + " pixels";
+          show("window");
+          return;
+        }
+        window.removeEventListener("resize", check);
+        resolve();
+      }
+      window.addEventListener("resize", check);
+      check();
+    });
+  }
+
+  function begin(payload) {
     show("loading");
     guard(request("POST", "/sessions", payload).then(function (res) {
       state.token = res.data.token;
@@ -218,7 +277,7 @@
       var handBack = error && error.data && error.data.hand_back;
       if (handBack) return showDone(handBack, false);
       throw error;
-    }), start);
+    }), function () { begin(payload); });
   }
 
   function route() {
@@ -240,13 +299,46 @@
     $("consent-n-main").textContent = String(state.session.trials_per_session);
     show("consent");
     var button = $("consent-agree");
-    button.disabled = false;
+    var decline = $("consent-decline");
+    button.disabled = decline.disabled = false;
     button.onclick = function () {
-      button.disabled = true;
+      button.disabled = decline.disabled = true;
       guard(sendEvent("consent").then(function () {
         state.session.stage = "instructions";
         showInstructions();
       }), showConsent);
+    };
+    // Declining deletes the session the page opened: nothing about the participant is kept.
+    decline.onclick = function () {
+      button.disabled = decline.disabled = true;
+      guard(request("POST", sessionPath("/decline")).then(function () {
+        state.session = null;
+        state.token = null;
+        show("declined");
+      }), showConsent);
+    };
+  }
+
+  var instructionPages = Array.prototype.slice.call(document.querySelectorAll(".instructions-page"));
+
+  function showInstructionPage(number) {
+    instructionPages.forEach(function (page) { page.hidden = +page.dataset.page !== number; });
+    var last = number === instructionPages.length;
+    $("instructions-page-count").textContent = "(" + number + " of " + instructionPages.length + ")";
+    $("instructions-back").hidden = number === 1;
+    $("instructions-next").hidden = last;
+    $("instructions-start").hidden = !last;
+    $("instructions-wait").hidden = !last;
+    $("instructions-back").onclick = function () { showInstructionPage(number - 1); };
+    $("instructions-next").onclick = function () { showInstructionPage(number + 1); };
+    window.scrollTo(0, 0);
+  }
+
+  function offerFullscreen() {
+    var offer = $("fullscreen-offer");
+    offer.hidden = !(app.dataset.fullscreen && document.fullscreenEnabled && !document.fullscreenElement);
+    $("fullscreen-enter").onclick = function () {
+      document.documentElement.requestFullscreen().then(function () { offer.hidden = true; }, function () {});
     };
   }
 
@@ -254,26 +346,45 @@
     var s = state.session;
     $("instructions-n-practice").textContent = String(s.n_practice_trials);
     $("instructions-n-main").textContent = String(s.trials_per_session);
+    showInstructionPage(1);
+    offerFullscreen();
     show("instructions");
-    window.scrollTo(0, 0);
     var shownAt = performance.now();
     // Best effort: the server times the instructions from this event to instructions_end, so
-    // instructions_end waits until this one has been answered.
-    var started = sendEvent("instructions_start", {}).catch(function () {});
+    // instructions_end waits until this one has been answered, and the countdown runs from then.
+    var started = sendEvent("instructions_start", {}).catch(function () {}).then(function () {
+      shownAt = performance.now();
+    });
 
-    // Not locked: the instruction time is measured for the exclusion check, so it must be the
-    // participant's own.
+    // Where the study enforces it, the button counts down the minimum instruction time, so that nobody
+    // fails the instruction-time check by reading fast; otherwise it only measures the participant's time.
     var button = $("instructions-start");
-    button.disabled = false;
+    var wait = $("instructions-wait");
+    var label = button.textContent.replace(/ \(.*\)$/, "");
+    var minimum = s.enforce_instruction_time ? s.min_instruction_s : 0;
+    var ticking = true;
+    function tick() {
+      if (!ticking) return;
+      var left = Math.ceil(minimum - (performance.now() - shownAt) / 1000);
+      button.disabled = left > 0;
+      button.textContent = left > 0 ? label + " (" + left + " s)" : label;
+      wait.textContent = left > 0 ? "Please read the instructions: the practice can start in " + left + " s." : "";
+      if (left > 0) setTimeout(tick, 250);
+    }
+    started.then(tick);
+    tick();
     button.onclick = function () {
+      if (button.disabled) return;
+      ticking = false;
       button.disabled = true;
       var seconds = (performance.now() - shownAt) / 1000;
       guard(started.then(function () {
         return sendEvent("instructions_end", { seconds: Math.round(seconds * 10) / 10 });
       }).then(function () {
         state.session.stage = "trials";
-        return nextTrial();
-      }), function () { button.disabled = false; show("instructions"); });
+        // Once the instructions are over, nothing sends the participant back to them.
+        guard(nextTrial(), route);
+      }), function () { ticking = true; showInstructions(); });
     };
   }
 
@@ -282,25 +393,112 @@
   var display = $("trial-display");
   var continueButton = $("trial-continue");
   var statusLine = $("trial-status");
-  var preloaded = [];
+  var preloadBox = $("trial-preload");
+  var preloadBar = $("trial-preload-bar");
+  var imageError = $("trial-image-error");
+  var preloaded = {}; // url -> Image, kept so that the browser keeps them decoded
+  var IMAGE_RETRIES = 3;
 
+  // Loads one image, retrying with growing pauses; rejects after the retries.
   function loadImage(img, url) {
-    return new Promise(function (resolve, reject) {
-      img.onload = function () { resolve(); };
-      img.onerror = function () { reject(new ApiError(0, "An image could not be loaded.", true)); };
-      img.src = url;
-      if (img.complete && img.naturalWidth > 0) resolve();
-    }).then(function () {
+    var attempt = 0;
+    function once() {
+      return new Promise(function (resolve, reject) {
+        img.onload = function () { resolve(); };
+        img.onerror = function () { reject(new ApiError(0, "An image could not be loaded.", true)); };
+        // Set again after a failure: the browser fetches it anew (a failed load is not cached).
+        img.removeAttribute("src");
+        img.src = url;
+        if (img.complete && img.naturalWidth > 0) resolve();
+      }).catch(function (error) {
+        if (attempt >= IMAGE_RETRIES) throw error;
+        attempt += 1;
+        return sleep(300 * Math.pow(2, attempt)).then(once);
+      });
+    }
+    return once().then(function () {
       return img.decode ? img.decode().catch(function () {}) : undefined;
     });
   }
 
+  // Loads these images behind the trial screen's progress bar, retrying any that fail; on failure the
+  // trial screen says so and offers to try again, and the promise waits for that.
+  function loadAll(images, ahead, seq) {
+    var total = images.length + ahead.length;
+    var loaded = 0;
+    function counted(promise) {
+      return promise.then(function () {
+        loaded += 1;
+        preloadBar.value = total ? loaded / total : 1;
+      });
+    }
+    // The images of later trials are a head start: one that fails is tried again on its own trial.
+    var later = ahead.map(function (url) { return counted(loadImage(cachedImage(url), url).catch(function () {})); });
+    function attempt(pending) {
+      var failed = [];
+      return Promise.all(pending.map(function (img) {
+        return counted(loadImage(img, img.dataset.src)).catch(function () { failed.push(img); });
+      })).then(function () {
+        if (!failed.length || state.seq !== seq) return;
+        preloadBox.hidden = true;
+        imageError.hidden = false;
+        $("trial-image-retry").focus();
+        return new Promise(function (resolve) {
+          $("trial-image-retry").onclick = function () {
+            imageError.hidden = true;
+            resolve(attempt(failed));
+          };
+        });
+      });
+    }
+    return Promise.all([attempt(images)].concat(later));
+  }
+
+  function cachedImage(url) {
+    if (!preloaded[url]) preloaded[url] = new Image();
+    return preloaded[url];
+  }
+
+  // Keeps the next trials' images loading in the background, and lets go of older ones.
   function preload(urls) {
-    preloaded = (urls || []).map(function (url) {
-      var img = new Image();
-      img.src = url;
-      return img;
+    var keep = {};
+    (urls || []).forEach(function (url) {
+      keep[url] = preloaded[url] || new Image();
+      if (!keep[url].src) keep[url].src = url;
     });
+    preloaded = keep;
+  }
+
+  function round1(x) { return Math.round(x * 10) / 10; }
+
+  // The display as the participant saw it on this trial: window, screen, pixel ratio, zoom, browser, and every
+  // image's rendered size in CSS pixels and in device pixels (CSS x devicePixelRatio).
+  function geometry(images) {
+    var dpr = window.devicePixelRatio || 1;
+    var css = images.map(function (img) {
+      var box = img.getBoundingClientRect();
+      return [round1(box.width), round1(box.height), img.naturalWidth, img.naturalHeight];
+    });
+    var sides = css.map(function (size) { return Math.min(size[0], size[1]); });
+    var smallest = sides.length ? Math.min.apply(null, sides) : 0;
+    var largest = sides.length ? Math.max.apply(null, sides) : 0;
+    return {
+      window_width: window.innerWidth,
+      window_height: window.innerHeight,
+      screen_width: window.screen.width,
+      screen_height: window.screen.height,
+      device_pixel_ratio: dpr,
+      // Browsers do not tell their zoom; the outer and inner widths differ by it (null in headless browsers).
+      zoom: window.outerWidth > 0 ? Math.round((window.outerWidth / window.innerWidth) * 100) / 100 : null,
+      pinch_zoom: window.visualViewport ? window.visualViewport.scale : null,
+      fullscreen: !!document.fullscreenElement,
+      user_agent: navigator.userAgent.slice(0, 400),
+      image_css_px_min: smallest,
+      image_css_px_max: largest,
+      image_device_px_min: round1(smallest * dpr),
+      image_device_px_max: round1(largest * dpr),
+      images: css, // [css width, css height, natural width, natural height] in display order
+    };
   }
 
   function moduleFor(name) {
@@ -336,26 +534,29 @@
       sleep: sleep,
       onKey: function (handler) { if (state.seq === seq) state.onKey = handler; },
       present: function (images) {
+        var trial = state.trial;
+        // A round's first trial loads the round ahead behind a progress bar; later ones show it if slow.
+        var first = trial.position === 1;
+        var ahead = first ? trial.preload || [] : [];
+        preloadBox.hidden = !first;
         var slowTimer = setTimeout(function () {
-          if (state.seq === seq && state.mode === "loading") statusLine.textContent = "Loading images…";
+          if (state.seq === seq && state.mode === "loading") preloadBox.hidden = false;
         }, 400);
-        var loads = images.map(function (img) { return loadImage(img, img.dataset.src); });
-        return Promise.all(loads).then(function () {
+        state.images = images;
+        return loadAll(images, ahead, seq).then(function () {
           clearTimeout(slowTimer);
           if (state.seq !== seq) return new Promise(function () {});
+          preloadBox.hidden = true;
           display.classList.remove("loading");
           statusLine.textContent = state.resumed ? "Welcome back: you continue where you left off." : "";
           state.resumed = false;
           return nextFrame();
-        }, function (error) {
-          clearTimeout(slowTimer);
-          throw error;
         }).then(function () {
           if (state.seq !== seq) return new Promise(function () {});
           // Onset: the first frame in which every image of the trial is visible.
           state.onset = performance.now();
           state.mode = "locked";
-          preload(state.trial.preload);
+          preload(trial.preload);
           return sleep(timing.lock_ms);
         }).then(function () {
           if (state.seq !== seq || state.mode !== "locked") return new Promise(function () {});
@@ -383,6 +584,8 @@
     statusLine.textContent = "";
     display.textContent = "";
     display.classList.add("loading");
+    preloadBar.value = 0;
+    preloadBox.hidden = imageError.hidden = true;
     show("trial");
 
     // Rejects when an image fails to load, for the caller's guard to show.
@@ -401,6 +604,7 @@
       index: state.trial.index,
       rt_ms: Math.max(0, Math.round(state.clickedAt - state.onset)),
       client_id: uuid4(),
+      geometry: geometry(state.images || []),
     });
     submitAnswer(seq);
   }
@@ -456,8 +660,9 @@
       $("message-continue").textContent = "Start the main block";
     } else {
       $("message-title").textContent = "The practice round repeats";
-      $("message-text").textContent = "At least one answer in this round was wrong. The main block starts " +
-        "once every answer of a practice round is right, so here is the practice round again.";
+      $("message-text").textContent = practice.wrong + " of the " + practice.of + " answers in this round " +
+        (practice.wrong === 1 ? "was" : "were") + " wrong. The main block starts once every answer of a practice " +
+        "round is right, so here is the practice round again; take your time with each screen.";
       $("message-continue").textContent = "Repeat the practice round";
     }
     show("message");
@@ -577,6 +782,14 @@
   window.addEventListener("focus", function () { focusEvent("focus"); });
 
   $("error-reload").addEventListener("click", function () { window.location.reload(); });
+
+  // Leaving mid-study asks first (the answers are saved, and the same link resumes, but a worker who
+  // closes the tab by mistake loses the task).
+  window.addEventListener("beforeunload", function (event) {
+    if (!state.session || !state.token || state.session.stage !== "trials") return;
+    event.preventDefault();
+    event.returnValue = "";
+  });
 
   window.psyplatform = {
     // Protocol modules call this when their script loads, before the page starts.

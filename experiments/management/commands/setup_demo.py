@@ -11,6 +11,7 @@ reused, training and rendering skip finished work.
 
 import os
 import secrets
+from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -93,24 +94,25 @@ class Command(BaseCommand):
         password = os.getenv("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
         self._admin(password)
         base = f"http://127.0.0.1:{port}"
-        participant = f"demo-{secrets.token_hex(3)}"
-        mturk = f"{base}/s/{MTURK_SLUG}/?hitId=3DEMOHIT&turkSubmitTo={SANDBOX_SUBMIT}&assignmentId="
-        worker = secrets.token_hex(4).upper()
+        mturk = Study.objects.get(slug=MTURK_SLUG)
+        others = [SAE_SLUG, NAMEABILITY_SLUG]
+        labelled = dict(demo_links(study, mturk, base, Study.objects.filter(slug__in=others)))
         self.stdout.write(
             self.style.SUCCESS("\nThe demo is ready.\n")
-            + f"  Admin:       {base}/admin/   user: admin   password: {password}\n"
-            + f"  Participant: {base}/s/demo/?participant={participant}\n"
+            + f"  Admin:       {labelled['admin']}   user: admin   password: {password}\n"
+            + f"  Participant: {labelled['participant']}\n"
             + "  (any other ?participant= value starts another participant: the demo accepts unsigned links)\n"
-            + f"  Signed link: {participant_url(study, participant, base)}\n"
+            + f"  Signed link: {labelled['signed']}\n"
             + "  (what a real study needs: `manage.py participant_link demo ID` or the admin makes them)\n"
-            + f"  SAE latents: {base}/s/{SAE_SLUG}/?participant={participant}\n"
-            + f"  API schema:  {base}/api/v1/schema/\n"
+            + f"  API schema:  {labelled['schema']}\n"
+            + "\n  The other demo studies (unsigned links too):\n"
+            + "".join(f"  {slug + ':':<19} {labelled[slug]}\n" for slug in others)
             + "\n  The MTurk path, on the sandbox study demo-mturk (not launched):\n"
-            + f"  Preview:     {mturk}ASSIGNMENT_ID_NOT_AVAILABLE\n"
-            + f"  Accepted:    {mturk}3DEMO{worker}&workerId=ADEMO{worker}\n"
+            + f"  Preview:     {labelled['mturk preview']}\n"
+            + f"  Accepted:    {labelled['mturk accepted']}\n"
             + "  (finishing hands the assignment to the MTurk sandbox, as a real HIT does)\n"
             + "\n  Nameability, describe stage (name what a unit's images have in common):\n"
-            + f"  Participant: {base}/s/{NAMEABILITY_SLUG}/?participant={participant}-n\n"
+            + f"  Participant: {labelled[NAMEABILITY_SLUG]}\n"
             + "  Its verify study, once some participants have passed: select demo-nameability in the admin and\n"
             + "  run 'Build the verify study', or\n"
             + f"    DEBUG=true .venv/bin/python manage.py build_derived_study {NAMEABILITY_SLUG} --open\n"
@@ -177,3 +179,20 @@ class Command(BaseCommand):
         user.is_staff = user.is_superuser = True
         user.set_password(password)
         user.save()
+
+
+def demo_links(demo: Study, mturk: Study, base: str, others: Iterable[Study] = ()) -> list[tuple[str, str]]:
+    """Every link the demo prints, each one that works: fresh participant and worker ids each run, as a
+    finished participant or worker is refused a second session; each of the other demo studies under its slug."""
+    participant = f"demo-{secrets.token_hex(3)}"
+    worker = secrets.token_hex(4).upper()
+    hit = f"{base}/s/{mturk.slug}/?hitId=3DEMOHIT&turkSubmitTo={SANDBOX_SUBMIT}&assignmentId="
+    return [
+        ("admin", f"{base}/admin/"),
+        ("participant", f"{base}/s/{demo.slug}/?participant={participant}"),
+        ("signed", participant_url(demo, participant, base)),
+        ("schema", f"{base}/api/v1/schema/"),
+        ("mturk preview", f"{hit}ASSIGNMENT_ID_NOT_AVAILABLE"),
+        ("mturk accepted", f"{hit}3DEMO{worker}&workerId=ADEMO{worker}"),
+        *((study.slug, f"{base}/s/{study.slug}/?participant={participant}") for study in others),
+    ]

@@ -112,18 +112,32 @@
     });
   }
 
-  // The chosen query is framed green when it was right, red when it was wrong, and not at all when the
-  // reply does not say (a study without feedback on main trials).
-  function feedback(display, data, answer, result, ctx) {
-    var box = display.querySelector('.query[data-choice="' + answer.choice + '"]');
-    var frame = result.correct === true ? "feedback-correct" : result.correct === false ? "feedback-wrong" : "";
-    if (frame) box.classList.add(frame);
-    return ctx.sleep(ctx.timing.feedback_ms).then(function () {
-      if (frame) box.classList.remove(frame);
-    });
+  // Marks a query with a frame and a label: the label and the frame's line (solid for right, dashed for
+  // wrong) tell what the colour tells, for those who do not see it.
+  function mark(box, frame, text) {
+    box.classList.add(frame);
+    var label = element("span", "feedback-label", text);
+    label.setAttribute("role", "status");
+    box.insertBefore(label, box.querySelector(".choices"));
   }
 
-  // The MTurk preview's sample screen comes drawn by the server, with its grid in data attributes.
+  // After the answer is stored, the reply says whether it was right and which query was (result.right):
+  // the chosen query is marked right or wrong, and after a wrong answer the right one is marked too. The
+  // marks stay until the next trial. Nothing is marked when the reply does not say (no main feedback).
+  function feedback(display, data, answer, result, ctx) {
+    var chosen = display.querySelector('.query[data-choice="' + answer.choice + '"]');
+    if (result.correct === true) {
+      mark(chosen, "feedback-correct", "\u2713 Right: your answer");
+    } else if (result.correct === false) {
+      mark(chosen, "feedback-wrong", "\u2717 Wrong: your answer");
+      var right = display.querySelector('.query[data-choice="' + result.right + '"]');
+      if (right && typeof result.right === "number") mark(right, "feedback-right-answer", "\u2713 The right answer");
+    }
+    return ctx.sleep(ctx.timing.feedback_ms);
+  }
+
+  // The sample screens (the MTurk preview's, the instructions' example) come drawn by the server, with their
+  // grid in data attributes.
   Array.prototype.forEach.call(document.querySelectorAll(".stage.sample"), function (stage) {
     layOut(stage, stage.dataset);
   });
