@@ -170,6 +170,11 @@ EXTRA_PROTOCOLS: dict[str, str] = dict(
 STATIC_ROOT = Path(os.getenv("STATIC_ROOT", VAR_DIR / "staticfiles"))
 
 
+# Stored media are content-addressed (stimuli/<sha256>.jpg): a name never gets other bytes, so a copy never
+# goes stale. Sent by the local media view and stored with every S3 object.
+MEDIA_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
 def storage_settings(url: str) -> dict:
     """STORAGES["default"] from STORAGE_URL.
 
@@ -185,6 +190,8 @@ def storage_settings(url: str) -> dict:
             "location": parsed.path.strip("/"),
             "file_overwrite": False,
             "querystring_auth": envbool("S3_QUERYSTRING_AUTH", "False"),
+            # Every stored file is named by the hash of its bytes, so browsers and CDNs may keep it for good.
+            "object_parameters": {"CacheControl": MEDIA_CACHE_CONTROL},
         }
         if "endpoint_url" in query:
             options["endpoint_url"] = query["endpoint_url"]
