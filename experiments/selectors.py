@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from django.core.files.storage import default_storage
-from django.db.models import Sum
+from django.db.models import Count, OuterRef, Subquery, Sum
 
 from experiments.models import Event, Session, SessionTrial, SessionUnit, StartRefusal, Study, Trial
 from experiments.planning import shown_images
@@ -26,12 +26,46 @@ class Stage:
 
 
 def first_unanswered(session: Session) -> SessionTrial | None:
-    return (
-        SessionTrial.objects.filter(session=session, response__isnull=True)
-        .select_related("trial")
-        .order_by("index")
-        .first()
+    return SessionTrial.objects.filter(session=session, response__isnull=True).order_by("index").first()
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """The current trial (the first unanswered) and the one after it.
+
+    Answers come in index order, so every trial after the current one is unanswered; and a round is
+    planned only once the one before it is answered, so `following` is of the current trial's round,
+    or None when the current trial ends its round.
+    """
+
+    current: SessionTrial | None
+    following: SessionTrial | None
+    position: int = 0  # the current trial's place in its round, from 1 (with positions=True)
+    of: int = 0  # its round's length (with positions=True)
+
+
+def _round_count(**index: Any) -> Subquery:
+    """How many trials of the outer trial's round (session, phase, attempt) match `index` lookups."""
+    rows = SessionTrial.objects.filter(
+        session=OuterRef("session"), phase=OuterRef("phase"), attempt=OuterRef("attempt"), **index
     )
+    return Subquery(rows.order_by().values("session").annotate(n=Count("pk")).values("n"))
+
+
+def upcoming(session: Session, positions: bool = False) -> Upcoming:
+    """Both trials in one query; with positions, the current one's place in its round in the same query."""
+    rows = SessionTrial.objects.filter(session=session, response__isnull=True).order_by("index")
+    if positions:
+        rows = rows.annotate(
+            round_position=_round_count(index__lte=OuterRef("index")), round_length=_round_count()
+        )
+    pair: list[Any] = list(rows[:2])  # SessionTrial rows, with the annotations when asked for
+    if not pair:
+        return Upcoming(None, None)
+    current, following = pair[0], (pair[1] if len(pair) > 1 else None)
+    if not positions:
+        return Upcoming(current, following)
+    return Upcoming(current, following, current.round_position, current.round_length)
 
 
 def has_completed_instructions(session: Session) -> bool:
@@ -102,35 +136,26 @@ class StoredImageURLs(Mapping[int, str]):
         return len(self._urls)
 
 
-def trial_payload(session: Session, current: SessionTrial | None) -> dict[str, Any]:
+def trial_payload(session: Session, trials: Upcoming) -> dict[str, Any]:
     """The session's current trial as the browser sees it: the protocol's payload in a generic envelope.
 
     Neither the trial's kind nor the right answer is derivable from this.
     """
     study = session.study
     protocol = study.protocol_plugin
+    current, following = trials.current, trials.following
     if current is None:
         return {"done": True, "protocol": protocol.name}
-    following = (
-        SessionTrial.objects.filter(session=session, index__gt=current.index)
-        .order_by("index")
-        .first()
-    )
     preload_ids = protocol.image_ids(following.layout) if following else []
     urls = image_urls(protocol.image_ids(current.layout) + preload_ids)
-    round_indices = list(
-        SessionTrial.objects.filter(session=session, phase=current.phase, attempt=current.attempt)
-        .order_by("index")
-        .values_list("index", flat=True)
-    )
     return {
         "done": False,
         "protocol": protocol.name,
         "index": current.index,
         "phase": current.phase,
         "attempt": current.attempt,
-        "position": round_indices.index(current.index) + 1,
-        "of": len(round_indices),
+        "position": trials.position,
+        "of": trials.of,
         **protocol.payload(current.layout, urls, study.protocol_params),
         "preload": [urls[i] for i in dict.fromkeys(preload_ids)],
     }

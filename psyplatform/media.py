@@ -7,6 +7,6 @@ from django.views.static import serve
 
 def serve_media(request: HttpRequest, path: str) -> HttpResponseBase:
     """A file of the media folder; content-addressed, so cacheable for good (settings.MEDIA_CACHE_CONTROL)."""
-    response = serve(request, path, document_root=settings.MEDIA_ROOT)
+    response = serve(request, path, document_root=str(settings.MEDIA_ROOT))
     response["Cache-Control"] = settings.MEDIA_CACHE_CONTROL
     return response
