@@ -184,9 +184,9 @@ def build_study(env: dict[str, str], participants: int = 0, **fields: Any) -> di
     """An open 2-AFC study (tests.builders) built in the site's database; returns its slug, id, target
     and a signed participant id -> signature map for `participants` participants."""
     spec = json.dumps({"participants": participants, **fields})
-    out = subprocess.run(
-        [PYTHON, __file__, "build-study", spec], env=env, cwd=ROOT, check=True, capture_output=True, text=True
-    )
+    out = subprocess.run([PYTHON, __file__, "build-study", spec], env=env, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"building the study failed:\n{out.stderr[-3000:]}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -199,6 +199,11 @@ def _build_study_here(spec: dict[str, Any]) -> dict[str, Any]:
 
     # The test suite's own study builder (factory_boy), imported by name: mypy leaves the tests unchecked.
     builders = importlib.import_module("tests.builders")
+    # Its factories count from 0 in every process: they go on from the rows an earlier build made.
+    for factory in vars(importlib.import_module("tests.factories")).values():
+        meta = getattr(factory, "_meta", None)
+        if meta is not None and getattr(meta, "counter_reference", None) is meta and meta.model:
+            factory.reset_sequence(meta.model.objects.count())
     participants = spec.pop("participants")
     study = builders.build_2afc_study(**spec)
     names = [f"{study.slug}-p{number}" for number in range(participants)]
@@ -278,6 +283,9 @@ class Stats:
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # "call status" -> count
     retried: int = 0
     acknowledged: list[tuple[int, str]] = field(default_factory=list)  # (session id, client_id)
+
+    def calls_served(self) -> int:
+        return sum(len(values) for values in list(self.latencies.values()))
 
     def percentiles(self, call: str) -> dict[str, float]:
         values = sorted(self.latencies.get(call, []))

@@ -1,0 +1,1 @@
+"""Measurements that print their figures; harness.py serves the site for the load benchmark and the fault tests."""
