@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from django.core.files.storage import default_storage
-from django.db.models import Count, OuterRef, Subquery, Sum
+from django.core.signals import setting_changed
+from django.db.models import Count, Exists, OuterRef, Subquery, Sum
+from django.dispatch import receiver
 
-from experiments.models import Event, Session, SessionTrial, SessionUnit, StartRefusal, Study, Trial
+from experiments.models import Event, Response, Session, SessionTrial, SessionUnit, StartRefusal, Study, Trial
 from experiments.planning import shown_images
 from experiments.recruiters import recruiter_for
 from stimuli.models import StimulusImage
@@ -42,6 +45,7 @@ class Upcoming:
     following: SessionTrial | None
     position: int = 0  # the current trial's place in its round, from 1 (with positions=True)
     of: int = 0  # its round's length (with positions=True)
+    replayed: bool | None = False  # the session has an answer with this client_id (with replay_of; None: not known)
 
 
 def _round_count(**index: Any) -> Subquery:
@@ -52,20 +56,28 @@ def _round_count(**index: Any) -> Subquery:
     return Subquery(rows.order_by().values("session").annotate(n=Count("pk")).values("n"))
 
 
-def upcoming(session: Session, positions: bool = False) -> Upcoming:
-    """Both trials in one query; with positions, the current one's place in its round in the same query."""
+def upcoming(session: Session, positions: bool = False, replay_of: uuid.UUID | None = None) -> Upcoming:
+    """Both trials in one query; with positions, the current one's place in its round, and with replay_of,
+    whether the session has an answer with that client_id, in the same query. With no trial left the
+    replay is not known (replayed None)."""
     rows = SessionTrial.objects.filter(session=session, response__isnull=True).order_by("index")
     if positions:
         rows = rows.annotate(
             round_position=_round_count(index__lte=OuterRef("index")), round_length=_round_count()
         )
-    pair: list[Any] = list(rows[:2])  # SessionTrial rows, with the annotations when asked for
+    if replay_of is not None:
+        rows = rows.annotate(replayed=Exists(Response.objects.filter(session=session, client_id=replay_of)))
+    pair: list[Any] = list(rows[:2])  # SessionTrial rows, with the annotations asked for
     if not pair:
-        return Upcoming(None, None)
+        return Upcoming(None, None, replayed=None if replay_of is not None else False)
     current, following = pair[0], (pair[1] if len(pair) > 1 else None)
-    if not positions:
-        return Upcoming(current, following)
-    return Upcoming(current, following, current.round_position, current.round_length)
+    return Upcoming(
+        current,
+        following,
+        current.round_position if positions else 0,
+        current.round_length if positions else 0,
+        bool(current.replayed) if replay_of is not None else False,
+    )
 
 
 def has_completed_instructions(session: Session) -> bool:
@@ -111,9 +123,31 @@ def session_state(session: Session) -> dict[str, Any]:
     return state
 
 
+# Stored images' URLs by id, kept by the process: a stored image never changes (its name is the hash of its
+# bytes), so once read its URL holds for as long as the storage settings do. Bounded, as a study has a few
+# thousand images.
+_URLS: dict[int, str] = {}
+_URLS_KEPT = 200_000
+
+
+@receiver(setting_changed)
+def _forget_urls(setting: str, **kwargs: Any) -> None:
+    if setting in ("STORAGES", "MEDIA_URL"):
+        forget_image_urls()
+
+
+def forget_image_urls() -> None:
+    _URLS.clear()
+
+
 def image_urls(ids: list[int]) -> dict[int, str]:
-    files = StimulusImage.objects.in_bulk(ids)
-    return {pk: default_storage.url(image.file) for pk, image in files.items()}
+    missing = [pk for pk in ids if pk not in _URLS]
+    if missing:
+        if len(_URLS) > _URLS_KEPT:
+            _URLS.clear()
+        files = StimulusImage.objects.filter(pk__in=missing).values_list("pk", "file")
+        _URLS.update({pk: default_storage.url(name) for pk, name in files})
+    return {pk: _URLS[pk] for pk in ids if pk in _URLS}
 
 
 class StoredImageURLs(Mapping[int, str]):

@@ -131,14 +131,16 @@ def answer_trial(
         study = session.study
         session = Session.objects.select_for_update().get(pk=session.pk)
         session.study = study
-        replay = Response.objects.filter(session=session, client_id=client_id).select_related("session_trial").first()
-        if replay:
-            replay.session = session  # with its study already read
-            return _replayed(replay), False
+        trials = upcoming(session, replay_of=client_id)
+        if trials.replayed is not False:
+            replay = Response.objects.filter(session=session, client_id=client_id).select_related("session_trial")
+            stored = replay.first()
+            if stored:
+                stored.session = session  # with its study already read
+                return _replayed(stored), False
         resumable(session)
         if session.consented_at is None:
             raise WrongStage("Please give your consent first.")
-        trials = upcoming(session)
         current = trials.current
         if current is None or current.index != index:
             expected = "none" if current is None else current.index
