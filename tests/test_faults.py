@@ -120,6 +120,8 @@ def take_part_during(site: Site, outage: Callable[[Stats], None]) -> tuple[list[
 
 def assert_every_answer_stored_once_and_everyone_finished(site: Site, people: list[Participant], stats: Stats):
     found = integrity(site.database_url, site.study["id"], site.study["target"], stats.acknowledged)
+    # For the record (README, "Serving participants"): what the outage did and what was stored.
+    print(f"\n{site.study['slug']}: {found}, retried calls {stats.retried}, failures {dict(stats.errors)}")
     assert found["lost"] == found["duplicated"] == 0, found
     assert found["units_over_target"] == found["units_twice_in_a_session"] == 0, found
     assert all(p.completed for p in people)
