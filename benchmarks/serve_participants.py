@@ -203,6 +203,7 @@ def measure(
                 "endpoints": {**endpoints, "bare": bare_stats.percentiles("bare")},
                 "full": sum(p.full for p in people),
                 "errors": own_errors(stats, people),
+                "failed_calls": dict(stats.errors),  # "call status" -> count; status 0: no HTTP answer
                 **found,
             }
             print(json.dumps({"scenario": f"full speed, {size} participants", **full[size]}), flush=True)
@@ -218,6 +219,7 @@ def measure(
                 "completed": sum(p.completed for p in people),
                 "full": sum(p.full for p in people),
                 "errors": own_errors(stats, people),
+                "failed_calls": dict(stats.errors),
                 **found,
             }
             print(json.dumps({"scenario": f"protocol pace, {size} participants", **paced_results[size]}), flush=True)
