@@ -10,4 +10,5 @@ COPY . .
 RUN DJANGO_SETTINGS_MODULE=psyplatform.settings SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 
 EXPOSE 8000
-CMD ["gunicorn", "psyplatform.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4"]
+# gunicorn.conf.py: gthread, 4 workers x 4 threads, on 0.0.0.0:8000 (README, "Serving participants").
+CMD ["gunicorn", "psyplatform.wsgi"]

@@ -1,1 +1,1 @@
-"""Speed and behaviour measurements, each a script run on its own (see README.md, Benchmarks)."""
+"""Measurements that print their figures; harness.py serves the site for the load benchmark and the fault tests."""

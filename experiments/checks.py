@@ -141,10 +141,11 @@ def evaluate(session: Session) -> list[CheckResult]:
 def record_checks(session: Session) -> bool:
     """Store every check's value and verdict; returns whether the session passed them all."""
     results = evaluate(session)
-    for result in results:
-        SessionCheck.objects.update_or_create(
-            session=session,
-            name=result.name,
-            defaults={"value": result.value, "passed": result.passed, "rule": result.rule},
-        )
+    # One statement for all of them (an upsert, so that a rerun replaces the stored verdicts).
+    SessionCheck.objects.bulk_create(
+        [SessionCheck(session=session, name=r.name, value=r.value, passed=r.passed, rule=r.rule) for r in results],
+        update_conflicts=True,
+        unique_fields=["session", "name"],
+        update_fields=["value", "passed", "rule"],
+    )
     return all(r.passed for r in results)

@@ -3,9 +3,12 @@ the embedded default) in fixed windows: a rate such as "30/hour" allows 30 hits 
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
@@ -24,13 +27,22 @@ def retry_after(scope: str, key: str, rate: str) -> int | None:
     now = int(time.time())
     window = now // period
     counter = f"limit:{scope}:{key}:{window}"
-    # add() only creates the counter, so concurrent first hits cannot reset each other's count.
-    cache.add(counter, 0, timeout=period + 1)
     try:
-        hits = cache.incr(counter)
-    except ValueError:  # expired between add() and incr()
-        cache.add(counter, 1, timeout=period + 1)
-        hits = 1
+        hits = _count(counter, period + 1)
+    except Exception:  # the cache's own connection errors (Redis down): of any backend, so caught broadly
+        # The limits fail open: while the cache is out, participants keep taking part, unlimited.
+        logger.warning("Request limits are not counted: the cache is unreachable.", exc_info=True)
+        return None
     if hits <= limit:
         return None
     return (window + 1) * period - now
+
+
+def _count(counter: str, timeout: int) -> int:
+    # add() only creates the counter, so concurrent first hits cannot reset each other's count.
+    cache.add(counter, 0, timeout=timeout)
+    try:
+        return cache.incr(counter)
+    except ValueError:  # expired between add() and incr()
+        cache.add(counter, 1, timeout=timeout)
+        return 1

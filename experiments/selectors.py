@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from django.core.files.storage import default_storage
-from django.db.models import Sum
+from django.core.signals import setting_changed
+from django.db.models import Count, Exists, OuterRef, Subquery, Sum
+from django.dispatch import receiver
 
-from experiments.models import Event, Session, SessionTrial, SessionUnit, StartRefusal, Study, StudyUnit, Trial
+from experiments.models import (
+    Event,
+    Response,
+    Session,
+    SessionTrial,
+    SessionUnit,
+    StartRefusal,
+    Study,
+    StudyUnit,
+    Trial,
+)
 from experiments.planning import shown_images
 from experiments.recruiters import recruiter_for
 from protocols.base import DesignError
@@ -28,11 +41,60 @@ class Stage:
 
 
 def first_unanswered(session: Session) -> SessionTrial | None:
-    return (
-        SessionTrial.objects.filter(session=session, response__isnull=True)
-        .select_related("trial")
-        .order_by("index")
-        .first()
+    return SessionTrial.objects.filter(session=session, response__isnull=True).order_by("index").first()
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """The current trial (the first unanswered) and those after it (as many as asked for).
+
+    Answers come in index order, so every trial after the current one is unanswered; and a round is
+    planned only once the one before it is answered, so `ahead` holds trials of the current trial's round,
+    and `following` is None when the current trial ends its round.
+    """
+
+    current: SessionTrial | None
+    ahead: list[SessionTrial]
+    position: int = 0  # the current trial's place in its round, from 1 (with positions=True)
+    of: int = 0  # its round's length (with positions=True)
+    replayed: bool | None = False  # the session has an answer with this client_id (with replay_of; None: not known)
+
+    @property
+    def following(self) -> SessionTrial | None:
+        return self.ahead[0] if self.ahead else None
+
+
+def _round_count(**index: Any) -> Subquery:
+    """How many trials of the outer trial's round (session, phase, attempt) match `index` lookups."""
+    rows = SessionTrial.objects.filter(
+        session=OuterRef("session"), phase=OuterRef("phase"), attempt=OuterRef("attempt"), **index
+    )
+    return Subquery(rows.order_by().values("session").annotate(n=Count("pk")).values("n"))
+
+
+def upcoming(
+    session: Session, positions: bool = False, replay_of: uuid.UUID | None = None, ahead: int = 1
+) -> Upcoming:
+    """The current trial and up to `ahead` after it in one query; with positions, the current one's place in
+    its round, and with replay_of, whether the session has an answer with that client_id, in the same query.
+    With no trial left the replay is not known (replayed None)."""
+    rows = SessionTrial.objects.filter(session=session, response__isnull=True).order_by("index")
+    if positions:
+        rows = rows.annotate(
+            round_position=_round_count(index__lte=OuterRef("index")), round_length=_round_count()
+        )
+    if replay_of is not None:
+        rows = rows.annotate(replayed=Exists(Response.objects.filter(session=session, client_id=replay_of)))
+    found: list[Any] = list(rows[: 1 + ahead])  # SessionTrial rows, with the annotations asked for
+    if not found:
+        return Upcoming(None, [], replayed=None if replay_of is not None else False)
+    current = found[0]
+    return Upcoming(
+        current,
+        found[1:],
+        current.round_position if positions else 0,
+        current.round_length if positions else 0,
+        bool(current.replayed) if replay_of is not None else False,
     )
 
 
@@ -80,9 +142,31 @@ def session_state(session: Session) -> dict[str, Any]:
     return state
 
 
+# Stored images' URLs by id, kept by the process: a stored image never changes (its name is the hash of its
+# bytes), so once read its URL holds for as long as the storage settings do. Bounded, as a study has a few
+# thousand images.
+_URLS: dict[int, str] = {}
+_URLS_KEPT = 200_000
+
+
+@receiver(setting_changed)
+def _forget_urls(setting: str, **kwargs: Any) -> None:
+    if setting in ("STORAGES", "MEDIA_URL"):
+        forget_image_urls()
+
+
+def forget_image_urls() -> None:
+    _URLS.clear()
+
+
 def image_urls(ids: list[int]) -> dict[int, str]:
-    files = StimulusImage.objects.in_bulk(ids)
-    return {pk: default_storage.url(image.file) for pk, image in files.items()}
+    missing = [pk for pk in ids if pk not in _URLS]
+    if missing:
+        if len(_URLS) > _URLS_KEPT:
+            _URLS.clear()
+        files = StimulusImage.objects.filter(pk__in=missing).values_list("pk", "file")
+        _URLS.update({pk: default_storage.url(name) for pk, name in files})
+    return {pk: _URLS[pk] for pk in ids if pk in _URLS}
 
 
 class StoredImageURLs(Mapping[int, str]):
@@ -105,29 +189,23 @@ class StoredImageURLs(Mapping[int, str]):
         return len(self._urls)
 
 
-def trial_payload(session: Session, current: SessionTrial | None) -> dict[str, Any]:
+def trial_payload(session: Session, trials: Upcoming) -> dict[str, Any]:
     """The session's current trial as the browser sees it: the protocol's payload in a generic envelope.
 
     Neither the trial's kind nor the right answer is derivable from this.
     """
     study = session.study
     protocol = study.protocol_plugin
+    current = trials.current
     if current is None:
         return {"done": True, "protocol": protocol.name}
-    round_indices = list(
-        SessionTrial.objects.filter(session=session, phase=current.phase, attempt=current.attempt)
-        .order_by("index")
-        .values_list("index", flat=True)
-    )
-    position = round_indices.index(current.index) + 1
-    following = SessionTrial.objects.filter(session=session, index__gt=current.index).order_by("index")
     # A round's first trial brings the whole practice round (or the study's number of main trials) ahead,
     # for the page to load behind its progress bar; later trials keep that many ahead.
-    ahead = len(round_indices) - 1 if position == 1 and current.phase == Session.Phase.PRACTICE else 0
+    ahead = trials.of - 1 if trials.position == 1 and current.phase == Session.Phase.PRACTICE else 0
     preload_ids = [
         image_id
-        for layout in following.values_list("layout", flat=True)[: max(ahead, study.preload_trials)]
-        for image_id in protocol.image_ids(layout)
+        for following in trials.ahead[: max(ahead, study.preload_trials)]
+        for image_id in protocol.image_ids(following.layout)
     ]
     urls = image_urls(protocol.image_ids(current.layout) + preload_ids)
     return {
@@ -136,8 +214,8 @@ def trial_payload(session: Session, current: SessionTrial | None) -> dict[str, A
         "index": current.index,
         "phase": current.phase,
         "attempt": current.attempt,
-        "position": position,
-        "of": len(round_indices),
+        "position": trials.position,
+        "of": trials.of,
         **protocol.payload(current.layout, urls, study.protocol_params),
         "preload": [urls[i] for i in dict.fromkeys(preload_ids)],
     }

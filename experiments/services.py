@@ -21,7 +21,7 @@ from experiments.limits import retry_after
 from experiments.models import Event, Response, Session, SessionTrial
 from experiments.planning import plan_main_block, plan_practice_round
 from experiments.recruiters import ArrivalRefused, recruiter_for
-from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload
+from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload, upcoming
 from protocols.base import AnswerRefused, Score
 
 
@@ -56,11 +56,13 @@ def record_event(session: Session, type_: str, payload: dict[str, Any], address:
 
 def serve_trial(session: Session) -> dict[str, Any]:
     """The current trial's payload, noting when it was sent: the answer lock counts from then."""
-    current = first_unanswered(session)
-    if current is not None:
-        current.served_at = timezone.now()
-        current.save(update_fields=["served_at"])
-    return trial_payload(session, current)
+    study = session.study
+    # Enough trials ahead for the page's preload: the study's number, or a whole practice round.
+    trials = upcoming(session, positions=True, ahead=max(study.preload_trials, study.n_practice_trials))
+    if trials.current is not None:
+        trials.current.served_at = timezone.now()
+        trials.current.save(update_fields=["served_at"])
+    return trial_payload(session, trials)
 
 
 @dataclass(frozen=True)
@@ -72,31 +74,41 @@ class AnswerResult:
     feedback: dict[str, Any]  # the protocol's own reply fields
 
 
-def _result(response: Response) -> AnswerResult:
+def _result(response: Response, following: SessionTrial | None) -> AnswerResult:
+    """The reply to an answer; following is the trial after the answered one (None at its round's end)."""
     answered = response.session_trial
     session = response.session
     protocol = session.study.protocol_plugin
     practice = None
-    if answered.phase == Session.Phase.PRACTICE:
-        round_trials = SessionTrial.objects.filter(
-            session=session, phase=Session.Phase.PRACTICE, attempt=answered.attempt
+    if answered.phase == Session.Phase.PRACTICE and following is None:
+        round_responses = Response.objects.filter(
+            session=session, session_trial__phase=Session.Phase.PRACTICE, session_trial__attempt=answered.attempt
         )
-        if answered.index == max(round_trials.values_list("index", flat=True)):
-            round_responses = Response.objects.filter(session_trial__in=round_trials)
-            scores = [Score(correct, score) for correct, score in round_responses.values_list("correct", "score")]
-            practice = {
-                "attempt": answered.attempt,
-                "passed": protocol.practice_passed(scores),
-                "wrong": sum(1 for score in scores if score.correct is False),
-                "of": len(scores),
-            }
-    done = session.phase == Session.Phase.MAIN and first_unanswered(session) is None
+        scores = [Score(correct, score) for correct, score in round_responses.values_list("correct", "score")]
+        practice = {
+            "attempt": answered.attempt,
+            "passed": protocol.practice_passed(scores),
+            "wrong": sum(1 for score in scores if score.correct is False),
+            "of": len(scores),
+        }
+    done = answered.phase == Session.Phase.MAIN and following is None
     if answered.phase == Session.Phase.MAIN and not session.study.main_feedback:
         # Nothing drawn from the key, so that replies never add up to an answer key over sessions.
         return AnswerResult(answered.index, None, done, practice, {})
     urls = StoredImageURLs(protocol.image_ids(answered.layout))
     feedback = protocol.feedback(response.answer, answered.key, answered.layout, urls)
     return AnswerResult(answered.index, response.correct, done, practice, feedback)
+
+
+def _replayed(response: Response) -> AnswerResult:
+    """The stored answer's reply again, as it was given."""
+    answered = response.session_trial
+    following = (
+        SessionTrial.objects.filter(session=response.session, index=answered.index + 1)
+        .filter(phase=answered.phase, attempt=answered.attempt)
+        .first()
+    )
+    return _result(response, following)
 
 
 def _check_timing(current: SessionTrial, lock_ms: int, now: datetime) -> int:
@@ -128,18 +140,24 @@ def answer_trial(
     """
     with transaction.atomic():
         # One answer at a time per session, so two tabs cannot both answer a trial.
-        session = Session.objects.select_for_update().select_related("study").get(pk=session.pk)
-        replay = Response.objects.filter(session=session, client_id=client_id).first()
-        if replay:
-            return _result(replay), False
+        # Only the session's row: joining the study here would lock it too, and serialize every session's answers.
+        study = session.study
+        session = Session.objects.select_for_update().get(pk=session.pk)
+        session.study = study
+        trials = upcoming(session, replay_of=client_id)
+        if trials.replayed is not False:
+            replay = Response.objects.filter(session=session, client_id=client_id).select_related("session_trial")
+            stored = replay.first()
+            if stored:
+                stored.session = session  # with its study already read
+                return _replayed(stored), False
         resumable(session)
         if session.consented_at is None:
             raise WrongStage("Please give your consent first.")
-        current = first_unanswered(session)
+        current = trials.current
         if current is None or current.index != index:
             expected = "none" if current is None else current.index
             raise NotCurrentTrial(f"Trial {index} is not the current trial (current: {expected}).")
-        study = session.study
         now = timezone.now()
         server_ms = _check_timing(current, study.lock_ms, now)
         try:
@@ -159,16 +177,16 @@ def answer_trial(
             geometry=geometry or {},
             created_at=now,
         )
+        result = _result(response, trials.following)
+        passed = result.practice is not None and result.practice["passed"]
         session.last_seen_at = session.last_answer_at = now
-        session.save(update_fields=["last_seen_at", "last_answer_at"])
-        result = _result(response)
-        if result.practice is not None:
-            if result.practice["passed"]:
-                session.phase = Session.Phase.MAIN
-                session.save(update_fields=["phase"])
-                plan_main_block(session)
-            else:
-                plan_practice_round(session)
+        if passed:
+            session.phase = Session.Phase.MAIN
+        session.save(update_fields=["last_seen_at", "last_answer_at", *(["phase"] if passed else [])])
+        if passed:
+            plan_main_block(session)
+        elif result.practice is not None:
+            plan_practice_round(session)
         return result, True
 
 

@@ -124,12 +124,18 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "psyplatform.wsgi.application"
 
+TIME_ZONE = "UTC"
 DATABASES = {
     "default": dj_database_url.parse(
         os.getenv("DATABASE_URL", f"sqlite:///{VAR_DIR / 'psyplatform.sqlite3'}"),
         conn_max_age=envint("DB_CONN_MAX_AGE", 0),
+        # A persistent connection broken by a database restart is replaced at the next request, not reused.
+        conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The session's time zone set at connect, so Django need not send SET TIME ZONE on each new connection.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", f"-c timezone={TIME_ZONE}")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a Celery worker thread in the tests sees the
     # same test database; a timeout so that concurrent writers wait, not fail.
@@ -152,7 +158,6 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
@@ -170,6 +175,11 @@ EXTRA_PROTOCOLS: dict[str, str] = dict(
 STATIC_ROOT = Path(os.getenv("STATIC_ROOT", VAR_DIR / "staticfiles"))
 
 
+# Stored media are content-addressed (stimuli/<sha256>.jpg): a name never gets other bytes, so a copy never
+# goes stale. Sent by the local media view and stored with every S3 object.
+MEDIA_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
 def storage_settings(url: str) -> dict:
     """STORAGES["default"] from STORAGE_URL.
 
@@ -185,6 +195,8 @@ def storage_settings(url: str) -> dict:
             "location": parsed.path.strip("/"),
             "file_overwrite": False,
             "querystring_auth": envbool("S3_QUERYSTRING_AUTH", "False"),
+            # Every stored file is named by the hash of its bytes, so browsers and CDNs may keep it for good.
+            "object_parameters": {"CacheControl": MEDIA_CACHE_CONTROL},
         }
         if "endpoint_url" in query:
             options["endpoint_url"] = query["endpoint_url"]

@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
-from django.views.static import serve
 
 from psyplatform.login_lockout import LockingAdminAuthenticationForm
+from psyplatform.media import serve_media
 
 # Locks the admin's login after repeated failures.
 admin.site.login_form = LockingAdminAuthenticationForm
@@ -17,7 +17,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
 if not settings.STORAGE_URL:
     # The embedded default serves stored stimuli itself; with S3 the store does.
     urlpatterns += [
-        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+        re_path(r"^media/(?P<path>.*)$", serve_media),
     ]
 
 handler400 = "psyplatform.error_views.bad_request"

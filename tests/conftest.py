@@ -13,6 +13,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from experiments.models import Session, SessionTrial, Study
+from experiments.selectors import forget_image_urls
 from psyplatform.celery import app
 from recruitment.mturk.client import ENDPOINTS
 from tests.builders import build_2afc_study
@@ -138,6 +139,12 @@ def generous_limits(settings):
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_image_urls():
+    """A rolled-back test database may give its ids to other images (SQLite): each test reads URLs afresh."""
+    forget_image_urls()
 
 
 @pytest.fixture

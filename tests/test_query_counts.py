@@ -1,0 +1,86 @@
+"""Each participant call costs a fixed number of queries (in a test, savepoints stand for the transactions
+that production opens with BEGIN and ends with COMMIT)."""
+
+import pytest
+from django.db import connection
+
+from experiments.models import Session
+from tests.conftest import Participant
+
+
+@pytest.fixture
+def consented(participant):
+    participant.through_instructions()
+    return participant
+
+
+@pytest.fixture
+def in_main_block(consented):
+    consented.pass_practice()
+    return consented
+
+
+def test_starting_a_session_takes_15_queries(study, django_assert_num_queries):
+    with django_assert_num_queries(15):
+        assert Participant(study, "new").start().status_code == 201
+
+
+def test_consenting_takes_12_queries(participant, django_assert_num_queries):
+    with django_assert_num_queries(12):
+        assert participant.event("consent").status_code == 201
+
+
+def test_an_event_takes_5_queries(consented, django_assert_num_queries):
+    with django_assert_num_queries(5):
+        assert consented.event("blur").status_code == 201
+
+
+def test_fetching_a_trial_takes_4_queries(consented, django_assert_num_queries):
+    with django_assert_num_queries(4):
+        assert consented.trial().status_code == 200
+
+
+def test_fetching_a_trial_whose_images_the_process_has_read_takes_3_queries(consented, django_assert_num_queries):
+    consented.trial()
+    with django_assert_num_queries(3):
+        assert consented.trial().status_code == 200
+
+
+def test_answering_a_practice_trial_takes_7_queries(consented, django_assert_num_queries):
+    index = consented.trial().json()["index"]
+    choice = consented.correct_choice(index)
+    with django_assert_num_queries(7):
+        assert consented.answer(index, choice).status_code == 201
+
+
+def test_answering_a_main_trial_takes_7_queries(in_main_block, django_assert_num_queries):
+    index = in_main_block.trial().json()["index"]
+    choice = in_main_block.correct_choice(index)
+    with django_assert_num_queries(7):
+        assert in_main_block.answer(index, choice).status_code == 201
+
+
+def test_a_replayed_answer_takes_7_queries(consented, django_assert_num_queries):
+    index = consented.trial().json()["index"]
+    consented.answer(index, 0, client_id="00000000-0000-4000-8000-000000000001")
+    with django_assert_num_queries(7):
+        replay = consented.answer(index, 0, client_id="00000000-0000-4000-8000-000000000001")
+    assert replay.status_code == 200
+
+
+def test_completing_a_session_takes_12_queries(in_main_block, django_assert_num_queries):
+    in_main_block.answer_all()
+    assert in_main_block.session.phase == Session.Phase.MAIN
+    with django_assert_num_queries(12):
+        assert in_main_block.complete().status_code == 200
+
+
+@pytest.mark.postgres
+def test_a_new_postgresql_connection_starts_in_the_sites_time_zone(db):
+    assert connection.vendor == "postgresql"
+    raw = connection.get_new_connection(connection.get_connection_params())
+    try:
+        # Already UTC when it opens, so Django sends no SET TIME ZONE on it.
+        assert raw.info.parameter_status("TimeZone") == "UTC"
+    finally:
+        raw.close()
