@@ -117,7 +117,7 @@ def test_a_practice_reply_says_whether_the_name_was_close_and_what_was_expected(
     planned = SessionTrial.objects.get(session_id=namer.id, index=namer.trial().json()["index"])
     far = namer.name(planned.index, "blue sky over mountains").json()
     assert far["correct"] is False and far["expected"] == planned.key["label"]
-    assert far["practice"] == {"attempt": 1, "passed": False}
+    assert far["practice"] == {"attempt": 1, "passed": False, "wrong": 1, "of": 2}
     assert namer.session.phase == "practice"  # the round repeats
 
 
