@@ -12,15 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.base import DesignError
-
-EASY = "easy"
-# Where the positive query window is centred (the negative one mirrors it).
-QUERY_PERCENTILES = {"medium": 99.0, "hard": 95.0, "very_hard": 85.0}
-
-
-class SelectionError(DesignError):
-    """The pool cannot give the requested trials."""
+from protocols.selection import SelectionError, shuffled_bins, upper_window_start
 
 
 @dataclass(frozen=True)
@@ -70,13 +62,7 @@ def minimum_pool_size(t: int, difficulty: str, references_per_side: int = 9) -> 
 def _window_starts(
     n_images: int, t: int, difficulty: str, references_per_side: int
 ) -> tuple[int, int]:
-    if difficulty == EASY:
-        positive_start = n_images - references_per_side * t - t
-    elif difficulty in QUERY_PERCENTILES:
-        centre = round(QUERY_PERCENTILES[difficulty] / 100 * (n_images - 1))
-        positive_start = centre - t // 2
-    else:
-        raise SelectionError(f"Unknown difficulty {difficulty!r}.")
+    positive_start = upper_window_start(n_images, t, difficulty, references_per_side)
     return n_images - positive_start - t, positive_start
 
 
@@ -103,8 +89,8 @@ def select_trials(
     negative_window, positive_window = query_windows(len(order), t, difficulty, references_per_side)
     reference_pool = references_per_side * t
     # Strongest first, so that bin 0 (and a trial's rank 0) holds the most extreme images.
-    min_bins = _shuffled_bins(order[:reference_pool], references_per_side, rng)
-    max_bins = _shuffled_bins(order[::-1][:reference_pool], references_per_side, rng)
+    min_bins = shuffled_bins(order[:reference_pool], references_per_side, rng)
+    max_bins = shuffled_bins(order[::-1][:reference_pool], references_per_side, rng)
     negative_queries = rng.permutation(order[negative_window.start : negative_window.stop])
     positive_queries = rng.permutation(order[positive_window.start : positive_window.stop])
     return [
@@ -117,11 +103,6 @@ def select_trials(
         )
         for batch in range(t)
     ]
-
-
-def _shuffled_bins(by_strength: np.ndarray, n_bins: int, rng: np.random.Generator) -> np.ndarray:
-    """Cut images ordered by strength into n_bins consecutive bins (rows), shuffled within each."""
-    return rng.permuted(by_strength.reshape(n_bins, -1), axis=1)
 
 
 def catch_trial(trial: TrialStimuli, rng: np.random.Generator) -> TrialStimuli:
