@@ -23,6 +23,7 @@ from experiments.planning import plan_main_block, plan_practice_round
 from experiments.recruiters import ArrivalRefused, recruiter_for
 from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload
 from protocols.base import Score
+from stimuli.kept_maps import kept_maps
 
 
 def record_event(session: Session, type_: str, payload: dict[str, Any], address: str) -> Event:
@@ -89,7 +90,7 @@ def _result(response: Response) -> AnswerResult:
     if answered.phase == Session.Phase.MAIN and not session.study.main_feedback:
         # Nothing drawn from the key, so that replies never add up to an answer key over sessions.
         return AnswerResult(answered.index, None, done, practice, {})
-    urls = StoredImageURLs(protocol.image_ids(answered.layout))
+    urls = StoredImageURLs(protocol.image_ids(answered.layout) + protocol.feedback_images(answered.key))
     feedback = protocol.feedback(response.answer, answered.key, answered.layout, urls)
     return AnswerResult(answered.index, response.correct, done, practice, feedback)
 
@@ -131,7 +132,9 @@ def answer_trial(
         study = session.study
         now = timezone.now()
         server_ms = _check_timing(current, study.lock_ms, now)
-        verdict = study.protocol_plugin.score(answer, current.key, study.protocol_params)
+        protocol = study.protocol_plugin
+        maps = kept_maps(protocol.maps_read(current.key))
+        verdict = protocol.judge(answer, current.key, study.protocol_params, maps)
         response = Response.objects.create(
             session=session,
             session_trial=current,
@@ -141,6 +144,7 @@ def answer_trial(
             server_ms=server_ms,
             correct=verdict.correct,
             score=verdict.score,
+            details=verdict.details,
             created_at=now,
         )
         session.last_seen_at = session.last_answer_at = now

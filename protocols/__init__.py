@@ -18,6 +18,7 @@ from protocols.base import Protocol
 
 BUILTIN: dict[str, str] = {
     "2afc": "protocols.two_afc.TwoAFC",
+    "localizability": "protocols.localizability.Localizability",
 }
 # What a new study runs unless the researcher picks another.
 DEFAULT_PROTOCOL = "2afc"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 
+import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
@@ -56,7 +57,14 @@ def disguised_copy(image: Image.Image, resize_to: int, size: int, seed: int) -> 
     return content
 
 
-def store_stimulus(content: bytes, source_key: str) -> StimulusImage:
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """PNG bytes of an (height, width, 4) uint8 RGBA array: lossless, with its alpha."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="RGBA").save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def store_stimulus(content: bytes, source_key: str, suffix: str = "jpg") -> StimulusImage:
     """The StimulusImage for these bytes, writing the file only if it is not stored yet.
 
     The file is written before the row exists, so an existing row always has
@@ -66,11 +74,12 @@ def store_stimulus(content: bytes, source_key: str) -> StimulusImage:
     existing = StimulusImage.objects.filter(sha256=sha256).first()
     if existing:
         return existing
-    name = f"stimuli/{sha256}.jpg"
+    name = f"stimuli/{sha256}.{suffix}"
     if not default_storage.exists(name):
         default_storage.save(name, ContentFile(content))
+    width, height = Image.open(io.BytesIO(content)).size  # reads the header only
     image, _ = StimulusImage.objects.get_or_create(
-        sha256=sha256, defaults={"file": name, "source_key": source_key}
+        sha256=sha256, defaults={"file": name, "source_key": source_key, "width": width, "height": height}
     )
     return image
 
