@@ -12,6 +12,7 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -19,13 +20,25 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from experiments.models import Study, StudyUnit, Trial, TrialImage
-from protocols.base import PRACTICE, Recording, TrialPlan, UnitActivations, Variant
-from stimuli.models import StimulusImage, Unit
+from protocols.base import (
+    PRACTICE,
+    Design,
+    ImageSlot,
+    Protocol,
+    Recording,
+    TrialPlan,
+    UnitActivations,
+    Variant,
+    overlay_role,
+)
+from stimuli.kept_maps import keep_map
+from stimuli.models import KeptMap, StimulusImage, Unit
 from stimuli.networks import Network, channel_counts, default_layers, load_network
 from stimuli.pools import open_pool
 from stimuli.recording import Progress, no_progress, record_activations
 from stimuli.sampling import sample_layer_channels, seeded_rng
-from stimuli.storage import StimulusWriter
+from stimuli.storage import StimulusWriter, png_bytes, store_stimulus
+from stimuli.stored_maps import map_stored_images
 
 # Separate random streams of one study seed, so that changing how trials are
 # drawn never changes which units were drawn.
@@ -133,20 +146,56 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
             practice_index=practice.index(study_unit) if study_unit.role == PRACTICE else 0,
             rng=seeded_rng(study.seed, TRIAL_STREAM, study_unit.order),
         )
-        _write_trials(study, study_unit.unit, protocol.build_trials(design, unit), column, writer)
+        mapper = _Mapper(network, study_unit.unit, protocol, design)
+        _write_trials(study, study_unit.unit, protocol.build_trials(design, unit), column, writer, mapper)
     progress(WRITING, len(study_units), len(study_units))
 
 
+class _Mapper:
+    """The unit's maps on the stored images its slots ask for: overlays stored as PNG images, maps kept."""
+
+    def __init__(self, network: Network, unit: Unit, protocol: Protocol[Any], design: Design[Any]) -> None:
+        self.network, self.unit, self.protocol, self.params = network, unit, protocol, design.params
+
+    def derived(
+        self, plans: list[TrialPlan], images: dict[tuple[int, int], StimulusImage]
+    ) -> dict[tuple[int, int], tuple[StimulusImage | None, KeptMap | None]]:
+        wanted = {place: images[place] for place, slot in _slots(plans) if slot.overlay or slot.keep_map}
+        if not wanted:
+            return {}
+        distinct = list({image.pk: image for image in wanted.values()}.values())
+        arrays = map_stored_images(self.network, self.unit, distinct)
+        maps = {image.pk: values for image, values in zip(distinct, arrays, strict=True)}
+        result: dict[tuple[int, int], tuple[StimulusImage | None, KeptMap | None]] = {}
+        for place, slot in _slots(plans):
+            if place not in wanted:
+                continue
+            image, values = wanted[place], maps[wanted[place].pk]
+            overlay = None
+            if slot.overlay:
+                content = png_bytes(self.protocol.overlay(values, self.params))
+                overlay = store_stimulus(content, f"{image.source_key}#overlay", suffix="png")
+            kept = keep_map(self.unit, image, values) if slot.keep_map else None
+            result[place] = (overlay, kept)
+        return result
+
+
+def _slots(plans: list[TrialPlan]) -> Iterator[tuple[tuple[int, int], ImageSlot]]:
+    for number, plan in enumerate(plans):
+        for position, slot in enumerate(plan.images):
+            yield (number, position), slot
+
+
 def _write_trials(
-    study: Study, unit: Unit, plans: list[TrialPlan], column: np.ndarray, writer: StimulusWriter
+    study: Study, unit: Unit, plans: list[TrialPlan], column: np.ndarray, writer: StimulusWriter, mapper: _Mapper
 ) -> None:
     # Files first (each is idempotent on its own), then all of the unit's rows
     # in one transaction, so a unit has either all its trials or none.
     images: dict[tuple[int, int], StimulusImage] = {
-        (number, position): writer.stimulus(slot.row, disguised=slot.variant is Variant.DISGUISED_COPY)
-        for number, plan in enumerate(plans)
-        for position, slot in enumerate(plan.images)
+        place: writer.stimulus(slot.row, disguised=slot.variant is Variant.DISGUISED_COPY)
+        for place, slot in _slots(plans)
     }
+    derived = mapper.derived(plans, images)
     with transaction.atomic():
         for number, plan in enumerate(plans):
             trial, created = Trial.objects.get_or_create(
@@ -157,16 +206,24 @@ def _write_trials(
                 defaults={"difficulty": plan.difficulty, "practice_level": plan.practice_level},
             )
             if created:
-                TrialImage.objects.bulk_create(
-                    TrialImage(
-                        trial=trial,
-                        image=images[(number, position)],
-                        role=slot.role,
-                        rank=slot.rank,
-                        activation=float(column[slot.row]),
+                rows = []
+                for position, slot in enumerate(plan.images):
+                    activation = float(column[slot.row])
+                    overlay, kept = derived.get((number, position), (None, None))
+                    rows.append(
+                        TrialImage(
+                            trial=trial, image=images[(number, position)], role=slot.role, rank=slot.rank,
+                            activation=activation, kept_map=kept,
+                        )
                     )
-                    for position, slot in enumerate(plan.images)
-                )
+                    if overlay is not None:
+                        rows.append(
+                            TrialImage(
+                                trial=trial, image=overlay, role=overlay_role(slot.role), rank=slot.rank,
+                                activation=activation,
+                            )
+                        )
+                TrialImage.objects.bulk_create(rows)
 
 
 def _move_status(study: Study, sources: list[str], target: str) -> None:
