@@ -16,7 +16,7 @@ from timm.data import create_transform, resolve_data_config
 
 from stimuli.cpu_memory import reuse_freed_buffers
 from stimuli.models import VisionModel
-from stimuli.resampling import torch_resampled
+from stimuli.resampling import Framing, framing_of, torch_resampled, whole_image
 
 # Containers whose children are a network's stages, in the order timm families use them.
 STAGE_CONTAINERS = ("blocks", "stages", "layers", "features")
@@ -39,6 +39,9 @@ class Network:
     device: torch.device
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    # Which part of an original image the transformed input shows (stimuli.maps places maps with it);
+    # None where the preprocessing is not a resize and centre crop.
+    framing: Framing | None = whole_image
 
     def inputs(self, images: torch.Tensor) -> torch.Tensor:
         """A batch of transformed uint8 images, normalised, on the device, channels last."""
@@ -82,13 +85,15 @@ def load_network(spec: VisionModel, device: torch.device | None = None) -> Netwo
     if device.type == "cpu":
         reuse_freed_buffers()
     config: dict[str, Any] = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
+    transform = torch_resampled(create_transform(**config, use_prefetcher=True))
     return Network(
         module=module,
-        transform=torch_resampled(create_transform(**config, use_prefetcher=True)),
+        transform=transform,
         input_size=tuple(config["input_size"]),
         device=device,
         mean=tuple(config["mean"]),
         std=tuple(config["std"]),
+        framing=framing_of(transform),
     )
 
 
