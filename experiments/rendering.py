@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,6 @@ from django.db import transaction
 from experiments.models import Study, StudyUnit, Trial, TrialImage
 from protocols.base import (
     PRACTICE,
-    Design,
     ImageSlot,
     Protocol,
     Recording,
@@ -34,11 +34,11 @@ from protocols.base import (
 from stimuli.kept_maps import keep_map
 from stimuli.models import KeptMap, StimulusImage, Unit
 from stimuli.networks import Network, channel_counts, default_layers, load_network
-from stimuli.pools import open_pool
+from stimuli.pools import ImageSource, open_pool
 from stimuli.recording import Progress, no_progress, record_activations
 from stimuli.sampling import sample_layer_channels, seeded_rng
 from stimuli.storage import StimulusWriter, png_bytes, store_stimulus
-from stimuli.stored_maps import map_stored_images
+from stimuli.stored_maps import maps_on_stimuli
 
 # Separate random streams of one study seed, so that changing how trials are
 # drawn never changes which units were drawn.
@@ -125,15 +125,17 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
     # Fail before recording, not after, when the pool cannot give the trials.
     protocol.check_pool(design, len(source.keys()))
     spec = study.model
+    identity = f"{spec.timm_name}|{spec.weights}|{spec.checkpoint_path}"
     activations = RECORDERS[protocol.recording](
         network,
         source,
         [su.unit.ref() for su in study_units],
         path,
-        identity=f"{spec.timm_name}|{spec.weights}|{spec.checkpoint_path}",
+        identity=identity,
         progress=progress,
     )
     writer = StimulusWriter(source, study.resize_to, study.image_size)
+    render = _Render(network, source, writer, protocol, design.params, path.with_suffix(""), identity)
     practice = [su for su in study_units if su.role == StudyUnit.Role.PRACTICE]
     for index, study_unit in enumerate(study_units):
         progress(WRITING, index, len(study_units))
@@ -146,7 +148,7 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
             practice_index=practice.index(study_unit) if study_unit.role == PRACTICE else 0,
             rng=seeded_rng(study.seed, TRIAL_STREAM, study_unit.order),
         )
-        mapper = _Mapper(network, study_unit.unit, protocol, design)
+        mapper = _Mapper(render, study_unit)
         _write_trials(study, study_unit.unit, protocol.build_trials(design, unit), column, writer, mapper)
     progress(WRITING, len(study_units), len(study_units))
 
@@ -154,30 +156,45 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
 class _Mapper:
     """The unit's maps on the stored images its slots ask for: overlays stored as PNG images, maps kept."""
 
-    def __init__(self, network: Network, unit: Unit, protocol: Protocol[Any], design: Design[Any]) -> None:
-        self.network, self.unit, self.protocol, self.params = network, unit, protocol, design.params
+    def __init__(self, render: _Render, study_unit: StudyUnit) -> None:
+        self.render, self.unit = render, study_unit.unit
+        self.directory = render.work / "maps" / f"unit-{study_unit.order}"
 
     def derived(
         self, plans: list[TrialPlan], images: dict[tuple[int, int], StimulusImage]
     ) -> dict[tuple[int, int], tuple[StimulusImage | None, KeptMap | None]]:
-        wanted = {place: images[place] for place, slot in _slots(plans) if slot.overlay or slot.keep_map}
+        wanted = [(place, slot) for place, slot in _slots(plans) if slot.overlay or slot.keep_map]
         if not wanted:
             return {}
-        distinct = list({image.pk: image for image in wanted.values()}.values())
-        arrays = map_stored_images(self.network, self.unit, distinct)
-        maps = {image.pk: values for image, values in zip(distinct, arrays, strict=True)}
+        stimuli = list(dict.fromkeys((slot.row, slot.variant is Variant.DISGUISED_COPY) for _, slot in wanted))
+        render = self.render
+        arrays = maps_on_stimuli(
+            render.network, render.source, render.writer, self.unit.ref(), stimuli, self.directory, render.identity
+        )
+        maps = dict(zip(stimuli, arrays, strict=True))
         result: dict[tuple[int, int], tuple[StimulusImage | None, KeptMap | None]] = {}
-        for place, slot in _slots(plans):
-            if place not in wanted:
-                continue
-            image, values = wanted[place], maps[wanted[place].pk]
+        for place, slot in wanted:
+            image, values = images[place], maps[(slot.row, slot.variant is Variant.DISGUISED_COPY)]
             overlay = None
             if slot.overlay:
-                content = png_bytes(self.protocol.overlay(values, self.params))
+                content = png_bytes(render.protocol.overlay(values, render.params))
                 overlay = store_stimulus(content, f"{image.source_key}#overlay", suffix="png")
             kept = keep_map(self.unit, image, values) if slot.keep_map else None
             result[place] = (overlay, kept)
         return result
+
+
+@dataclass(frozen=True)
+class _Render:
+    """What writing a study's trials needs beyond its rows."""
+
+    network: Network
+    source: ImageSource
+    writer: StimulusWriter
+    protocol: Protocol[Any]
+    params: Any
+    work: Path
+    identity: str
 
 
 def _slots(plans: list[TrialPlan]) -> Iterator[tuple[tuple[int, int], ImageSlot]]:

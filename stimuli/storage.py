@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from stimuli.disguise import apply_disguise, draw_disguise
+from stimuli.disguise import apply_disguise, disguise_box, draw_disguise
 from stimuli.models import StimulusImage
 from stimuli.pools import ImageSource
 from stimuli.resampling import Box
@@ -100,6 +100,11 @@ def store_stimulus(content: bytes, source_key: str, suffix: str = "jpg") -> Stim
     return image
 
 
+def disguise_seed(key: str) -> int:
+    """The seed of a pool image's disguised copy: its key's, so that a rerun makes the same copy."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
+
+
 class StimulusWriter:
     """Stores a pool's images as stimuli (resized, cropped, encoded), once per image and variant in a run."""
 
@@ -107,15 +112,28 @@ class StimulusWriter:
         self.source, self.resize_to, self.size = source, resize_to, size
         self.keys = source.keys()
         self.stored: dict[tuple[int, bool], StimulusImage] = {}
+        self.sizes: dict[int, tuple[int, int]] = {}
+
+    def shown(self, row: int, disguised: bool = False) -> tuple[Box, bool]:
+        """The rectangle of pool row `row`'s image that its stimulus (or disguised copy) shows, and whether
+        the stimulus mirrors it: where a map of the image lies on the stimulus's pixels."""
+        if row not in self.sizes:
+            self.sizes[row] = self.source.load(self.keys[row]).size
+        width, height = self.sizes[row]
+        if not disguised:
+            return stored_box(width, height, self.resize_to, self.size), False
+        disguise = draw_disguise(seeded_rng(disguise_seed(self.keys[row])))
+        resized = _resized(width, height, self.resize_to, self.size)
+        return disguise_box((width, height), resized, self.size, disguise), disguise.flip
 
     def stimulus(self, row: int, disguised: bool = False) -> StimulusImage:
         """The stored image of pool row `row`, or its disguised copy (seeded by the image's key)."""
         if (row, disguised) not in self.stored:
             key = self.keys[row]
             image = self.source.load(key)
+            self.sizes[row] = image.size
             if disguised:
-                seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
-                content = disguised_copy(image, self.resize_to, self.size, seed)
+                content = disguised_copy(image, self.resize_to, self.size, disguise_seed(key))
             else:
                 content = jpeg_bytes(resized_and_cropped(image, self.resize_to, self.size))
             self.stored[(row, disguised)] = store_stimulus(content, key)
