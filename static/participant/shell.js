@@ -541,15 +541,17 @@
 
   continueButton.addEventListener("click", onContinue);
 
-  // Enter or Space continue after the feedback; while a trial accepts answers, every other key
-  // goes to its module.
+  // Enter or Space continue after the feedback; while a trial accepts answers, every key (Enter and
+  // Space too: a pointing module clicks with them) goes to its module.
   document.addEventListener("keydown", function (event) {
     if (app.dataset.screen !== "trial") return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     var key = (event.key || "").toLowerCase();
     if (key === "enter" || key === " " || key === "spacebar") {
       event.preventDefault();
-      if (!event.repeat) onContinue();
+      if (event.repeat) return;
+      if (state.mode === "ready" && state.onKey) state.onKey(key, event);
+      else onContinue();
       return;
     }
     if (event.repeat || state.mode !== "ready" || !state.onKey) return;
