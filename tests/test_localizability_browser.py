@@ -39,9 +39,17 @@ def browser_env(monkeypatch):
 
 
 def click_pixel(page, frame, x: int, y: int, width: int, height: int) -> None:
-    """Click the middle of image pixel (x, y) of the query, at the position Chromium renders it."""
-    box = frame.locator(".loc-query-image").bounding_box()  # main-viewport CSS pixels, frames included
-    page.mouse.click(box["x"] + (x + 0.5) / width * box["width"], box["y"] + (y + 0.5) / height * box["height"])
+    """Click the middle of image pixel (x, y) of the query, at the position Chromium renders it, scrolling
+    the page first where that point is out of view."""
+    image = frame.locator(".loc-query-image")
+    for _ in range(5):
+        box = image.bounding_box()  # main-viewport CSS pixels, frames included
+        point = (box["x"] + (x + 0.5) / width * box["width"], box["y"] + (y + 0.5) / height * box["height"])
+        below = point[1] - (page.viewport_size["height"] - 20)
+        if below <= 0:
+            break
+        image.evaluate("(img, by) => img.ownerDocument.defaultView.scrollBy(0, by)", below + 100)
+    page.mouse.click(*point)
 
 
 def through_to_first_trial(frame) -> None:
@@ -56,7 +64,8 @@ CONFIGURATIONS = [
     ("dpr 2", {"viewport": {"width": 1280, "height": 900}, "device_scale_factor": 2}, None),
     # Browser zoom at 150% is a device pixel ratio 1.5 times larger and a CSS viewport 1.5 times smaller.
     ("browser zoom 150%", {"viewport": {"width": 853, "height": 600}, "device_scale_factor": 1.5}, None),
-    ("css zoom 150%", {"viewport": {"width": 1280, "height": 900}}, "document.documentElement.style.zoom = '1.5'"),
+    # CSS zoom on the whole page (the query then takes 960 CSS px: the viewport is tall enough to show it).
+    ("css zoom 150%", {"viewport": {"width": 1800, "height": 1900}}, "document.documentElement.style.zoom = '1.5'"),
     # The query (224 px) drawn at 160 CSS px, and the page scrolled.
     ("scaled down and scrolled", {"viewport": {"width": 480, "height": 380}}, "window.scrollBy(0, 120)"),
     ("in a frame", {"viewport": {"width": 1280, "height": 900}, "device_scale_factor": 2}, None),
@@ -81,7 +90,7 @@ def test_a_click_is_stored_as_the_image_pixel_under_it(live_server, browser_env,
             if name == "in a frame":
                 host = f"{live_server.url}/host-frame"
                 # Served from the platform's own origin, as MTurk's frame is an allowed ancestor.
-                page.route(host, lambda route, u=url: route.fulfill(
+                page.route(host, lambda route, _request, u=url: route.fulfill(
                     content_type="text/html",
                     body=f'<body style="margin:37px 0 0 61px"><iframe src="{u}" width="1100" height="820"></iframe>',
                 ))
@@ -96,7 +105,7 @@ def test_a_click_is_stored_as_the_image_pixel_under_it(live_server, browser_env,
                 page.evaluate(prepare)
             css = page.frames[-1].locator(".loc-query-image").bounding_box()
             if name == "scaled down and scrolled":
-                assert css["width"] < 224
+                assert css["width"] < 224 and page.evaluate("window.scrollY") > 0
             click_pixel(page, frame, x, y, 224, 224)
             page.frames[-1].wait_for_function("() => window.psyplatform.state().mode !== 'ready'")
             session = Session.objects.get(study=study, participant_id=participant)
