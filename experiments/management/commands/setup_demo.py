@@ -2,7 +2,8 @@
 
 Also `demo-mturk`: a copy of `demo` recruiting through the MTurk sandbox, open but not
 launched, so that the MTurk participant path (preview, arrival, hand-back) can be tried
-locally. Rerunnable: existing rows are reused and rendering skips finished work.
+locally; and `demo-localizability`: the localizability protocol on channel units of the same
+model and pool. Rerunnable: existing rows are reused and rendering skips finished work.
 """
 
 import os
@@ -21,6 +22,7 @@ from workers.services import start_rendering
 
 DEMO_UNITS = 48
 MTURK_SLUG = "demo-mturk"
+LOCALIZABILITY_SLUG = "demo-localizability"
 SANDBOX_SUBMIT = "https%3A%2F%2Fworkersandbox.mturk.com"
 
 
@@ -59,6 +61,7 @@ class Command(BaseCommand):
         )
         self._render(study)
         self._mturk_copy(study)
+        self._render(self._localizability(model, pool))
         password = os.getenv("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
         self._admin(password)
         base = f"http://127.0.0.1:{port}"
@@ -72,6 +75,7 @@ class Command(BaseCommand):
             + "  (any other ?participant= value starts another participant: the demo accepts unsigned links)\n"
             + f"  Signed link: {participant_url(study, participant, base)}\n"
             + "  (what a real study needs: `manage.py participant_link demo ID` or the admin makes them)\n"
+            + f"  Localizability: {base}/s/{LOCALIZABILITY_SLUG}/?participant={participant}\n"
             + f"  API schema:  {base}/api/v1/schema/\n"
             + "\n  The MTurk path, on the sandbox study demo-mturk (not launched):\n"
             + f"  Preview:     {mturk}ASSIGNMENT_ID_NOT_AVAILABLE\n"
@@ -88,6 +92,25 @@ class Command(BaseCommand):
         if job.status != Job.Status.DONE:
             raise CommandError(f"Rendering failed: {job.error or job.status}")
         Study.objects.filter(pk=study.pk).update(status=Study.Status.OPEN)
+
+    def _localizability(self, model: VisionModel, pool: ImagePool) -> Study:
+        # Channel units: the SAE latents of issue 11 are not a unit kind of this branch yet.
+        study, _ = Study.objects.get_or_create(
+            slug=LOCALIZABILITY_SLUG,
+            defaults={
+                "name": "Demo: EfficientNet-Lite0 channels, localizability",
+                "protocol": "localizability",
+                "model": model,
+                "image_pool": pool,
+                "n_units": 24,
+                "trials_per_unit": 2,
+                "batches_used": 0,
+                "n_main_trials": 20,
+                "n_practice_trials": 3,
+                "accepts_unsigned_links": True,
+            },
+        )
+        return study
 
     def _mturk_copy(self, study: Study) -> None:
         mturk = Study.objects.filter(slug=MTURK_SLUG).first() or copy_study(
