@@ -5,6 +5,7 @@ and the export; and nothing the browser receives before an answer betrays the ma
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import numpy as np
@@ -160,3 +161,14 @@ def test_the_export_keeps_every_click_its_scores_and_the_units_anchored_score(st
     main = [unit for unit in units if unit["role"] == "main"]
     assert [unit["scored_responses"] for unit in main] == [1] * 4
     assert all(unit["localizability"] == pytest.approx(1.0) for unit in main)
+
+
+@pytest.mark.django_db
+def test_the_preview_shows_a_practice_trial_without_its_querys_heat_map(client, study):
+    preview = "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=3HIT&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com"
+    page = client.get(f"/s/{study.slug}/{preview}").content.decode()
+    sample = page.split('class="loc-stage sample"', 1)[1].split("</section>", 1)[0]
+    shown = {url.rsplit("/", 1)[1] for url in re.findall(r'<img[^>]* src="([^"]+)"', sample)}
+    practice = TrialImage.objects.filter(trial__study=study, trial__kind="practice")
+    assert len(shown) == 13
+    assert shown <= {image.image.file.rsplit("/", 1)[1] for image in practice.exclude(role="query_overlay")}
