@@ -49,7 +49,9 @@ def rating_study(rating_registered, isolated_files, tiny_model):
 
 
 def test_a_registered_protocol_is_offered_beside_the_built_in_one(rating_registered):
-    assert protocol_choices() == [("2afc", "2-AFC (IMI)"), ("rating", "Rating (test only)")]
+    assert protocol_choices() == [
+        ("2afc", "2-AFC (IMI)"), ("localizability", "Localizability (Colin et al.)"), ("rating", "Rating (test only)")
+    ]
     assert get_protocol("rating").params(None).scale == 5
 
 
@@ -106,11 +108,11 @@ def test_the_schema_describes_every_registered_protocol(rating_registered, clien
     components = schema["components"]["schemas"]
     trial = components["Trial"]
     assert trial["discriminator"]["propertyName"] == "protocol"
-    assert set(trial["discriminator"]["mapping"]) == {"2afc", "rating"}
+    assert set(trial["discriminator"]["mapping"]) == {"2afc", "localizability", "rating"}
     assert {"references", "queries"} <= set(components["Trial2afc"]["properties"])
     assert "image" in components["TrialRating"]["properties"]
     answers = [ref["$ref"].rsplit("/", 1)[1] for ref in components["Answer"]["oneOf"]]
-    assert answers == ["Answer2afc", "AnswerRating"]
+    assert answers == ["Answer2afc", "AnswerLocalizability", "AnswerRating"]
     assert {"choice", "confidence", "index", "rt_ms", "client_id"} <= set(components["Answer2afc"]["required"])
     assert "rating" in components["AnswerRating"]["required"]
 
