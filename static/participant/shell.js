@@ -16,6 +16,8 @@
  * loads and decodes the trial's <img> elements, marks the onset (the first frame in which all are
  * visible), and resolves once the answer lock is over; onKey(handler) to receive the keys pressed
  * while the trial accepts answers (handler(key, event) returns true when it used the key); sleep(ms).
+ * psyplatform.element(tag, className, text) and psyplatform.image(url, className, alt) make the nodes a
+ * module draws (an image's URL waits in data-src for ctx.present to load it).
  *
  * Every piece of state (stage, current trial, practice round) comes from the participant API, so
  * a reload, a closed tab or a second device resumes at the first unanswered trial. Enter or Space
@@ -580,6 +582,20 @@
   window.psyplatform = {
     // Protocol modules call this when their script loads, before the page starts.
     registerProtocol: function (name, module) { protocols[name] = module; },
+    // What every module draws with: an element, and an image that ctx.present(images) loads.
+    element: function (tag, className, text) {
+      var node = document.createElement(tag);
+      if (className) node.className = className;
+      if (text !== undefined) node.textContent = text;
+      return node;
+    },
+    image: function (url, className, alt) {
+      var img = window.psyplatform.element("img", className);
+      img.alt = alt || "";
+      img.draggable = false;
+      img.dataset.src = url; // the shell loads it
+      return img;
+    },
     // For tests and debugging only: which stage/trial the page is on. Nothing about the answer.
     state: function () {
       return { screen: app.dataset.screen, mode: state.mode, index: state.trial && state.trial.index };

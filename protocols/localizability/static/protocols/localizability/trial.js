@@ -14,20 +14,8 @@
 (function () {
   "use strict";
 
-  function element(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function image(url, className, alt) {
-    var img = element("img", className);
-    img.alt = alt || "";
-    img.draggable = false;
-    img.dataset.src = url; // the shell loads it
-    return img;
-  }
+  var element = window.psyplatform.element;
+  var image = window.psyplatform.image;
 
   function exemplarGrid(exemplars) {
     var figure = element("figure", "loc-exemplars");
