@@ -87,5 +87,8 @@ class LocalizabilityParams(Params):
     fixed_after_render: ClassVar[frozenset[str]] = frozenset(
         # The click rule and the region decide every verdict and its feedback: changed later, stored
         # verdicts would follow another rule than new ones.
-        {"n_exemplars", "difficulty", "prompt", "max_clicks", "colour_map", "overlay_opacity", "click_rule", "region_mass"}
+        {
+            "n_exemplars", "difficulty", "prompt", "max_clicks", "colour_map", "overlay_opacity", "click_rule",
+            "region_mass",
+        }
     )
