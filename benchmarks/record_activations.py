@@ -53,7 +53,7 @@ from stimuli.networks import channel_counts, default_layers, load_network  # noq
 from stimuli.pools import SkimageCrops  # noqa: E402
 from stimuli.recording import loader_defaults, no_progress, record_activations  # noqa: E402
 from stimuli.sampling import sample_layer_channels, seeded_rng  # noqa: E402
-from stimuli.units import UnitRef  # noqa: E402
+from stimuli.unitrefs import UnitRef  # noqa: E402
 
 LITE0 = "tf_efficientnet_lite0"
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20

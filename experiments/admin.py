@@ -88,7 +88,15 @@ class StudyAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("slug", "name", "status", "participant_link", "participation_summary", "completion_code")}),
         ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed")}),
-        ("Stimuli", {"fields": ("n_units", "layers", "trials_per_unit", "batches_used", "image_size", "resize_to")}),
+        (
+            "Stimuli",
+            {
+                "fields": (
+                    "n_units", "layers", "unit_kind", "sae", "max_latent_frequency", "pooling", "trials_per_unit",
+                    "batches_used", "image_size", "resize_to",
+                )
+            },
+        ),
         (
             "Session",
             {

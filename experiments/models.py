@@ -17,10 +17,11 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from experiments.recruiters import recruiter_choices
+from experiments.unit_sources import unit_source
 from protocols import DEFAULT_PROTOCOL, NotImplementedProtocol, base, condition_choices, get_protocol, protocol_choices
 from protocols.base import Design, Protocol
 from protocols.params import Params, ParamsError
-from stimuli.models import ImagePool, KeptMap, StimulusImage, Unit, VisionModel
+from stimuli.models import ImagePool, KeptMap, SparseAutoencoder, StimulusImage, Unit, VisionModel
 
 
 class Study(models.Model):
@@ -49,6 +50,24 @@ class Study(models.Model):
     n_units = models.PositiveIntegerField(default=84, help_text="Units sampled for the main block.")
     layers = models.JSONField(
         default=list, blank=True, help_text="Layers to sample units from; empty: the model's layers."
+    )
+    unit_kind = models.CharField(
+        max_length=20, choices=Unit.Kind.choices, default=Unit.Kind.CHANNEL,
+        help_text="Channels of the layers of interest, or latents of the SAE below.",
+    )
+    sae = models.ForeignKey(
+        SparseAutoencoder, on_delete=models.PROTECT, null=True, blank=True, related_name="studies",
+        help_text="The trained sparse autoencoder whose latents are the units (SAE latents only).",
+    )
+    max_latent_frequency = models.FloatField(
+        default=0.2, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="SAE latents firing on more than this fraction of the training tokens are not sampled "
+        "(nor are dead ones).",
+    )
+    pooling = models.CharField(
+        max_length=10, choices=[("mean", "mean"), ("max", "max")], default="mean",
+        help_text="A unit's activation for an image: the mean (IMI) or the max of its values over the layer's "
+        "positions.",
     )
     trials_per_unit = models.PositiveIntegerField(default=20, help_text="t: trials (batches) per unit.")
     batches_used = models.PositiveIntegerField(
@@ -129,7 +148,8 @@ class Study(models.Model):
 
     # What shaped the rendered stimuli or what participants see: fixed once a study has stimuli.
     FIXED_AFTER_RENDER = (
-        "protocol", "condition", "model", "image_pool", "seed", "n_units", "layers", "trials_per_unit",
+        "protocol", "condition", "model", "image_pool", "seed", "n_units", "layers", "unit_kind", "sae",
+        "max_latent_frequency", "pooling", "trials_per_unit",
         "batches_used", "image_size", "resize_to", "n_main_trials", "n_catch_trials", "n_practice_trials", "lock_ms",
         "feedback_delay_ms", "feedback_ms", "main_feedback",
     )
@@ -150,6 +170,7 @@ class Study(models.Model):
             raise ValidationError({"min_total_s": "Must not exceed the maximum total time."})
         if self.batches_used > self.trials_per_unit:
             raise ValidationError({"batches_used": "Cannot exceed the trials (batches) per unit."})
+        unit_source(self.unit_kind).check(self)
         self.check_implemented()
         try:
             self.protocol_plugin.check_design(self.design)
@@ -170,8 +191,10 @@ class Study(models.Model):
                     f"(implemented: {', '.join(protocol.conditions)})."
                 }
             )
+        kinds = {self.unit_kind}
         if self.pk:
-            kinds = set(self.study_units.values_list("unit__kind", flat=True))
+            kinds |= set(self.study_units.values_list("unit__kind", flat=True))
+        if kinds:
             unsupported = sorted(kinds - set(protocol.unit_kinds) | kinds - set(Unit.Kind.values))
             if unsupported:
                 raise ValidationError(

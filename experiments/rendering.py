@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from experiments.models import Study, StudyUnit, Trial, TrialImage
+from experiments.unit_sources import unit_source
 from protocols.base import (
     PRACTICE,
     ImageSlot,
@@ -33,10 +34,10 @@ from protocols.base import (
 )
 from stimuli.kept_maps import keep_map
 from stimuli.models import KeptMap, StimulusImage, Unit
-from stimuli.networks import Network, channel_counts, default_layers, load_network
+from stimuli.networks import Network, default_layers, load_network
 from stimuli.pools import ImageSource, open_pool
 from stimuli.recording import Progress, no_progress, record_activations
-from stimuli.sampling import sample_layer_channels, seeded_rng
+from stimuli.sampling import seeded_rng
 from stimuli.storage import StimulusWriter, png_bytes, store_stimulus
 from stimuli.stored_maps import maps_on_stimuli
 
@@ -62,29 +63,34 @@ def layers_of_interest(study: Study, network: Network) -> list[str]:
 def sample_units(study: Study, network: Network | None = None) -> list[StudyUnit]:
     """The study's units: n_units main ones, then n_practice_trials practice ones.
 
-    Drawn as IMI does (random layer of interest, then random channel, no unit
-    twice), seeded by study.seed. A study that already has units keeps them.
+    Drawn by the source of the study's unit kind (experiments.unit_sources:
+    channels as IMI does, a random layer of interest then a random channel;
+    or latents of the study's SAE), no unit twice, seeded by study.seed. A
+    study that already has units keeps them.
     """
-    existing = list(study.study_units.select_related("unit").order_by("order"))
+    existing = list(study.study_units.select_related("unit__sae").order_by("order"))
     if existing:
         return existing
     network = network or load_network(study.model)
-    layers = layers_of_interest(study, network)
-    counts = channel_counts(network, layers)
-    drawn = sample_layer_channels(
-        counts, study.n_units + study.n_practice_trials, seeded_rng(study.seed, UNIT_STREAM)
+    drawn = unit_source(study.unit_kind).draw(
+        study,
+        network,
+        layers_of_interest(study, network),
+        study.n_units + study.n_practice_trials,
+        seeded_rng(study.seed, UNIT_STREAM),
     )
     with transaction.atomic():
-        for order, (layer, channel) in enumerate(drawn):
+        for order, sampled in enumerate(drawn):
             unit, _ = Unit.objects.get_or_create(
-                model=study.model, kind=Unit.Kind.CHANNEL, layer=layer, channel=channel
+                model=study.model, kind=study.unit_kind, layer=sampled.layer, channel=sampled.index, sae=sampled.sae
             )
             role = StudyUnit.Role.MAIN if order < study.n_units else StudyUnit.Role.PRACTICE
-            depth = layers.index(layer) / (len(layers) - 1) if len(layers) > 1 else 0.0
             StudyUnit.objects.get_or_create(
-                study=study, unit=unit, defaults={"role": role, "order": order, "relative_depth": depth}
+                study=study,
+                unit=unit,
+                defaults={"role": role, "order": order, "relative_depth": sampled.relative_depth},
             )
-    return list(study.study_units.select_related("unit").order_by("order"))
+    return list(study.study_units.select_related("unit__sae").order_by("order"))
 
 
 def activation_path(study: Study) -> Path:
@@ -132,6 +138,7 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
         [su.unit.ref() for su in study_units],
         path,
         identity=identity,
+        pooling=study.pooling,
         progress=progress,
     )
     writer = StimulusWriter(source, study.resize_to, study.image_size)

@@ -50,7 +50,8 @@ class DesignError(ValueError):
 class Recording(enum.Enum):
     """What a protocol needs recorded from the network for every pool image."""
 
-    CHANNEL_MEANS = "channel_means"  # one scalar per unit and image: its map's mean over space or tokens
+    # One scalar per unit and image: its values over the layer's positions pooled as the study says (mean or max).
+    CHANNEL_MEANS = "channel_means"
 
 
 @dataclass(frozen=True)

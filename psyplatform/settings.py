@@ -236,7 +236,7 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ROUTES = {"workers.tasks.render_*": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"workers.tasks.render_*": {"queue": "gpu"}, "workers.tasks.train_*": {"queue": "gpu"}}
 CELERY_BEAT_SCHEDULE = {
     "release-abandoned-slots": {
         "task": "experiments.tasks.release_abandoned_slots",

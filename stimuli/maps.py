@@ -9,7 +9,7 @@ request of shape (len(keys), rows, columns), written batch by batch and opened
 per batch, so memory stays flat however many images are asked for; a marker
 lets a crashed run continue after its last finished batch.
 
-API (stable; protocols' rendering code builds on it):
+API (stable; protocols' rendering code builds on it; UnitRef from stimuli.unitrefs or stimuli.units):
 
     requests = [MapRequest(UnitRef("blocks.3", 17), ("key-a", "key-b")), ...]
     maps = record_maps(network, source, requests, work_dir / "maps", identity=...)
@@ -41,7 +41,8 @@ from stimuli.recording import Progress, ProgressMarker, fingerprint, image_batch
 from stimuli.resampling import Box
 from stimuli.storage import stored_box
 from stimuli.tokens import token_layout
-from stimuli.units import Readouts, UnitRef
+from stimuli.unitrefs import UnitRef
+from stimuli.units import Readouts
 
 STAGE = "recording maps"
 MAP_DTYPE = np.float16

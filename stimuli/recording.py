@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 from stimuli.networks import Network, hooked
 from stimuli.pools import ImageSource
 from stimuli.tokens import token_layout
-from stimuli.units import Readouts, UnitRef, pooling_function
+from stimuli.unitrefs import UnitRef
+from stimuli.units import Readouts, pooling_function
 
 Progress = Callable[[str, int, int], None]
 STAGE = "recording activations"

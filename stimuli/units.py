@@ -23,8 +23,10 @@ from django.utils.module_loading import import_string
 
 from stimuli.tokens import TokenLayout, positions
 
-CHANNEL = "channel"
-SAE_LATENT = "sae_latent"
+# Re-exported: recording and maps name their units with UnitRef from here too (as before it had its own module).
+from stimuli.unitrefs import CHANNEL as CHANNEL
+from stimuli.unitrefs import SAE_LATENT as SAE_LATENT
+from stimuli.unitrefs import UnitRef as UnitRef
 
 # Kind name -> dotted path of its UnitKind class, imported when first asked for.
 KINDS: dict[str, str] = {
@@ -41,16 +43,6 @@ POOLINGS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
 
 class UnitError(ValueError):
     """A unit that cannot be read as named; the message says why."""
-
-
-@dataclass(frozen=True)
-class UnitRef:
-    """One unit as recording names it: its layer, its index there, its kind, and the kind's source."""
-
-    layer: str
-    index: int  # the channel, or the SAE latent
-    kind: str = CHANNEL
-    source: str = ""  # SAE latents: the SAE's weights file in the default storage
 
 
 class Reader(ABC):

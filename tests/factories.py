@@ -12,7 +12,7 @@ from PIL import Image
 
 from experiments.models import Study, StudyUnit, Trial, TrialImage
 from protocols.two_afc.protocol import QUERY_NEGATIVE, QUERY_POSITIVE, REFERENCE_MAX, REFERENCE_MIN
-from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
+from stimuli.models import ImagePool, SparseAutoencoder, StimulusImage, Unit, VisionModel
 
 
 class VisionModelFactory(factory.django.DjangoModelFactory):
@@ -42,6 +42,21 @@ class UnitFactory(factory.django.DjangoModelFactory):
     model = factory.SubFactory(VisionModelFactory)
     layer = "blocks.3"
     channel = factory.Sequence(lambda n: n)
+
+
+class SparseAutoencoderFactory(factory.django.DjangoModelFactory):
+    """A trained SAE's record (no weights file): for what reads only its metrics."""
+
+    class Meta:
+        model = SparseAutoencoder
+
+    name = factory.Sequence(lambda n: f"sae-{n}")
+    model = factory.SubFactory(VisionModelFactory)
+    layer = "blocks.5"
+    image_pool = factory.SubFactory(ImagePoolFactory)
+    n_latents = 8
+    status = SparseAutoencoder.Status.TRAINED
+    firing_frequency = [0.0, 0.01, 0.5, 0.02, 0.0, 0.1, 0.03, 0.2]
 
 
 def png_bytes(seed: int) -> bytes:

@@ -4,75 +4,20 @@ import json
 
 import numpy as np
 import pytest
+import timm
 import torch
-from PIL import Image
-from timm.models.vision_transformer import VisionTransformer
 from torchvision.transforms.functional import pil_to_tensor
 
 from stimuli.maps import MapRequest, on_stimulus, record_maps
-from stimuli.networks import Network
+from stimuli.networks import Network, load_network
+from stimuli.pools import SkimageCrops
 from stimuli.recording import record_activations
 from stimuli.resampling import ResizedCentreCrop
 from stimuli.storage import resized_and_cropped
 from stimuli.tokens import TokenLayout, split_tokens, token_layout
-from stimuli.units import UnitRef
-
-SIDE = 32
-
-
-class SquarePool:
-    """32 x 32 black images, each with one white square of `cell` pixels at the grid cell its key names."""
-
-    def __init__(self, cell: int, cells: list[tuple[int, int]]) -> None:
-        self.cell, self.cells = cell, cells
-
-    def keys(self) -> list[str]:
-        return [f"square/{row}/{column}" for row, column in self.cells]
-
-    def load(self, key: str) -> Image.Image:
-        _, row, column = key.split("/")
-        image = Image.new("RGB", (SIDE, SIDE))
-        x, y = int(column) * self.cell, int(row) * self.cell
-        image.paste((255, 255, 255), (x, y, x + self.cell, y + self.cell))
-        return image
-
-
-def patch_means(stride: int) -> torch.nn.Conv2d:
-    """A convolution whose channel 0 is the red mean of each stride x stride patch and channel 1 minus the green."""
-    conv = torch.nn.Conv2d(3, 2, stride, stride=stride)
-    with torch.no_grad():
-        conv.weight.zero_()
-        conv.bias.zero_()
-        conv.weight[0, 0] = 1 / stride**2
-        conv.weight[1, 1] = -1 / stride**2
-    return conv
-
-
-def cnn() -> Network:
-    module = torch.nn.Sequential(patch_means(4)).eval()
-    return Network(module, pil_to_tensor, (3, SIDE, SIDE), torch.device("cpu"))
-
-
-def vit() -> Network:
-    """A ViT whose block passes the patch embedding through: 4 x 4 patches of 8 px, a class and 2 register tokens.
-
-    The prefix tokens are set to 100, so that a mean that counted them would be far off.
-    """
-    module = VisionTransformer(
-        img_size=SIDE, patch_size=8, embed_dim=8, depth=1, num_heads=2, reg_tokens=2, num_classes=0
-    )
-    with torch.no_grad():
-        module.patch_embed.proj.weight.zero_()
-        module.patch_embed.proj.bias.zero_()
-        module.patch_embed.proj.weight[:2] = patch_means(8).weight
-        module.pos_embed.zero_()
-        module.cls_token.fill_(100.0)
-        module.reg_token.fill_(100.0)
-        # No attention and no MLP: the block's residual stream is its input.
-        for linear in (module.blocks[0].attn.proj, module.blocks[0].mlp.fc2):
-            linear.weight.zero_()
-            linear.bias.zero_()
-    return Network(module.eval(), pil_to_tensor, (3, SIDE, SIDE), torch.device("cpu"))
+from stimuli.unitrefs import UnitRef
+from tests.factories import VisionModelFactory
+from tests.networks import SIDE, SquarePool, cnn, vit
 
 
 def one_hot(shape: tuple[int, int], row: int, column: int) -> np.ndarray:
@@ -202,3 +147,28 @@ def test_the_upsampled_map_lands_on_the_square_of_the_stored_stimulus(tmp_path):
     stimulus = np.asarray(resized_and_cropped(original, 64, 64))[..., 0]
     white = stimulus > 128
     assert upsampled[white].mean() > 0.5 > upsampled[~white].max()
+
+
+@pytest.fixture
+def tiny_vit(db, tmp_path):
+    """timm's `test_vit` (160 px, 10 x 10 patches and a class token) with seeded random weights, from a checkpoint."""
+    torch.manual_seed(0)
+    path = tmp_path / "vit.pth"
+    torch.save(timm.create_model("test_vit").state_dict(), path)
+    return VisionModelFactory(name="tiny-vit", timm_name="test_vit", weights="checkpoint", checkpoint_path=str(path))
+
+
+def test_a_timm_vit_records_patch_token_means_and_patch_grid_maps(tiny_vit, tmp_path):
+    network = load_network(tiny_vit, torch.device("cpu"))
+    pool = SkimageCrops(size=3, seed=0)
+    unit = UnitRef("blocks.2", 3)
+    scalars = record_activations(network, pool, [unit], tmp_path / "a.npy")
+    [maps] = record_maps(network, pool, [MapRequest(unit, tuple(pool.keys()))], tmp_path / "maps")
+    outputs = []
+    handle = network.module.blocks[2].register_forward_hook(lambda _m, _i, out: outputs.append(out))
+    with torch.inference_mode():
+        network.module(network.inputs(torch.stack([network.transform(pool.load(key)) for key in pool.keys()])))
+    handle.remove()
+    patches = outputs[0][:, 1:, 3]  # the class token left out
+    np.testing.assert_allclose(scalars[:, 0], patches.mean(1).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(maps.maps.astype(np.float32), patches.reshape(3, 10, 10).numpy(), rtol=1e-2, atol=1e-2)

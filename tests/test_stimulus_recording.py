@@ -11,7 +11,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from stimuli.networks import Network
 from stimuli.pools import PoolError
 from stimuli.recording import record_activations
-from stimuli.units import UnitRef
+from stimuli.unitrefs import UnitRef
 
 
 class ColourPool:

@@ -8,6 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from experiments.rendering import RenderRefused, render_study
+from protocols.two_afc import TwoAFC
 from stimuli.models import Unit
 from tests.factories import RenderableStudyFactory, StudyUnitFactory
 from workers.models import Job
@@ -51,7 +52,8 @@ def test_rendering_an_unimplemented_combination_is_refused_with_its_name(fields,
     assert not Job.objects.exists() and not study.trials.exists()
 
 
-def test_units_of_an_unimplemented_kind_are_refused_at_save_and_render():
+def test_units_of_a_kind_the_protocol_does_not_implement_are_refused_at_save_and_render(monkeypatch):
+    monkeypatch.setattr(TwoAFC, "unit_kinds", ("channel",))
     study = sae_latent_study()
     message = "Units of kind 'sae_latent' are not implemented for 2-AFC (IMI) (implemented: channel)."
     with pytest.raises(ValidationError) as refused:
@@ -62,14 +64,14 @@ def test_units_of_an_unimplemented_kind_are_refused_at_save_and_render():
 
 
 def test_a_unit_of_an_unimplemented_kind_cannot_be_saved():
-    unit = Unit(model=RenderableStudyFactory().model, kind="sae_latent", layer="blocks.1", channel=0)
+    unit = Unit(model=RenderableStudyFactory().model, kind="neuron", layer="blocks.1", channel=0)
     with pytest.raises(ValidationError, match="kind"):
         unit.full_clean()
 
 
 def test_the_admin_offers_only_implemented_protocols_conditions_and_unit_kinds(admin_client):
     study_form = admin_client.get("/admin/stimuli/unit/add/").content.decode()
-    assert 'value="channel"' in study_form and "sae_latent" not in study_form
+    assert 'value="channel"' in study_form and 'value="sae_latent"' in study_form and "neuron" not in study_form
     page = admin_client.get("/admin/experiments/study/add/").content.decode()
     assert '<option value="2afc" selected>2-AFC (IMI)</option>' in page
     for absent in ("localizability", "nameability", "synthetic"):

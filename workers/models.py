@@ -7,6 +7,7 @@ from django.utils import timezone
 class Job(models.Model):
     class Kind(models.TextChoices):
         RENDER_STIMULI = "render_stimuli", "render stimuli"
+        TRAIN_SAE = "train_sae", "train a sparse autoencoder"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"
@@ -17,6 +18,9 @@ class Job(models.Model):
     kind = models.CharField(max_length=40, choices=Kind.choices)
     study = models.ForeignKey(
         "experiments.Study", on_delete=models.CASCADE, related_name="jobs", null=True, blank=True
+    )
+    sae = models.ForeignKey(
+        "stimuli.SparseAutoencoder", on_delete=models.CASCADE, related_name="jobs", null=True, blank=True
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     stage = models.CharField(max_length=100, blank=True)

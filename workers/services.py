@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from experiments.models import Study
+from stimuli.models import SparseAutoencoder
 from workers.models import Job
 
 logger = logging.getLogger(__name__)
@@ -33,12 +34,25 @@ def start_rendering(study: Study) -> Job:
     return job
 
 
+def start_training(sae: SparseAutoencoder) -> Job:
+    """Create a train_sae Job for the SAE and queue it once the transaction commits (as start_rendering).
+
+    Training resumes from its checkpoints, so a second job for the same SAE
+    continues the first's work, and one for a trained SAE finds it done.
+    """
+    sae.full_clean()
+    job = Job.objects.create(kind=Job.Kind.TRAIN_SAE, sae=sae)
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
 def _enqueue(job_id: int) -> None:
     # Imported here because the task module imports this one.
-    from workers.tasks import render_stimuli
+    from workers.tasks import TASKS
 
+    kind = Job.objects.values_list("kind", flat=True).get(pk=job_id)
     try:
-        render_stimuli.delay(job_id)
+        TASKS[kind].delay(job_id)
     except Exception as exc:
         # Raised by an unreachable broker, or by the task itself when it runs
         # in-process; either way the job row records it and the request that
@@ -50,7 +64,9 @@ def _enqueue(job_id: int) -> None:
 
 
 def mark_running(job_id: int) -> Job:
-    job = Job.objects.select_related("study__model", "study__image_pool").get(pk=job_id)
+    job = Job.objects.select_related("study__model", "study__image_pool", "sae__model", "sae__image_pool").get(
+        pk=job_id
+    )
     job.status, job.started_at, job.finished_at, job.error = (
         Job.Status.RUNNING, timezone.now(), None, ""
     )

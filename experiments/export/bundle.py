@@ -60,7 +60,7 @@ def weights_sha256(model: VisionModel) -> str | None:
 
 def _study_sheet(study: Study) -> dict[str, Any]:
     # Not the completion code: it is what participants show to be paid.
-    fields = model_to_dict(study, exclude=["id", "model", "image_pool", "completion_code"])
+    fields = model_to_dict(study, exclude=["id", "model", "image_pool", "sae", "completion_code"])
     counts = Response.objects.filter(session__study=study).aggregate(
         responses=Count("pk"), passing_responses=Count("pk", filter=Q(session__passed=True))
     )
@@ -75,6 +75,16 @@ def _study_sheet(study: Study) -> dict[str, Any]:
             "weights": study.model.weights,
             "weights_sha256": weights_sha256(study.model),
             "layers": study.model.layers,
+        },
+        # The SAE whose latents are the units (by its weights' hash), or None for channels.
+        "sae": study.sae and {
+            "name": study.sae.name,
+            "layer": study.sae.layer,
+            "architecture": study.sae.architecture,
+            "n_latents": study.sae.n_latents,
+            "k": study.sae.k,
+            "weights_sha256": study.sae.weights_sha256,
+            "variance_explained": study.sae.variance_explained,
         },
         "pool": {
             "name": study.image_pool.name,

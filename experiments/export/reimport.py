@@ -26,10 +26,10 @@ from django.db import transaction
 from experiments.copies import free_slug
 from experiments.models import Response, Session, SessionCheck, SessionTrial, Study, StudyUnit, Trial, TrialImage
 from protocols import get_protocol
-from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
+from stimuli.models import ImagePool, SparseAutoencoder, StimulusImage, Unit, VisionModel
 
 # Study fields the datasheet lists that are not columns to restore.
-NOT_STUDY_FIELDS = {"model", "pool", "counts", "created_at", "status"}
+NOT_STUDY_FIELDS = {"model", "pool", "sae", "counts", "created_at", "status"}
 BATCH = 1000
 
 
@@ -83,14 +83,16 @@ def _study(entry: dict[str, Any]) -> Study:
     fields = {name: value for name, value in entry.items() if name not in NOT_STUDY_FIELDS}
     fields["slug"] = free_slug(f"{entry['slug']}-imported")
     fields["name"] = f"{entry['name'][:180]} (imported)"
-    return Study.objects.create(**fields, model=model, image_pool=pool, status=Study.Status.CLOSED)
+    # The same SAE when this installation has its weights; its latents' units are named without it otherwise.
+    sae = SparseAutoencoder.objects.filter(weights_sha256=(entry.get("sae") or {}).get("weights_sha256", "-")).first()
+    return Study.objects.create(**fields, model=model, image_pool=pool, sae=sae, status=Study.Status.CLOSED)
 
 
 def _units(bundle: zipfile.ZipFile, studies: dict[str, Study]) -> None:
     for row in _read(bundle, "units.csv"):
         study = studies[row["study"]]
         unit, _ = Unit.objects.get_or_create(
-            model=study.model, kind=row["kind"], layer=row["layer"], channel=int(row["channel"])
+            model=study.model, kind=row["kind"], layer=row["layer"], channel=int(row["channel"]), sae=study.sae
         )
         StudyUnit.objects.create(
             study=study, unit=unit, role=row["role"], order=int(row["order"]),

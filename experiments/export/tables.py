@@ -24,7 +24,7 @@ SHOWN_COLUMNS = [
 ]
 UNIT_COLUMNS = [
     ("study", "str"), ("role", "str"), ("order", "int"), ("model", "str"), ("timm_name", "str"), ("kind", "str"),
-    ("layer", "str"), ("channel", "int"), ("relative_depth", "float"),
+    ("layer", "str"), ("channel", "int"), ("relative_depth", "float"), ("sae", "str"),
 ]
 SESSION_COLUMNS = [
     ("study", "str"), ("session", "str"), ("recruiter", "str"), ("seed", "int"), ("status", "str"),
@@ -93,7 +93,7 @@ def units_table(studies: Iterable[Study]) -> Table:
         .order_by("study_id", "role", "order")
         .values_list(
             "study__slug", "role", "order", "unit__model__name", "unit__model__timm_name", "unit__kind",
-            "unit__layer", "unit__channel", "relative_depth", "study_id", "unit_id",
+            "unit__layer", "unit__channel", "relative_depth", "unit__sae__name", "study_id", "unit_id",
         )
         .iterator(chunk_size=CHUNK)
     )

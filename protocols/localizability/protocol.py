@@ -72,6 +72,7 @@ class Localizability(Protocol[LocalizabilityParams]):
     name = "localizability"
     title = "Localizability (Colin et al.)"
     params_class = LocalizabilityParams
+    unit_kinds = ("channel", "sae_latent")
     templates = Templates(
         consent="protocols/localizability/consent.html",
         instructions="protocols/localizability/instructions.html",

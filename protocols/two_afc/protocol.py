@@ -75,6 +75,8 @@ class TwoAFC(Protocol[TwoAFCParams]):
     name = "2afc"
     title = "2-AFC (IMI)"
     params_class = TwoAFCParams
+    # Trials are built from one scalar per image, whatever the unit is (the IMI task does not depend on it).
+    unit_kinds = ("channel", "sae_latent")
     templates = Templates(
         consent="protocols/two_afc/consent.html",
         instructions="protocols/two_afc/instructions.html",

@@ -2,8 +2,10 @@
 
 Also `demo-mturk`: a copy of `demo` recruiting through the MTurk sandbox, open but not
 launched, so that the MTurk participant path (preview, arrival, hand-back) can be tried
-locally; and `demo-localizability`: the localizability protocol on channel units of the same
-model and pool. Rerunnable: existing rows are reused and rendering skips finished work.
+locally; `demo-sae`: a 2-AFC study whose units are latents of a small TopK SAE
+trained (in about a minute on a CPU) on EfficientNet-Lite0's `blocks.5`; and `demo-localizability`:
+the localizability protocol on latents of the same SAE. Rerunnable: existing rows are reused,
+training and rendering skip finished work.
 """
 
 import os
@@ -16,13 +18,20 @@ from experiments.copies import copy_study
 from experiments.links import participant_url
 from experiments.models import Study
 from experiments.recruiters import recruiter_for
-from stimuli.models import ImagePool, VisionModel
+from stimuli.models import ImagePool, SparseAutoencoder, Unit, VisionModel
 from workers.models import Job
-from workers.services import start_rendering
+from workers.services import start_rendering, start_training
 
 DEMO_UNITS = 48
 MTURK_SLUG = "demo-mturk"
 LOCALIZABILITY_SLUG = "demo-localizability"
+SAE_SLUG = "demo-sae"
+# A TopK SAE small enough to train in under two minutes on a 2-core CPU: 300 images x 49 positions
+# of the 192-channel 7 x 7 stage (14,700 tokens), 384 latents, 8 active per token, 6 epochs.
+DEMO_SAE = {
+    "layer": "blocks.5", "n_images": 300, "n_latents": 384, "k": 8, "epochs": 6, "batch_size": 1024,
+    "learning_rate": 2e-3,
+}
 SANDBOX_SUBMIT = "https%3A%2F%2Fworkersandbox.mturk.com"
 
 
@@ -61,7 +70,9 @@ class Command(BaseCommand):
         )
         self._render(study)
         self._mturk_copy(study)
-        self._render(self._localizability(model, pool))
+        sae_study = self.sae_study(model, pool)
+        self._render(sae_study)
+        self._render(self._localizability(sae_study))
         password = os.getenv("DEMO_ADMIN_PASSWORD") or secrets.token_urlsafe(9)
         self._admin(password)
         base = f"http://127.0.0.1:{port}"
@@ -75,6 +86,7 @@ class Command(BaseCommand):
             + "  (any other ?participant= value starts another participant: the demo accepts unsigned links)\n"
             + f"  Signed link: {participant_url(study, participant, base)}\n"
             + "  (what a real study needs: `manage.py participant_link demo ID` or the admin makes them)\n"
+            + f"  SAE latents: {base}/s/{SAE_SLUG}/?participant={participant}\n"
             + f"  Localizability: {base}/s/{LOCALIZABILITY_SLUG}/?participant={participant}\n"
             + f"  API schema:  {base}/api/v1/schema/\n"
             + "\n  The MTurk path, on the sandbox study demo-mturk (not launched):\n"
@@ -83,25 +95,56 @@ class Command(BaseCommand):
             + "  (finishing hands the assignment to the MTurk sandbox, as a real HIT does)\n"
         )
 
+    def sae_study(self, model: VisionModel, pool: ImagePool) -> Study:
+        """The demo SAE, trained if it is not yet, and the `demo-sae` study on its latents."""
+        sae, _ = SparseAutoencoder.objects.get_or_create(
+            name="demo-lite0-blocks5", defaults={"model": model, "image_pool": pool, **DEMO_SAE}
+        )
+        if sae.status != SparseAutoencoder.Status.TRAINED:
+            self.stdout.write("Training the demo SAE (about a minute on a CPU)...")
+            job = start_training(sae)
+            job.refresh_from_db()
+            if job.status != Job.Status.DONE:
+                raise CommandError(f"Training the demo SAE failed: {job.error or job.status}")
+            sae.refresh_from_db()
+        study, _ = Study.objects.get_or_create(
+            slug=SAE_SLUG,
+            defaults={
+                "name": "Demo: SAE latents of EfficientNet-Lite0 blocks.5, natural 2-AFC",
+                "model": model,
+                "image_pool": pool,
+                "unit_kind": Unit.Kind.SAE_LATENT,
+                "sae": sae,
+                "n_units": DEMO_UNITS,
+                "trials_per_unit": 2,
+                "batches_used": 0,
+                "params": {"difficulty": "easy"},
+                "accepts_unsigned_links": True,
+            },
+        )
+        return study
+
     def _render(self, study: Study) -> None:
         if study.status in (Study.Status.OPEN, Study.Status.CLOSED):
             return
-        self.stdout.write("Rendering the demo stimuli (a few minutes on a CPU)...")
+        self.stdout.write(f"Rendering the {study.slug} stimuli (a few minutes on a CPU)...")
         job = start_rendering(study)
         job.refresh_from_db()
         if job.status != Job.Status.DONE:
             raise CommandError(f"Rendering failed: {job.error or job.status}")
         Study.objects.filter(pk=study.pk).update(status=Study.Status.OPEN)
 
-    def _localizability(self, model: VisionModel, pool: ImagePool) -> Study:
-        # Channel units: the SAE latents of issue 11 are not a unit kind of this branch yet.
+    def _localizability(self, sae_study: Study) -> Study:
+        """`demo-localizability`: the localizability protocol on latents of the demo SAE."""
         study, _ = Study.objects.get_or_create(
             slug=LOCALIZABILITY_SLUG,
             defaults={
-                "name": "Demo: EfficientNet-Lite0 channels, localizability",
+                "name": "Demo: SAE latents of EfficientNet-Lite0 blocks.5, localizability",
                 "protocol": "localizability",
-                "model": model,
-                "image_pool": pool,
+                "model": sae_study.model,
+                "image_pool": sae_study.image_pool,
+                "unit_kind": Unit.Kind.SAE_LATENT,
+                "sae": sae_study.sae,
                 "n_units": 24,
                 "trials_per_unit": 2,
                 "batches_used": 0,
