@@ -17,8 +17,7 @@ from workers.services import start_rendering
 pytestmark = pytest.mark.django_db
 
 UNIMPLEMENTED = [
-    ({"protocol": "localizability"}, "The protocol 'localizability' is not implemented (implemented: 2afc)."),
-    ({"protocol": "nameability"}, "The protocol 'nameability' is not implemented (implemented: 2afc)."),
+    ({"protocol": "nameability"}, "The protocol 'nameability' is not implemented (implemented: 2afc, localizability)."),
     (
         {"condition": "synthetic"},
         "The condition 'synthetic' is not implemented for 2-AFC (IMI) (implemented: natural).",
@@ -74,7 +73,8 @@ def test_the_admin_offers_only_implemented_protocols_conditions_and_unit_kinds(a
     assert 'value="channel"' in study_form and 'value="sae_latent"' in study_form and "neuron" not in study_form
     page = admin_client.get("/admin/experiments/study/add/").content.decode()
     assert '<option value="2afc" selected>2-AFC (IMI)</option>' in page
-    for absent in ("localizability", "nameability", "synthetic"):
+    assert '<option value="localizability">Localizability (Colin et al.)</option>' in page
+    for absent in ("nameability", "synthetic"):
         assert f'value="{absent}"' not in page
 
 
