@@ -13,7 +13,9 @@ from tests.conftest import Participant
 POOL_SIZE = 900
 
 
+# Training the demo SAE and rendering four studies on the real network take many minutes on a shared CPU.
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @pytest.mark.django_db(transaction=True)
 def test_the_demo_renders_serves_a_participant_and_reruns_without_new_rows(client):
     out = io.StringIO()
