@@ -112,7 +112,7 @@ def evaluate(session: Session) -> list[CheckResult]:
     begun = session.consented_at or session.created_at
     total = (last - begun).total_seconds() if last else 0.0
     instructions = _instruction_seconds(session)
-    answered = [Answered(r.session_trial.trial.kind, r.answer, r.correct, r.rt_ms) for r in main]
+    answered = [Answered(r.session_trial.trial.kind, r.answer, r.correct, r.rt_ms, r.details) for r in main]
     return [
         CheckResult(
             "practice_attempts",

@@ -21,7 +21,7 @@ from experiments.unit_sources import unit_source
 from protocols import DEFAULT_PROTOCOL, NotImplementedProtocol, base, condition_choices, get_protocol, protocol_choices
 from protocols.base import Design, Protocol
 from protocols.params import Params, ParamsError
-from stimuli.models import ImagePool, SparseAutoencoder, StimulusImage, Unit, VisionModel
+from stimuli.models import ImagePool, KeptMap, SparseAutoencoder, StimulusImage, Unit, VisionModel
 
 
 class Study(models.Model):
@@ -389,6 +389,10 @@ class TrialImage(models.Model):
     role = models.CharField(max_length=20)
     rank = models.PositiveIntegerField(default=0)
     activation = models.FloatField(null=True, blank=True)
+    kept_map = models.ForeignKey(
+        KeptMap, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The unit's activation map on this image, kept for scoring where the protocol asks (never sent).",
+    )
 
     class Meta:
         constraints = [
@@ -511,6 +515,9 @@ class Response(models.Model):
     geometry = models.JSONField(
         default=dict, blank=True,
         help_text="The browser's window, screen, pixel ratio, zoom, user agent and each image's rendered size.",
+    )
+    details = models.JSONField(
+        default=dict, blank=True, help_text="The protocol's own numbers behind the verdict (localizability: p0...)."
     )
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -19,7 +19,10 @@ def session_rng(session: Session, purpose: str) -> random.Random:
 
 
 def shown_images(trial: Trial) -> list[ShownImage]:
-    return [ShownImage(image.image_id, image.role, image.rank) for image in trial.images.all()]
+    return [
+        ShownImage(image.image_id, image.role, image.rank, image.kept_map_id, image.image.width, image.image.height)
+        for image in trial.images.all()
+    ]
 
 
 def _append(session: Session, trials: list[Trial], phase: str, attempt: int, purpose: str) -> None:
@@ -50,7 +53,7 @@ def plan_practice_round(session: Session) -> None:
     session.save(update_fields=["practice_attempts"])
     trials = list(
         Trial.objects.filter(study=session.study_id, kind=Trial.Kind.PRACTICE)
-        .prefetch_related("images")
+        .prefetch_related("images__image")
         .order_by("unit_id", "batch")
     )
     purpose = f"practice:{session.practice_attempts}"
@@ -66,7 +69,7 @@ def plan_main_block(session: Session) -> None:
         trial
         for trial in Trial.objects.filter(
             study=session.study_id, kind=Trial.Kind.MAIN, unit_id__in={u for u, _ in wanted}
-        ).prefetch_related("images")
+        ).prefetch_related("images__image")
         if (trial.unit_id, trial.batch) in wanted
     ]
     rng = session_rng(session, "main:order")
@@ -75,7 +78,7 @@ def plan_main_block(session: Session) -> None:
 
     catch_pool = list(
         Trial.objects.filter(study=session.study_id, kind=Trial.Kind.CATCH)
-        .prefetch_related("images")
+        .prefetch_related("images__image")
         .order_by("unit_id", "batch")
     )
     # Prefer catch trials of units the participant does not see in the main block.

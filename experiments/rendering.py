@@ -11,7 +11,9 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -20,13 +22,24 @@ from django.db import transaction
 
 from experiments.models import Study, StudyUnit, Trial, TrialImage
 from experiments.unit_sources import unit_source
-from protocols.base import PRACTICE, Recording, TrialPlan, UnitActivations, Variant
-from stimuli.models import StimulusImage, Unit
+from protocols.base import (
+    PRACTICE,
+    ImageSlot,
+    Protocol,
+    Recording,
+    TrialPlan,
+    UnitActivations,
+    Variant,
+    overlay_role,
+)
+from stimuli.kept_maps import keep_map
+from stimuli.models import KeptMap, StimulusImage, Unit
 from stimuli.networks import Network, default_layers, load_network
-from stimuli.pools import open_pool
+from stimuli.pools import ImageSource, open_pool
 from stimuli.recording import Progress, no_progress, record_activations
 from stimuli.sampling import seeded_rng
-from stimuli.storage import StimulusWriter
+from stimuli.storage import StimulusWriter, png_bytes, store_stimulus
+from stimuli.stored_maps import maps_on_stimuli
 
 # Separate random streams of one study seed, so that changing how trials are
 # drawn never changes which units were drawn.
@@ -123,16 +136,18 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
     # Fail before recording, not after, when the pool cannot give the trials.
     protocol.check_pool(design, len(source.keys()))
     spec = study.model
+    identity = f"{spec.timm_name}|{spec.weights}|{spec.checkpoint_path}"
     activations = RECORDERS[protocol.recording](
         network,
         source,
         [su.unit.ref() for su in study_units],
         path,
-        identity=f"{spec.timm_name}|{spec.weights}|{spec.checkpoint_path}",
+        identity=identity,
         pooling=study.pooling,
         progress=progress,
     )
     writer = StimulusWriter(source, study.resize_to, study.image_size)
+    render = _Render(network, source, writer, protocol, design.params, path.with_suffix(""), identity)
     practice = [su for su in study_units if su.role == StudyUnit.Role.PRACTICE]
     keys = source.keys()
     for index, study_unit in enumerate(study_units):
@@ -147,20 +162,71 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
             rng=seeded_rng(study.seed, TRIAL_STREAM, study_unit.order),
             keys=keys,
         )
-        _write_trials(study, study_unit.unit, protocol.build_trials(design, unit), column, writer)
+        mapper = _Mapper(render, study_unit)
+        _write_trials(study, study_unit.unit, protocol.build_trials(design, unit), column, writer, mapper)
     progress(WRITING, len(study_units), len(study_units))
 
 
+class _Mapper:
+    """The unit's maps on the stored images its slots ask for: overlays stored as PNG images, maps kept."""
+
+    def __init__(self, render: _Render, study_unit: StudyUnit) -> None:
+        self.render, self.unit = render, study_unit.unit
+        self.directory = render.work / "maps" / f"unit-{study_unit.order}"
+
+    def derived(
+        self, plans: list[TrialPlan], images: dict[tuple[int, int], StimulusImage]
+    ) -> dict[tuple[int, int], tuple[StimulusImage | None, KeptMap | None]]:
+        wanted = [(place, slot) for place, slot in _slots(plans) if slot.overlay or slot.keep_map]
+        if not wanted:
+            return {}
+        stimuli = list(dict.fromkeys((slot.row, slot.variant is Variant.DISGUISED_COPY) for _, slot in wanted))
+        render = self.render
+        arrays = maps_on_stimuli(
+            render.network, render.source, render.writer, self.unit.ref(), stimuli, self.directory, render.identity
+        )
+        maps = dict(zip(stimuli, arrays, strict=True))
+        result: dict[tuple[int, int], tuple[StimulusImage | None, KeptMap | None]] = {}
+        for place, slot in wanted:
+            image, values = images[place], maps[(slot.row, slot.variant is Variant.DISGUISED_COPY)]
+            overlay = None
+            if slot.overlay:
+                content = png_bytes(render.protocol.overlay(values, render.params))
+                overlay = store_stimulus(content, f"{image.source_key}#overlay", suffix="png")
+            kept = keep_map(self.unit, image, values) if slot.keep_map else None
+            result[place] = (overlay, kept)
+        return result
+
+
+@dataclass(frozen=True)
+class _Render:
+    """What writing a study's trials needs beyond its rows."""
+
+    network: Network
+    source: ImageSource
+    writer: StimulusWriter
+    protocol: Protocol[Any]
+    params: Any
+    work: Path
+    identity: str
+
+
+def _slots(plans: list[TrialPlan]) -> Iterator[tuple[tuple[int, int], ImageSlot]]:
+    for number, plan in enumerate(plans):
+        for position, slot in enumerate(plan.images):
+            yield (number, position), slot
+
+
 def _write_trials(
-    study: Study, unit: Unit, plans: list[TrialPlan], column: np.ndarray, writer: StimulusWriter
+    study: Study, unit: Unit, plans: list[TrialPlan], column: np.ndarray, writer: StimulusWriter, mapper: _Mapper
 ) -> None:
     # Files first (each is idempotent on its own), then all of the unit's rows
     # in one transaction, so a unit has either all its trials or none.
     images: dict[tuple[int, int], StimulusImage] = {
-        (number, position): writer.stimulus(slot.row, disguised=slot.variant is Variant.DISGUISED_COPY)
-        for number, plan in enumerate(plans)
-        for position, slot in enumerate(plan.images)
+        place: writer.stimulus(slot.row, disguised=slot.variant is Variant.DISGUISED_COPY)
+        for place, slot in _slots(plans)
     }
+    derived = mapper.derived(plans, images)
     with transaction.atomic():
         for number, plan in enumerate(plans):
             trial, created = Trial.objects.get_or_create(
@@ -173,16 +239,24 @@ def _write_trials(
                 },
             )
             if created:
-                TrialImage.objects.bulk_create(
-                    TrialImage(
-                        trial=trial,
-                        image=images[(number, position)],
-                        role=slot.role,
-                        rank=slot.rank,
-                        activation=float(column[slot.row]),
+                rows = []
+                for position, slot in enumerate(plan.images):
+                    activation = float(column[slot.row])
+                    overlay, kept = derived.get((number, position), (None, None))
+                    rows.append(
+                        TrialImage(
+                            trial=trial, image=images[(number, position)], role=slot.role, rank=slot.rank,
+                            activation=activation, kept_map=kept,
+                        )
                     )
-                    for position, slot in enumerate(plan.images)
-                )
+                    if overlay is not None:
+                        rows.append(
+                            TrialImage(
+                                trial=trial, image=overlay, role=overlay_role(slot.role), rank=slot.rank,
+                                activation=activation,
+                            )
+                        )
+                TrialImage.objects.bulk_create(rows)
 
 
 def _move_status(study: Study, sources: list[str], target: str) -> None:

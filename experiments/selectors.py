@@ -226,7 +226,7 @@ def sample_screen(study: Study) -> dict[str, Any] | None:
     so nothing of the main block); None before the study is rendered."""
     trial = (
         Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE, practice_level=Trial.PracticeLevel.OBVIOUS)
-        .prefetch_related("images")
+        .prefetch_related("images__image")
         .order_by("unit_id", "batch")
         .first()
     )

@@ -23,6 +23,7 @@ from experiments.planning import plan_main_block, plan_practice_round
 from experiments.recruiters import ArrivalRefused, recruiter_for
 from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload, upcoming
 from protocols.base import AnswerRefused, Score
+from stimuli.kept_maps import kept_maps
 
 
 def record_event(session: Session, type_: str, payload: dict[str, Any], address: str) -> Event:
@@ -95,7 +96,7 @@ def _result(response: Response, following: SessionTrial | None) -> AnswerResult:
     if answered.phase == Session.Phase.MAIN and not session.study.main_feedback:
         # Nothing drawn from the key, so that replies never add up to an answer key over sessions.
         return AnswerResult(answered.index, None, done, practice, {})
-    urls = StoredImageURLs(protocol.image_ids(answered.layout))
+    urls = StoredImageURLs(protocol.image_ids(answered.layout) + protocol.feedback_images(answered.key))
     feedback = protocol.feedback(response.answer, answered.key, answered.layout, urls)
     return AnswerResult(answered.index, response.correct, done, practice, feedback)
 
@@ -160,11 +161,13 @@ def answer_trial(
             raise NotCurrentTrial(f"Trial {index} is not the current trial (current: {expected}).")
         now = timezone.now()
         server_ms = _check_timing(current, study.lock_ms, now)
+        protocol = study.protocol_plugin
         try:
-            answer = study.protocol_plugin.complete_answer(answer, study.protocol_params)
+            answer = protocol.complete_answer(answer, study.protocol_params)
         except AnswerRefused as exc:
             raise InvalidAnswer(str(exc)) from exc
-        verdict = study.protocol_plugin.score(answer, current.key, study.protocol_params)
+        maps = kept_maps(protocol.maps_read(current.key))
+        verdict = protocol.judge(answer, current.key, study.protocol_params, maps)
         response = Response.objects.create(
             session=session,
             session_trial=current,
@@ -175,6 +178,7 @@ def answer_trial(
             correct=verdict.correct,
             score=verdict.score,
             geometry=geometry or {},
+            details=verdict.details,
             created_at=now,
         )
         result = _result(response, trials.following)

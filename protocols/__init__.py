@@ -18,6 +18,7 @@ from protocols.base import Protocol
 
 BUILTIN: dict[str, str] = {
     "2afc": "protocols.two_afc.TwoAFC",
+    "localizability": "protocols.localizability.Localizability",
     "nameability": "protocols.nameability.Describe",
     "nameability_verify": "protocols.nameability.Verify",
 }

@@ -93,12 +93,26 @@ class Variant(enum.Enum):
 
 @dataclass(frozen=True)
 class ImageSlot:
-    """A pool image in a trial: its role and rank (0 = the most extreme) in the protocol's terms."""
+    """A pool image in a trial: its role and rank (0 = the most extreme) in the protocol's terms.
+
+    With `overlay`, the engine also stores the unit's heat map over the stored image as an image of
+    its own (role overlay_role(role), same rank; drawn by Protocol.overlay), so that the plain image
+    stays available and a page can lay one over the other. With `keep_map`, it keeps the unit's
+    activation map on the stored image's pixels on the server, for the protocol's verdict
+    (ShownImage.map_id); a kept map is never served.
+    """
 
     role: str
     rank: int
     row: int
     variant: Variant = Variant.ORIGINAL
+    overlay: bool = False
+    keep_map: bool = False
+
+
+def overlay_role(role: str) -> str:
+    """The role of the heat-map overlay stored for an image of this role."""
+    return f"{role}_overlay"
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,9 @@ class ShownImage:
     image_id: int
     role: str
     rank: int
+    map_id: int | None = None  # its kept activation map, where its slot asked for one
+    width: int = 0  # its pixels
+    height: int = 0
 
 
 @dataclass(frozen=True)
@@ -179,10 +196,12 @@ class UnitAnswer:
 
 @dataclass(frozen=True)
 class Score:
-    """A response's verdict: whether it was right (None where there is no right answer) and a graded score."""
+    """A response's verdict: whether it was right (None where there is no right answer), a graded score,
+    and the protocol's own numbers behind it (stored with the response, exported by its columns)."""
 
     correct: bool | None
     score: float | None = None
+    details: JSON = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -193,6 +212,7 @@ class Answered:
     answer: Mapping[str, Any]
     correct: bool | None
     rt_ms: int
+    details: Mapping[str, Any] = field(default_factory=dict)  # the verdict's Score.details
 
 
 @dataclass(frozen=True)
@@ -205,8 +225,10 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class ExportColumn:
-    """An export column: the `field` of the response's `source` ("answer" or "key"), of `type`
-    ("int", "float", "bool" or "str", as typed formats such as Parquet store it)."""
+    """An export column: the `field` of the response's `source` ("answer", "key", or "details": the
+    verdict's Score.details), of `type`
+    ("int", "float", "bool", "str", or "json" for a list or object exported as its JSON text, as typed
+    formats such as Parquet store it)."""
 
     source: str
     field: str
@@ -252,6 +274,8 @@ class Protocol(ABC, Generic[P]):
     # Its export columns: each a field of the answer or of the key (read in the database, and written
     # back there when a dataset bundle is imported).
     export_columns: ClassVar[Mapping[str, ExportColumn]] = {}
+    # Its columns of the units table (name: type), from unit_values.
+    unit_columns: ClassVar[Mapping[str, str]] = {}
     check_names: ClassVar[tuple[str, ...]] = ()
 
     @property
@@ -331,12 +355,32 @@ class Protocol(ABC, Generic[P]):
         the server derives from it (a normalised text, quality signals)."""
         return dict(answer)
 
-    @abstractmethod
     def score(self, answer: Mapping[str, Any], key: JSON, params: P) -> Score:
-        """The verdict on a validated answer."""
+        """The verdict on a validated answer (a protocol implements this, or judge where it reads kept maps)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither score nor judge.")
+
+    def maps_read(self, key: JSON) -> list[int]:
+        """The kept activation maps (ids, from ShownImage.map_id) that the verdict on this key reads."""
+        return []
+
+    def judge(self, answer: Mapping[str, Any], key: JSON, params: P, maps: Mapping[int, np.ndarray]) -> Score:
+        """The verdict, given the kept maps maps_read names (map id -> array on the image's pixels)."""
+        return self.score(answer, key, params)
+
+    def overlay(self, activation_map: np.ndarray, params: P) -> np.ndarray:
+        """The heat-map overlay of a map on an image's pixels: RGBA, uint8, (height, width, 4)."""
+        raise NotImplementedError(f"{type(self).__name__} asks for no overlays.")
+
+    def feedback_images(self, key: JSON) -> list[int]:
+        """Stored images (ids) that only the reply to an answer shows: never sent or preloaded before it."""
+        return []
 
     def feedback(self, answer: Mapping[str, Any], key: JSON, display: JSON, urls: Mapping[int, str]) -> JSON:
         """Extra fields of the reply to an answer (sent only once the answer is stored)."""
+        return {}
+
+    def unit_values(self, verdicts: Sequence[Score]) -> dict[str, Any]:
+        """A unit's unit_columns, from the verdicts on its main, non-catch answers of passing sessions."""
         return {}
 
     def practice_passed(self, scores: Sequence[Score]) -> bool:
@@ -369,12 +413,6 @@ class Protocol(ABC, Generic[P]):
         """Per unit id, the values of unit_statistics over the main answers of passing sessions; work_dir
         is where the protocol may cache what it computed (e.g. text embeddings)."""
         return {}
-
-
-def shuffled_bins(by_strength: np.ndarray, n_bins: int, rng: np.random.Generator) -> np.ndarray:
-    """Cut images ordered by strength into n_bins consecutive bins (rows), shuffled within each: column b
-    gives trial b images stratified over the whole pool."""
-    return rng.permuted(by_strength.reshape(n_bins, -1), axis=1)
 
 
 def catch_check(main_block: Sequence[Answered], minimum: int, n_catch_trials: int) -> CheckResult:

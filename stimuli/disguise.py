@@ -39,12 +39,14 @@ def draw_disguise(rng: np.random.Generator) -> Disguise:
     return Disguise(float(rng.uniform(*ZOOM)), (float(dx), float(dy)), bool(rng.random() < FLIP_PROBABILITY))
 
 
-def apply_disguise(image: Image.Image, resized: tuple[int, int], size: int, disguise: Disguise) -> Image.Image:
-    """The size x size view of `image` that `disguise` makes of the original stimulus.
+def disguise_box(
+    original: tuple[int, int], resized: tuple[int, int], size: int, disguise: Disguise
+) -> tuple[float, float, float, float]:
+    """The rectangle of the original image (left, top, right, bottom in its pixels) that the copy shows.
 
-    The original is the centre size x size square of `image` resized to `resized`
-    (see stimuli.storage.resized_and_cropped); the copy's square is placed in that
-    frame, kept inside it, and resampled from `image` itself.
+    The original stimulus is the centre size x size square of the image resized to `resized`
+    (see stimuli.storage.resized_and_cropped); the copy's square is placed in that frame and kept
+    inside it.
     """
     width, height = resized
     side = size / disguise.zoom
@@ -53,7 +55,13 @@ def apply_disguise(image: Image.Image, resized: tuple[int, int], size: int, disg
     centre_x, centre_y = (width - size) // 2 + size / 2, (height - size) // 2 + size / 2
     left = float(np.clip(centre_x + dx * size - side / 2, 0, width - side))
     top = float(np.clip(centre_y + dy * size - side / 2, 0, height - side))
-    sx, sy = image.width / width, image.height / height
-    box = (left * sx, top * sy, (left + side) * sx, (top + side) * sy)
+    sx, sy = original[0] / width, original[1] / height
+    return left * sx, top * sy, (left + side) * sx, (top + side) * sy
+
+
+def apply_disguise(image: Image.Image, resized: tuple[int, int], size: int, disguise: Disguise) -> Image.Image:
+    """The size x size view of `image` that `disguise` makes of the original stimulus, resampled from
+    `image` itself (mirrored after, where the disguise says so)."""
+    box = disguise_box(image.size, resized, size, disguise)
     view = image.resize((size, size), Image.Resampling.BICUBIC, box=box)
     return view.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if disguise.flip else view

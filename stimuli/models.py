@@ -176,6 +176,25 @@ class StimulusImage(models.Model):
     source_key = models.CharField(
         max_length=300, help_text="Which pool image it was made from (for analysts, never sent)."
     )
+    width = models.PositiveIntegerField(default=0, help_text="Pixels (0: stored before sizes were recorded).")
+    height = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.file
+
+
+class KeptMap(models.Model):
+    """A unit's activation map on a stored image's pixels, kept on the server for scoring answers
+    (never served): float16, zlib-compressed, row-major (height, width)."""
+
+    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="kept_maps")
+    image = models.ForeignKey(StimulusImage, on_delete=models.CASCADE, related_name="kept_maps")
+    height = models.PositiveIntegerField()
+    width = models.PositiveIntegerField()
+    values = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["unit", "image"], name="one_kept_map_per_unit_image")]
+
+    def __str__(self) -> str:
+        return f"{self.unit} on {self.image}"

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import io
 
+import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from stimuli.disguise import apply_disguise, draw_disguise
+from stimuli.disguise import apply_disguise, disguise_box, draw_disguise
 from stimuli.models import StimulusImage
 from stimuli.pools import ImageSource
 from stimuli.resampling import Box
@@ -72,7 +73,14 @@ def disguised_copy(image: Image.Image, resize_to: int, size: int, seed: int) -> 
     return content
 
 
-def store_stimulus(content: bytes, source_key: str) -> StimulusImage:
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """PNG bytes of an (height, width, 4) uint8 RGBA array: lossless, with its alpha."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="RGBA").save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def store_stimulus(content: bytes, source_key: str, suffix: str = "jpg") -> StimulusImage:
     """The StimulusImage for these bytes, writing the file only if it is not stored yet.
 
     The file is written before the row exists, so an existing row always has
@@ -82,13 +90,19 @@ def store_stimulus(content: bytes, source_key: str) -> StimulusImage:
     existing = StimulusImage.objects.filter(sha256=sha256).first()
     if existing:
         return existing
-    name = f"stimuli/{sha256}.jpg"
+    name = f"stimuli/{sha256}.{suffix}"
     if not default_storage.exists(name):
         default_storage.save(name, ContentFile(content))
+    width, height = Image.open(io.BytesIO(content)).size  # reads the header only
     image, _ = StimulusImage.objects.get_or_create(
-        sha256=sha256, defaults={"file": name, "source_key": source_key}
+        sha256=sha256, defaults={"file": name, "source_key": source_key, "width": width, "height": height}
     )
     return image
+
+
+def disguise_seed(key: str) -> int:
+    """The seed of a pool image's disguised copy: its key's, so that a rerun makes the same copy."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
 
 
 class StimulusWriter:
@@ -98,15 +112,28 @@ class StimulusWriter:
         self.source, self.resize_to, self.size = source, resize_to, size
         self.keys = source.keys()
         self.stored: dict[tuple[int, bool], StimulusImage] = {}
+        self.sizes: dict[int, tuple[int, int]] = {}
+
+    def shown(self, row: int, disguised: bool = False) -> tuple[Box, bool]:
+        """The rectangle of pool row `row`'s image that its stimulus (or disguised copy) shows, and whether
+        the stimulus mirrors it: where a map of the image lies on the stimulus's pixels."""
+        if row not in self.sizes:
+            self.sizes[row] = self.source.load(self.keys[row]).size
+        width, height = self.sizes[row]
+        if not disguised:
+            return stored_box(width, height, self.resize_to, self.size), False
+        disguise = draw_disguise(seeded_rng(disguise_seed(self.keys[row])))
+        resized = _resized(width, height, self.resize_to, self.size)
+        return disguise_box((width, height), resized, self.size, disguise), disguise.flip
 
     def stimulus(self, row: int, disguised: bool = False) -> StimulusImage:
         """The stored image of pool row `row`, or its disguised copy (seeded by the image's key)."""
         if (row, disguised) not in self.stored:
             key = self.keys[row]
             image = self.source.load(key)
+            self.sizes[row] = image.size
             if disguised:
-                seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
-                content = disguised_copy(image, self.resize_to, self.size, seed)
+                content = disguised_copy(image, self.resize_to, self.size, disguise_seed(key))
             else:
                 content = jpeg_bytes(resized_and_cropped(image, self.resize_to, self.size))
             self.stored[(row, disguised)] = store_stimulus(content, key)

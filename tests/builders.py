@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from experiments.models import Study, StudyUnit, Trial
-from tests.factories import StudyFactory, StudyUnitFactory, TrialFactory
+from experiments.rendering import render_study
+from stimuli.models import VisionModel
+from tests.factories import ImagePoolFactory, RenderableStudyFactory, StudyFactory, StudyUnitFactory, TrialFactory
 
 
 def build_2afc_study(n_units: int = 44, **study_fields: Any) -> Study:
@@ -24,4 +26,29 @@ def build_2afc_study(n_units: int = 44, **study_fields: Any) -> Study:
             kind=Trial.Kind.PRACTICE,
             practice_level=Trial.PracticeLevel.OBVIOUS if obvious else Trial.PracticeLevel.LESS_OBVIOUS,
         )
+    return study
+
+
+def render_localizability_study(model: VisionModel, **study_fields: Any) -> Study:
+    """An open localizability study rendered on `model` (the tests' tiny network): 64 px stimuli from
+    40 crops, 4 main units at t = 1 with a catch trial each, 2 practice units."""
+    fields: dict[str, Any] = {
+        "protocol": "localizability",
+        "params": {},
+        "model": model,
+        "image_pool": ImagePoolFactory(name="crops-40", size=40),
+        "image_size": 64,
+        "resize_to": 72,
+        "n_units": 4,
+        "trials_per_unit": 1,
+        "n_main_trials": 4,
+        "n_catch_trials": 2,
+        "n_practice_trials": 2,
+        "seed": 5,
+        **study_fields,
+    }
+    study = RenderableStudyFactory(**fields)
+    render_study(study)
+    study.status = Study.Status.OPEN
+    study.save()
     return study

@@ -13,6 +13,7 @@ from tests.conftest import Participant
 POOL_SIZE = 900
 
 
+# Training the demo SAE and rendering four studies on the real network take many minutes on a shared CPU.
 @pytest.mark.slow
 # Three studies rendered and an SAE trained on the real network: over 10 minutes on a loaded 2-core CPU.
 @pytest.mark.timeout(1800)
@@ -43,6 +44,16 @@ def test_the_demo_renders_serves_a_participant_and_reruns_without_new_rows(clien
     for url in trial["references"]["min"] + trial["references"]["max"] + trial["queries"]:
         assert client.get(url).status_code == 200
 
-    trials = demo.trials.count()
+    localizability = Study.objects.get(slug="demo-localizability")
+    assert re.search(r"/s/demo-localizability/\?participant=\S+", printed)
+    clicker = Participant(localizability, "clicker")
+    assert clicker.start().status_code == 201
+    clicker.event("consent")
+    trial = clicker.trial().json()
+    assert (trial["query"]["width"], trial["query"]["height"]) == (224, 224)
+    for url in [trial["query"]["image"], *(u for e in trial["exemplars"] for u in (e["image"], e["overlay"]))]:
+        assert client.get(url).status_code == 200
+
+    trials = demo.trials.count(), localizability.trials.count()
     call_command("setup_demo", pool_size=POOL_SIZE, stdout=io.StringIO())
-    assert demo.trials.count() == trials and Study.objects.count() == 3
+    assert (demo.trials.count(), localizability.trials.count()) == trials and Study.objects.count() == 4

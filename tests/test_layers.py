@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("analysis", "experiments", "protocols", "psyplatform", "recruitment", "stimuli", "workers", "tests")
-INTERFACE = {"protocols", "protocols.base", "protocols.params"}
+INTERFACE = {"protocols", "protocols.base", "protocols.params", "protocols.selection"}
 
 
 def imports_of(path: Path, packages: tuple[str, ...] = PROJECT_PACKAGES) -> set[str]:

@@ -107,11 +107,15 @@ def test_the_schema_describes_every_registered_protocol(rating_registered, clien
     components = schema["components"]["schemas"]
     trial = components["Trial"]
     assert trial["discriminator"]["propertyName"] == "protocol"
-    assert set(trial["discriminator"]["mapping"]) == {"2afc", "nameability", "nameability_verify", "rating"}
+    assert set(trial["discriminator"]["mapping"]) == {
+        "2afc", "localizability", "nameability", "nameability_verify", "rating"
+    }
     assert {"references", "queries"} <= set(components["Trial2afc"]["properties"])
     assert "image" in components["TrialRating"]["properties"]
     answers = [ref["$ref"].rsplit("/", 1)[1] for ref in components["Answer"]["oneOf"]]
-    assert answers == ["Answer2afc", "AnswerNameability", "AnswerNameabilityVerify", "AnswerRating"]
+    assert answers == [
+        "Answer2afc", "AnswerLocalizability", "AnswerNameability", "AnswerNameabilityVerify", "AnswerRating"
+    ]
     assert {"choice", "confidence", "index", "rt_ms", "client_id"} <= set(components["Answer2afc"]["required"])
     assert "rating" in components["AnswerRating"]["required"]
 

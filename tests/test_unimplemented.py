@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 
 UNIMPLEMENTED = [
     (
-        {"protocol": "localizability"},
-        "The protocol 'localizability' is not implemented (implemented: 2afc, nameability, nameability_verify).",
+        {"protocol": "brush"},
+        "The protocol 'brush' is not implemented"
+        " (implemented: 2afc, localizability, nameability, nameability_verify).",
     ),
     (
         {"condition": "synthetic"},
@@ -76,8 +77,9 @@ def test_the_admin_offers_only_implemented_protocols_conditions_and_unit_kinds(a
     assert 'value="channel"' in study_form and 'value="sae_latent"' in study_form and "neuron" not in study_form
     page = admin_client.get("/admin/experiments/study/add/").content.decode()
     assert '<option value="2afc" selected>2-AFC (IMI)</option>' in page
+    assert '<option value="localizability">Localizability (Colin et al.)</option>' in page
     assert '<option value="nameability">Nameability: describe</option>' in page
-    for absent in ("localizability", "synthetic"):
+    for absent in ("brush", "synthetic"):
         assert f'value="{absent}"' not in page
 
 

@@ -21,6 +21,7 @@ ARROW_TYPES = {
     "float": pa.float64(),
     "bool": pa.bool_(),
     "str": pa.string(),
+    "json": pa.string(),  # a list or object, as its JSON text
     "datetime": pa.timestamp("us", tz="UTC"),
 }
 

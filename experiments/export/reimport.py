@@ -43,7 +43,7 @@ def _read(bundle: zipfile.ZipFile, name: str) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(io.TextIOWrapper(member, encoding="utf-8", newline=""))
 
 
-def _value(text: str, kind: type) -> Any:
+def _value(text: str, kind: Any) -> Any:
     if text == "":
         return None
     if kind is bool:
@@ -185,10 +185,10 @@ def _responses(
         protocol = get_protocol(study.protocol)
         trial = stimuli.trial(study, row, images)
         positions = [(image["position"], stimuli.image(image["image_sha256"], image["pool_key"])) for image in images]
-        answer: dict[str, Any] = {}
-        key: dict[str, Any] = {}
+        sources: dict[str, dict[str, Any]] = {"answer": {}, "key": {}, "details": {}}
         for name, column in protocol.export_columns.items():
-            (answer if column.source == "answer" else key)[column.field] = _value(row[name], _TYPES[column.type])
+            sources[column.source][column.field] = _value(row[name], _TYPES[column.type])
+        answer, key = sources["answer"], sources["key"]
         # Bundles written before the geometry columns have none of them.
         geometry = {
             key: _value(row[name], _TYPES[kind]) for name, kind, key in GEOMETRY if row.get(name, "") != ""
@@ -201,14 +201,18 @@ def _responses(
         pending.append((planned, Response(
             session=session, session_trial=planned, client_id=uuid.uuid4(), answer=answer,
             rt_ms=int(row["rt_ms"]), server_ms=_value(row["server_ms"], int), correct=_value(row["correct"], bool),
-            score=_value(row["score"], float), created_at=_value(row["responded_at"], datetime), geometry=geometry,
+            score=_value(row["score"], float), details=sources["details"],
+            created_at=_value(row["responded_at"], datetime), geometry=geometry,
         )))
         if len(pending) >= BATCH:
             store_answered(pending)
     store_answered(pending)
 
 
-_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str, "datetime": datetime}
+# "json": a list or object, exported as its JSON text.
+_TYPES: dict[str, Any] = {
+    "int": int, "float": float, "bool": bool, "str": str, "datetime": datetime, "json": json.loads,
+}
 
 
 def store_answered(pending: list[tuple[SessionTrial, Response]]) -> None:

@@ -67,9 +67,9 @@ GEOMETRY = [
     ("user_agent", "str", "user_agent"),
 ]
 # Where each source of a protocol's export columns is, from Response.
-SOURCES = {"answer": "answer", "key": "session_trial__key"}
+SOURCES = {"answer": "answer", "key": "session_trial__key", "details": "details"}
 CASTS: dict[str, type[Field[Any, Any]]] = {
-    "int": IntegerField, "float": FloatField, "bool": BooleanField, "str": TextField,
+    "int": IntegerField, "float": FloatField, "bool": BooleanField, "str": TextField, "json": TextField,
 }
 
 

@@ -7,6 +7,7 @@ keys, activations) and apply the exclusions themselves (every check's value).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -16,8 +17,9 @@ from django.db.models.functions import Cast
 
 from experiments.export.responses import CASTS, check_names, checks_by_session
 from experiments.export.table import CHUNK, Table
-from experiments.models import Session, SessionTrial, Study, StudyUnit, TrialImage
+from experiments.models import Response, Session, SessionTrial, Study, StudyUnit, Trial, TrialImage
 from protocols import get_protocol
+from protocols.base import Score
 
 SHOWN_COLUMNS = [
     ("study", "str"), ("session", "str"), ("trial_index", "int"), ("position", "str"), ("role", "str"),
@@ -69,8 +71,35 @@ def unit_statistics(studies: Iterable[Study]) -> dict[str, str]:
     return names
 
 
+def _unit_values(studies: list[Study]) -> dict[tuple[int, int], dict[str, Any]]:
+    """Each unit's protocol columns, from the verdicts on its main, non-catch answers of passing sessions."""
+    protocols = {study.pk: get_protocol(study.protocol) for study in studies}
+    scoring = [pk for pk, protocol in protocols.items() if protocol.unit_columns]
+    verdicts: dict[tuple[int, int], list[Score]] = defaultdict(list)
+    rows = Response.objects.filter(
+        session__study__in=scoring,
+        session__passed=True,
+        session_trial__phase=Session.Phase.MAIN,
+        session_trial__trial__kind=Trial.Kind.MAIN,
+    ).values_list("session__study_id", "session_trial__trial__unit_id", "correct", "score", "details")
+    for study_id, unit_id, correct, score, details in rows.iterator(chunk_size=CHUNK):
+        verdicts[(study_id, unit_id)].append(Score(correct, score, details))
+    return {
+        (study.pk, unit_id): protocols[study.pk].unit_values(verdicts.get((study.pk, unit_id), []))
+        for study in studies
+        if study.pk in scoring
+        for unit_id in study.study_units.values_list("unit_id", flat=True)
+    }
+
+
 def units_table(studies: Iterable[Study]) -> Table:
+    """The units, with each protocol's own columns: computed from the verdicts (localizability: its
+    chance-anchored score), and stored by a summary job (nameability: agreement, verify score)."""
     chosen = list(studies)
+    own: dict[str, str] = {}
+    for study in chosen:
+        own.update(get_protocol(study.protocol).unit_columns)
+    values = _unit_values(chosen)
     statistics = unit_statistics(chosen)
     # Read out of the JSON by the database, as the responses' protocol columns are; empty until a summary ran.
     fields = {
@@ -82,11 +111,14 @@ def units_table(studies: Iterable[Study]) -> Table:
         .order_by("study_id", "role", "order")
         .values_list(
             "study__slug", "role", "order", "unit__model__name", "unit__model__timm_name", "unit__kind",
-            "unit__layer", "unit__channel", "relative_depth", "unit__sae__name", *fields,
+            "unit__layer", "unit__channel", "relative_depth", "unit__sae__name", *fields, "study_id", "unit_id",
         )
         .iterator(chunk_size=CHUNK)
     )
-    return Table("units", UNIT_COLUMNS + list(statistics.items()), rows)
+    table_rows = (
+        (*row[:-2], *(values.get((row[-2], row[-1]), {}).get(name) for name in own)) for row in rows
+    )
+    return Table("units", UNIT_COLUMNS + list(statistics.items()) + list(own.items()), table_rows)
 
 
 def _session_rows(studies: list[Study], checks: list[str]) -> Iterator[tuple[Any, ...]]:

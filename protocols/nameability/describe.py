@@ -41,11 +41,11 @@ from protocols.base import (
     Variant,
     catch_check,
     grid_of,
-    shuffled_bins,
 )
 from protocols.nameability import agreement, embeddings, text
 from protocols.nameability.params import DescribeParams
 from protocols.nameability.serializers import DescribeAnswerSerializer, DescribeTrialSerializer
+from protocols.selection import shuffled_bins
 
 # Roles of a trial's images: what the namer sees, and what no namer of the unit sees.
 EXEMPLAR = "exemplar"

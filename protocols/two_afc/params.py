@@ -8,13 +8,8 @@ from typing import ClassVar
 from django import forms
 
 from protocols.params import Params, param
+from protocols.selection import DIFFICULTIES
 
-DIFFICULTIES = [
-    ("easy", "easy (queries just inside the reference pools)"),
-    ("medium", "medium (99th / 1st percentile)"),
-    ("hard", "hard (95th / 5th percentile)"),
-    ("very_hard", "very hard (85th / 15th percentile)"),
-]
 PROMPT = "Which image at the center matches the right examples better?"
 
 

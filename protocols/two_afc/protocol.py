@@ -39,8 +39,9 @@ from protocols.base import (
     grid_of,
 )
 from protocols.params import ParamsError
+from protocols.selection import EASY
 from protocols.two_afc.params import TwoAFCParams
-from protocols.two_afc.selection import EASY, TrialStimuli, catch_trial, query_windows, select_trials
+from protocols.two_afc.selection import TrialStimuli, catch_trial, query_windows, select_trials
 from protocols.two_afc.serializers import TwoAFCAnswerSerializer, TwoAFCTrialSerializer
 
 # Roles of a trial's images; rank 0 is the most extreme.

@@ -12,15 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.base import DesignError, shuffled_bins
-
-EASY = "easy"
-# Where the positive query window is centred (the negative one mirrors it).
-QUERY_PERCENTILES = {"medium": 99.0, "hard": 95.0, "very_hard": 85.0}
-
-
-class SelectionError(DesignError):
-    """The pool cannot give the requested trials."""
+from protocols.selection import SelectionError, shuffled_bins, upper_window_start
 
 
 @dataclass(frozen=True)
@@ -70,13 +62,7 @@ def minimum_pool_size(t: int, difficulty: str, references_per_side: int = 9) -> 
 def _window_starts(
     n_images: int, t: int, difficulty: str, references_per_side: int
 ) -> tuple[int, int]:
-    if difficulty == EASY:
-        positive_start = n_images - references_per_side * t - t
-    elif difficulty in QUERY_PERCENTILES:
-        centre = round(QUERY_PERCENTILES[difficulty] / 100 * (n_images - 1))
-        positive_start = centre - t // 2
-    else:
-        raise SelectionError(f"Unknown difficulty {difficulty!r}.")
+    positive_start = upper_window_start(n_images, t, difficulty, references_per_side)
     return n_images - positive_start - t, positive_start
 
 

@@ -21,6 +21,8 @@
  * frame in which all are visible), and resolves once the answer lock is over; their rendered sizes go
  * with the answer; onKey(handler) to receive the keys pressed
  * while the trial accepts answers (handler(key, event) returns true when it used the key); sleep(ms).
+ * psyplatform.element(tag, className, text) and psyplatform.image(url, className, alt) make the nodes a
+ * module draws (an image's URL waits in data-src for ctx.present to load it).
  *
  * Every piece of state (stage, current trial, practice round) comes from the participant API, so
  * a reload, a closed tab or a second device resumes at the first unanswered trial. Enter or Space
@@ -747,8 +749,8 @@
 
   continueButton.addEventListener("click", onContinue);
 
-  // Enter or Space continue after the feedback; while a trial accepts answers, every other key
-  // goes to its module.
+  // Enter or Space continue after the feedback; while a trial accepts answers, every key (Enter and
+  // Space too: a pointing module clicks with them) goes to its module.
   document.addEventListener("keydown", function (event) {
     if (app.dataset.screen !== "trial") return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -757,7 +759,9 @@
     var key = (event.key || "").toLowerCase();
     if (key === "enter" || key === " " || key === "spacebar") {
       event.preventDefault();
-      if (!event.repeat) onContinue();
+      if (event.repeat) return;
+      if (state.mode === "ready" && state.onKey) state.onKey(key, event);
+      else onContinue();
       return;
     }
     if (event.repeat || state.mode !== "ready" || !state.onKey) return;
@@ -794,6 +798,20 @@
   window.psyplatform = {
     // Protocol modules call this when their script loads, before the page starts.
     registerProtocol: function (name, module) { protocols[name] = module; },
+    // What every module draws with: an element, and an image that ctx.present(images) loads.
+    element: function (tag, className, text) {
+      var node = document.createElement(tag);
+      if (className) node.className = className;
+      if (text !== undefined) node.textContent = text;
+      return node;
+    },
+    image: function (url, className, alt) {
+      var img = window.psyplatform.element("img", className);
+      img.alt = alt || "";
+      img.draggable = false;
+      img.dataset.src = url; // the shell loads it
+      return img;
+    },
     // For tests and debugging only: which stage/trial the page is on. Nothing about the answer.
     state: function () {
       return { screen: app.dataset.screen, mode: state.mode, index: state.trial && state.trial.index };

@@ -3,10 +3,10 @@
 Also `demo-mturk`: a copy of `demo` recruiting through the MTurk sandbox, open but not
 launched, so that the MTurk participant path (preview, arrival, hand-back) can be tried
 locally; `demo-sae`: a 2-AFC study whose units are latents of a small TopK SAE
-trained (in about a minute on a CPU) on EfficientNet-Lite0's `blocks.5`; and
-`demo-nameability`, the describe stage of nameability on the same model and pool, whose
-verify study is built once people have named its units. Rerunnable: existing rows are
-reused, training and rendering skip finished work.
+trained (in about a minute on a CPU) on EfficientNet-Lite0's `blocks.5`; `demo-localizability`:
+the localizability protocol on latents of the same SAE; and `demo-nameability`, the describe
+stage of nameability on the same model and pool, whose verify study is built once people have
+named its units. Rerunnable: existing rows are reused, training and rendering skip finished work.
 """
 
 import os
@@ -26,6 +26,7 @@ from workers.services import start_rendering, start_training
 
 DEMO_UNITS = 48
 MTURK_SLUG = "demo-mturk"
+LOCALIZABILITY_SLUG = "demo-localizability"
 SAE_SLUG = "demo-sae"
 # A TopK SAE small enough to train in under two minutes on a 2-core CPU: 300 images x 49 positions
 # of the 192-channel 7 x 7 stage (14,700 tokens), 384 latents, 8 active per token, 6 epochs.
@@ -72,7 +73,9 @@ class Command(BaseCommand):
         )
         self._render(study)
         self._mturk_copy(study)
-        self._render(self.sae_study(model, pool))
+        sae_study = self.sae_study(model, pool)
+        self._render(sae_study)
+        self._render(self._localizability(sae_study))
         nameability, _ = Study.objects.get_or_create(
             slug=NAMEABILITY_SLUG,
             defaults={
@@ -95,7 +98,7 @@ class Command(BaseCommand):
         self._admin(password)
         base = f"http://127.0.0.1:{port}"
         mturk = Study.objects.get(slug=MTURK_SLUG)
-        others = [SAE_SLUG, NAMEABILITY_SLUG]
+        others = [SAE_SLUG, LOCALIZABILITY_SLUG, NAMEABILITY_SLUG]
         labelled = dict(demo_links(study, mturk, base, Study.objects.filter(slug__in=others)))
         self.stdout.write(
             self.style.SUCCESS("\nThe demo is ready.\n")
@@ -159,6 +162,27 @@ class Command(BaseCommand):
         if job.status != Job.Status.DONE:
             raise CommandError(f"Rendering failed: {job.error or job.status}")
         Study.objects.filter(pk=study.pk).update(status=Study.Status.OPEN)
+
+    def _localizability(self, sae_study: Study) -> Study:
+        """`demo-localizability`: the localizability protocol on latents of the demo SAE."""
+        study, _ = Study.objects.get_or_create(
+            slug=LOCALIZABILITY_SLUG,
+            defaults={
+                "name": "Demo: SAE latents of EfficientNet-Lite0 blocks.5, localizability",
+                "protocol": "localizability",
+                "model": sae_study.model,
+                "image_pool": sae_study.image_pool,
+                "unit_kind": Unit.Kind.SAE_LATENT,
+                "sae": sae_study.sae,
+                "n_units": 24,
+                "trials_per_unit": 2,
+                "batches_used": 0,
+                "n_main_trials": 20,
+                "n_practice_trials": 3,
+                "accepts_unsigned_links": True,
+            },
+        )
+        return study
 
     def _mturk_copy(self, study: Study) -> None:
         mturk = Study.objects.filter(slug=MTURK_SLUG).first() or copy_study(

@@ -15,20 +15,8 @@
   var HINTS = ["not sure", "fairly sure", "very sure"];
   var POSITIONS = ["Upper", "Lower"];
 
-  function element(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function image(url, className, alt) {
-    var img = element("img", className);
-    img.alt = alt || "";
-    img.draggable = false;
-    img.dataset.src = url; // the shell loads it
-    return img;
-  }
+  var element = window.psyplatform.element;
+  var image = window.psyplatform.image;
 
   function block(side, caption, urls) {
     var figure = element("figure", "block block-" + side);

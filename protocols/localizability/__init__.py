@@ -1,0 +1,3 @@
+from protocols.localizability.protocol import Localizability
+
+__all__ = ["Localizability"]
