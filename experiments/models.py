@@ -59,6 +59,22 @@ class Study(models.Model):
     image_size = models.PositiveIntegerField(default=224)
     resize_to = models.PositiveIntegerField(default=256)
 
+    class RankingCrop(models.TextChoices):
+        SHOWN = "shown", "the crop participants see (resize_to, then image_size), with the model's normalisation"
+        MODEL = "model", "the model's own timm preprocessing (not the pixels participants see)"
+
+    ranking_crop = models.CharField(
+        max_length=10,
+        choices=RankingCrop.choices,
+        default=RankingCrop.SHOWN,
+        help_text="Which pixels the network ranks the pool by. IMI: the ones shown. The export's datasheet "
+        "records the crop shown and what the network was given (ranking_input).",
+    )
+    ranking_input = models.JSONField(
+        default=dict, blank=True, editable=False,
+        help_text="What the network was given when the stimuli were rendered (crop, resampling, normalisation).",
+    )
+
     # Session
     n_main_trials = models.PositiveIntegerField(default=40)
     n_catch_trials = models.PositiveIntegerField(default=5)
@@ -130,8 +146,8 @@ class Study(models.Model):
     # What shaped the rendered stimuli or what participants see: fixed once a study has stimuli.
     FIXED_AFTER_RENDER = (
         "protocol", "condition", "model", "image_pool", "seed", "n_units", "layers", "trials_per_unit",
-        "batches_used", "image_size", "resize_to", "n_main_trials", "n_catch_trials", "n_practice_trials", "lock_ms",
-        "feedback_delay_ms", "feedback_ms", "main_feedback",
+        "batches_used", "image_size", "resize_to", "ranking_crop", "n_main_trials", "n_catch_trials",
+        "n_practice_trials", "lock_ms", "feedback_delay_ms", "feedback_ms", "main_feedback",
     )
 
     class Meta:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import timm
 import torch
 from django.conf import settings
@@ -15,11 +16,13 @@ from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
 from stimuli.cpu_memory import reuse_freed_buffers
+from stimuli.layers import LayerRuleError, layers_of_interest, rule_for
 from stimuli.models import VisionModel
 from stimuli.resampling import torch_resampled
+from stimuli.storage import resized_and_cropped
 
-# Containers whose children are a network's stages, in the order timm families use them.
-STAGE_CONTAINERS = ("blocks", "stages", "layers", "features")
+# The parts of timm's data config that decide the pixels a network is given.
+MODEL_PREPROCESSING = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
 
 
 class NetworkError(Exception):
@@ -39,6 +42,10 @@ class Network:
     device: torch.device
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    # Leading tokens (CLS, registers) a transformer unit's token mean leaves out.
+    prefix_tokens: int = 0
+    # What `transform` and `inputs` do, for the record (Study.ranking_input, the export's datasheet).
+    preprocessing: dict[str, Any] = field(default_factory=dict)
 
     def inputs(self, images: torch.Tensor) -> torch.Tensor:
         """A batch of transformed uint8 images, normalised, on the device, channels last."""
@@ -56,6 +63,31 @@ class Network:
         mean = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1)
         return 1 / (255 * std), -mean / std
+
+    def with_shown_crop(self, resize_to: int, size: int) -> Network:
+        """This network fed the pixels participants see (ShownCrop), normalised as the model expects."""
+        return replace(
+            self,
+            transform=ShownCrop(resize_to, size),
+            input_size=(3, size, size),
+            preprocessing={
+                "crop": "shown", "resize_to": resize_to, "image_size": size,
+                "interpolation": "bicubic (Pillow, as the stored stimuli)", "mean": self.mean, "std": self.std,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class ShownCrop:
+    """The stimulus a participant sees (stimuli.storage.resized_and_cropped, before JPEG encoding) as a
+    (3, H, W) uint8 tensor laid out H, W, C in memory; picklable, for decoding worker processes."""
+
+    resize_to: int
+    size: int
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        pixels = np.array(resized_and_cropped(image.convert("RGB"), self.resize_to, self.size))
+        return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
 def torch_device() -> torch.device:
@@ -82,6 +114,7 @@ def load_network(spec: VisionModel, device: torch.device | None = None) -> Netwo
     if device.type == "cpu":
         reuse_freed_buffers()
     config: dict[str, Any] = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
+    patches_only = spec.token_average == VisionModel.TokenAverage.PATCH
     return Network(
         module=module,
         transform=torch_resampled(create_transform(**config, use_prefetcher=True)),
@@ -89,6 +122,8 @@ def load_network(spec: VisionModel, device: torch.device | None = None) -> Netwo
         device=device,
         mean=tuple(config["mean"]),
         std=tuple(config["std"]),
+        prefix_tokens=int(getattr(module, "num_prefix_tokens", 0)) if patches_only else 0,
+        preprocessing={"crop": "model", **{key: config[key] for key in MODEL_PREPROCESSING if key in config}},
     )
 
 
@@ -136,20 +171,24 @@ def _renamed_by_position(
     return renamed
 
 
-def default_layers(module: torch.nn.Module) -> list[str]:
-    """The network's stages (e.g. `blocks.0` ... `blocks.6`) when no layers are configured."""
-    children = dict(module.named_children())
-    for name in STAGE_CONTAINERS:
-        container = children.get(name)
-        if isinstance(container, (torch.nn.Sequential, torch.nn.ModuleList)) and len(container):
-            return [f"{name}.{index}" for index in range(len(container))]
-    # ResNets keep their stages as layer1 ... layer4.
-    stages = [name for name in children if name.startswith("layer") and name[5:].isdigit()]
-    if stages:
-        return stages
-    raise NetworkError(
-        f"{type(module).__name__} has no recognisable stages; configure the layers of interest."
-    )
+def default_layers(network: Network) -> list[str]:
+    """IMI's layers of interest for the network's family (stimuli.layers), when none are configured."""
+    try:
+        return list(layers_of_interest(network.module, network.input_size))
+    except LayerRuleError as exc:
+        raise NetworkError(str(exc)) from exc
+
+
+@functools.lru_cache(maxsize=8)
+def architecture_layers(timm_name: str) -> tuple[str, dict[str, int]]:
+    """(rule family, layers of interest with their channels) of a timm architecture, from its
+    random-weight build: names and channels do not depend on the weights, so nothing is loaded."""
+    module = timm.create_model(timm_name, pretrained=False)
+    config = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
+    try:
+        return rule_for(module).family, layers_of_interest(module, tuple(config["input_size"]))
+    except LayerRuleError as exc:
+        raise NetworkError(str(exc)) from exc
 
 
 @contextmanager
