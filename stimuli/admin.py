@@ -1,15 +1,40 @@
 from django.contrib import admin
 from django.core.files.storage import default_storage
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
 
 
 @admin.register(VisionModel)
 class VisionModelAdmin(admin.ModelAdmin[VisionModel]):
-    list_display = ("name", "timm_name", "weights", "layers")
+    list_display = ("name", "timm_name", "weights", "token_average", "layers")
     search_fields = ("name", "timm_name")
+    readonly_fields = ("qualifying_layers",)
+
+    @admin.display(description="layers that qualify (IMI's rule)")
+    def qualifying_layers(self, model: VisionModel) -> str:
+        """The modules IMI's rule picks for the architecture, with their output channels, so that a
+        researcher can copy names into `layers` (an override) without reading timm's source."""
+        if not model.timm_name:
+            return "Save the model with a timm name to list its layers."
+        # Imported here: torch and timm are worth loading in a web process only for this page.
+        from stimuli.networks import NetworkError, architecture_layers
+
+        try:
+            family, layers = architecture_layers(model.timm_name)
+        except (NetworkError, RuntimeError) as exc:
+            return f"Cannot list the layers of {model.timm_name}: {exc}"
+        chosen = set(model.layers)
+        rows = format_html_join(
+            "", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            ((name, channels, "configured" if name in chosen else "") for name, channels in layers.items()),
+        )
+        return format_html(
+            "<p>{} rule: {} layers{}.</p><table><thead><tr><th>module</th><th>output channels</th><th></th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            family, len(layers), "" if chosen else ", all of them used (no override)", rows,
+        )
 
 
 @admin.register(ImagePool)
