@@ -53,6 +53,7 @@ from stimuli.networks import channel_counts, default_layers, load_network  # noq
 from stimuli.pools import SkimageCrops  # noqa: E402
 from stimuli.recording import loader_defaults, no_progress, record_activations  # noqa: E402
 from stimuli.sampling import sample_layer_channels, seeded_rng  # noqa: E402
+from stimuli.units import UnitRef  # noqa: E402
 
 LITE0 = "tf_efficientnet_lite0"
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -179,9 +180,12 @@ def main() -> None:
     default_batch_size, default_num_workers = loader_defaults(network.device)
     args.batch_size = args.batch_size or default_batch_size
     args.num_workers = default_num_workers if args.num_workers is None else args.num_workers
-    units = sample_layer_channels(
-        channel_counts(network, default_layers(network.module)), args.units, seeded_rng(0)
-    )
+    units = [
+        UnitRef(layer, channel)
+        for layer, channel in sample_layer_channels(
+            channel_counts(network, default_layers(network.module)), args.units, seeded_rng(0)
+        )
+    ]
     # Inputs for the raw forward: real crops, transformed once up front.
     sample = SkimageCrops(size=args.raw_images, seed=1)
     tensors = torch.stack([network.transform(sample.load(key)) for key in sample.keys()])

@@ -126,7 +126,7 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
     activations = RECORDERS[protocol.recording](
         network,
         source,
-        [(su.unit.layer, su.unit.channel) for su in study_units],
+        [su.unit.ref() for su in study_units],
         path,
         identity=f"{spec.timm_name}|{spec.weights}|{spec.checkpoint_path}|{json.dumps(ranking_input, sort_keys=True)}",
         progress=progress,

@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from stimuli.units import UnitRef
+
 
 class VisionModel(models.Model):
     """A network whose units are explained: a timm architecture plus where its weights come from."""
@@ -85,6 +87,10 @@ class Unit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model}:{self.layer}:{self.channel}"
+
+    def ref(self) -> UnitRef:
+        """The unit as recording names it."""
+        return UnitRef(self.layer, self.channel, self.kind)
 
 
 class StimulusImage(models.Model):

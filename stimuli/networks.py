@@ -18,8 +18,8 @@ from timm.data import create_transform, resolve_data_config
 from stimuli.cpu_memory import reuse_freed_buffers
 from stimuli.layers import LayerRuleError, layers_of_interest, rule_for
 from stimuli.models import VisionModel
-from stimuli.resampling import torch_resampled
-from stimuli.storage import resized_and_cropped
+from stimuli.resampling import Framing, framing_of, torch_resampled, whole_image
+from stimuli.storage import resized_and_cropped, stored_box
 
 # The parts of timm's data config that decide the pixels a network is given.
 MODEL_PREPROCESSING = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
@@ -42,8 +42,9 @@ class Network:
     device: torch.device
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
-    # Leading tokens (CLS, registers) a transformer unit's token mean leaves out.
-    prefix_tokens: int = 0
+    # Which part of an original image the transformed input shows (stimuli.maps places maps with it);
+    # None where the preprocessing is not a resize and centre crop.
+    framing: Framing | None = whole_image
     # What `transform` and `inputs` do, for the record (Study.ranking_input, the export's datasheet).
     preprocessing: dict[str, Any] = field(default_factory=dict)
 
@@ -70,6 +71,7 @@ class Network:
             self,
             transform=ShownCrop(resize_to, size),
             input_size=(3, size, size),
+            framing=functools.partial(stored_box, resize_to=resize_to, size=size),
             preprocessing={
                 "crop": "shown", "resize_to": resize_to, "image_size": size,
                 "interpolation": "bicubic (Pillow, as the stored stimuli)", "mean": self.mean, "std": self.std,
@@ -114,15 +116,15 @@ def load_network(spec: VisionModel, device: torch.device | None = None) -> Netwo
     if device.type == "cpu":
         reuse_freed_buffers()
     config: dict[str, Any] = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
-    patches_only = spec.token_average == VisionModel.TokenAverage.PATCH
+    transform = torch_resampled(create_transform(**config, use_prefetcher=True))
     return Network(
         module=module,
-        transform=torch_resampled(create_transform(**config, use_prefetcher=True)),
+        transform=transform,
         input_size=tuple(config["input_size"]),
         device=device,
         mean=tuple(config["mean"]),
         std=tuple(config["std"]),
-        prefix_tokens=int(getattr(module, "num_prefix_tokens", 0)) if patches_only else 0,
+        framing=framing_of(transform),
         preprocessing={"crop": "model", **{key: config[key] for key in MODEL_PREPROCESSING if key in config}},
     )
 

@@ -1,8 +1,9 @@
 """Record every pool image's activation for a set of units, streamed to an on-disk array.
 
 One forward pass per batch of images serves every unit: forward hooks on the
-needed layers keep only the sampled channels, averaged over space (or over
-tokens for a ViT). Rows go to a float32 .npy memmap of shape
+needed layers keep only the sampled units (stimuli.units: channels or SAE
+latents), averaged over space (over the patch tokens for a ViT, its class and
+register tokens left out: stimuli.tokens). Rows go to a float32 .npy memmap of shape
 (n_images, n_units) that is opened only around each batch's write, so memory
 stays flat in the pool size. A small JSON marker, rewritten after each batch
 is flushed, lets a crashed or retried run continue after the last finished
@@ -11,6 +12,7 @@ batch.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,8 +24,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from stimuli.networks import Network, NetworkError, hooked
+from stimuli.networks import Network, hooked
 from stimuli.pools import ImageSource
+from stimuli.tokens import token_layout
+from stimuli.units import Readouts, UnitRef, pooling_function
 
 Progress = Callable[[str, int, int], None]
 STAGE = "recording activations"
@@ -77,70 +81,70 @@ def _stacked_channels_last(images: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
 
 
-class _ChannelMeans:
-    """Forward hook target: each layer's sampled channels, averaged, into one batch row block."""
+class _PooledUnits:
+    """Forward hook target: each unit's values pooled over positions, into one batch row block."""
 
-    def __init__(self, units: Sequence[tuple[str, int]], device: torch.device) -> None:
-        self.plan: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        for layer in dict.fromkeys(layer for layer, _ in units):
-            columns = [i for i, (name, _) in enumerate(units) if name == layer]
-            channels = [units[i][1] for i in columns]
-            self.plan[layer] = (
-                torch.tensor(channels, device=device),
-                torch.tensor(columns, device=device),
-            )
-        self.n_units = len(units)
-        self.batch = torch.empty((0, self.n_units))
-
-    @property
-    def layers(self) -> list[str]:
-        return list(self.plan)
+    def __init__(self, readouts: Readouts, n_units: int, pooling: str) -> None:
+        self.readouts, self.n_units, self.pooling = readouts, n_units, pooling
+        self.batch = torch.empty((0, n_units))
 
     def start(self, n_images: int, device: torch.device) -> None:
         self.batch = torch.empty((n_images, self.n_units), dtype=torch.float32, device=device)
 
     def __call__(self, layer: str, output: torch.Tensor) -> None:
-        # Averaging every channel first and picking after is cheaper than picking
-        # first: a gather across channels of a channels-last map is slow.
-        if output.ndim == 4:  # (B, C, H, W): mean over space
-            means = output.mean(dim=(2, 3))
-        elif output.ndim == 3:  # (B, tokens, C): mean over tokens
-            means = output.mean(dim=1)
-        else:
-            raise NetworkError(f"Layer {layer} gives outputs of shape {tuple(output.shape)}.")
-        channels, columns = self.plan[layer]
-        self.batch[:, columns] = means.index_select(1, channels).float()
+        for group, patches, _ in self.readouts.read(layer, output):
+            self.batch[:, group.column_index] = group.reader.pooled(patches, self.pooling).float()
 
 
-def fingerprint(identity: str, keys: Sequence[str], units: Sequence[tuple[str, int]]) -> str:
-    """What the array's rows and columns mean; a marker with another fingerprint is stale."""
+def fingerprint(identity: str, keys: Sequence[str], units: Sequence[UnitRef], *extra: str) -> str:
+    """What an array's rows and columns mean; a marker with another fingerprint is stale."""
     digest = hashlib.sha256(identity.encode())
-    digest.update(json.dumps([list(keys), [list(unit) for unit in units]]).encode())
+    digest.update(json.dumps([list(keys), [dataclasses.astuple(unit) for unit in units], *extra]).encode())
     return digest.hexdigest()
+
+
+class ProgressMarker:
+    """A small JSON file: how many images an array holds, and what they mean (its fingerprint)."""
+
+    def __init__(self, path: Path, stamp: str) -> None:
+        self.path, self.stamp = path, stamp
+
+    def done(self) -> int | None:
+        """Images recorded by an earlier run, or None when there is no marker of this fingerprint."""
+        try:
+            state = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        return int(state["done"]) if state.get("fingerprint") == self.stamp else None
+
+    def mark(self, done: int) -> None:
+        # Replaced atomically, and only after the rows are flushed, so the
+        # marker never claims rows that are not on disk.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".tmp")
+        partial.write_text(json.dumps({"fingerprint": self.stamp, "done": done}))
+        os.replace(partial, self.path)
 
 
 class ActivationFile:
     """The .npy array and its progress marker (rows done, and what they mean)."""
 
     def __init__(self, path: Path, stamp: str, shape: tuple[int, int]) -> None:
-        self.path, self.stamp, self.shape = path, stamp, shape
-        self.marker = path.with_suffix(".progress.json")
+        self.path, self.shape = path, shape
+        self.marker = ProgressMarker(path.with_suffix(".progress.json"), stamp)
 
     def rows_done(self) -> int | None:
         """Rows recorded by an earlier run, or None when there is nothing valid to resume."""
         try:
-            state = json.loads(self.marker.read_text())
             shape = np.load(self.path, mmap_mode="r").shape
         except (OSError, ValueError):
             return None
-        if state.get("fingerprint") != self.stamp or shape != self.shape:
-            return None
-        return int(state["done"])
+        return self.marker.done() if shape == self.shape else None
 
     def create(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32, shape=self.shape)
-        self._mark(0)
+        self.marker.mark(0)
 
     def write(self, start: int, rows: np.ndarray) -> None:
         # Opened per batch so that written pages leave this process's memory.
@@ -148,40 +152,60 @@ class ActivationFile:
         array[start : start + len(rows)] = rows
         array.flush()
         del array
-        self._mark(start + len(rows))
+        self.marker.mark(start + len(rows))
 
     def read(self) -> np.ndarray:
         array: np.ndarray = np.load(self.path, mmap_mode="r")
         return array
 
-    def _mark(self, done: int) -> None:
-        # Replaced atomically, and only after the rows are flushed, so the
-        # marker never claims rows that are not on disk.
-        partial = self.marker.with_suffix(".tmp")
-        partial.write_text(json.dumps({"fingerprint": self.stamp, "done": done}))
-        os.replace(partial, self.marker)
+
+def image_batches(
+    network: Network,
+    source: ImageSource,
+    keys: Sequence[str],
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+) -> DataLoader[torch.Tensor]:
+    """The images of `keys`, transformed for the network, in uint8 batches laid out channels last.
+
+    batch_size and num_workers default to loader_defaults(network.device).
+    """
+    default_batch_size, default_num_workers = loader_defaults(network.device)
+    return DataLoader(
+        _PoolImages(source, keys, network.transform),
+        batch_size=batch_size or default_batch_size,
+        num_workers=default_num_workers if num_workers is None else num_workers,
+        collate_fn=_stacked_channels_last,
+        pin_memory=network.device.type == "cuda",
+    )
 
 
 def record_activations(
     network: Network,
     source: ImageSource,
-    units: Sequence[tuple[str, int]],
+    units: Sequence[UnitRef],
     path: Path,
     *,
     identity: str = "",
+    pooling: str = "mean",
     batch_size: int | None = None,
     num_workers: int | None = None,
     progress: Progress = no_progress,
 ) -> np.ndarray:
     """Activations (n_images x n_units, pool order, `units` order) as a read-only memmap.
 
-    `identity` names the network (and anything else that changes the values)
-    so that a marker left by another configuration is not resumed. Rows
+    Each unit's value for an image is its values over the layer's positions
+    (a CNN's feature map, a ViT's patch tokens: stimuli.tokens) pooled by
+    `pooling` ("mean" or "max"). `identity` names the network (and anything
+    else that changes the values) so that a marker left by another
+    configuration is not resumed. Rows
     already recorded by an earlier run with the same fingerprint are kept.
     batch_size and num_workers default to loader_defaults(network.device).
     """
     keys = source.keys()
-    output = ActivationFile(path, fingerprint(identity, keys, units), (len(keys), len(units)))
+    pooling_function(pooling)  # an unknown pooling fails before anything is recorded
+    stamp = fingerprint(identity, keys, units, pooling)
+    output = ActivationFile(path, stamp, (len(keys), len(units)))
     done = output.rows_done()
     if done is None:
         output.create()
@@ -189,16 +213,10 @@ def record_activations(
     progress(STAGE, done, len(keys))
     if done == len(keys):
         return output.read()
-    default_batch_size, default_num_workers = loader_defaults(network.device)
-    loader = DataLoader(
-        _PoolImages(source, keys[done:], network.transform),
-        batch_size=batch_size or default_batch_size,
-        num_workers=default_num_workers if num_workers is None else num_workers,
-        collate_fn=_stacked_channels_last,
-        pin_memory=network.device.type == "cuda",
-    )
-    means = _ChannelMeans(units, network.device)
-    with hooked(network.module, means.layers, means), torch.inference_mode():
+    loader = image_batches(network, source, keys[done:], batch_size, num_workers)
+    readouts = Readouts(units, token_layout(network.module), network.device)
+    means = _PooledUnits(readouts, len(units), pooling)
+    with hooked(network.module, readouts.layers, means), torch.inference_mode():
         for images in loader:
             means.start(len(images), network.device)
             network.module(network.inputs(images))

@@ -26,6 +26,10 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
 Transform = Callable[[Image.Image], torch.Tensor]
+# A rectangle of an original image, (left, top, right, bottom) in its pixels (fractional).
+Box = tuple[float, float, float, float]
+# Which rectangle of an original image of (width, height) a preprocessed image shows.
+Framing = Callable[[int, int], Box]
 
 TORCH_MODES = {InterpolationMode.BILINEAR: "bilinear", InterpolationMode.BICUBIC: "bicubic"}
 
@@ -49,15 +53,41 @@ class ResizedCentreCrop:
         resized = torch.nn.functional.interpolate(
             pixels, size=(height, width), mode=self.mode, antialias=True
         )[0]
-        top = int(round((height - self.crop[0]) / 2.0))
-        left = int(round((width - self.crop[1]) / 2.0))
+        top, left = self._offsets(height, width)
         return resized[:, top : top + self.crop[0], left : left + self.crop[1]]
+
+    def _offsets(self, height: int, width: int) -> tuple[int, int]:
+        return int(round((height - self.crop[0]) / 2.0)), int(round((width - self.crop[1]) / 2.0))
+
+    def box(self, width: int, height: int) -> Box:
+        """The rectangle of a width x height original that the cropped image shows (a Framing)."""
+        resized_height, resized_width = self.resized(height, width)
+        top, left = self._offsets(resized_height, resized_width)
+        x_scale, y_scale = resized_width / width, resized_height / height
+        return (
+            left / x_scale,
+            top / y_scale,
+            (left + self.crop[1]) / x_scale,
+            (top + self.crop[0]) / y_scale,
+        )
 
     def resized(self, height: int, width: int) -> tuple[int, int]:
         """The shorter side at shorter_side, the longer in proportion, rounded down as torchvision does."""
         short, long = sorted((height, width))
         side = int(self.shorter_side * long / short)
         return (self.shorter_side, side) if height <= width else (side, self.shorter_side)
+
+
+def whole_image(width: int, height: int) -> Box:
+    """The Framing of a transform that keeps the whole image (hand-built networks in tests)."""
+    return (0.0, 0.0, float(width), float(height))
+
+
+def framing_of(transform: Transform) -> Framing | None:
+    """Which part of an original the network sees, for a resize and centre crop; None for other transforms."""
+    if isinstance(transform, ResizedCentreCrop):
+        return transform.box
+    return None
 
 
 def torch_resampled(pillow: Transform) -> Transform:

@@ -17,6 +17,7 @@ from PIL import Image
 from stimuli.disguise import apply_disguise, draw_disguise
 from stimuli.models import StimulusImage
 from stimuli.pools import ImageSource
+from stimuli.resampling import Box
 from stimuli.sampling import seeded_rng
 
 JPEG_QUALITY = 90
@@ -24,16 +25,31 @@ JPEG_QUALITY = 90
 
 def resized_size(image: Image.Image, resize_to: int, size: int) -> tuple[int, int]:
     """The image's size once its shorter side is resize_to (never below size)."""
-    width, height = image.size
+    return _resized(*image.size, resize_to, size)
+
+
+def _resized(width: int, height: int, resize_to: int, size: int) -> tuple[int, int]:
     scale = max(resize_to, size) / min(width, height)
     return max(size, round(width * scale)), max(size, round(height * scale))
+
+
+def _crop_offsets(width: int, height: int, size: int) -> tuple[int, int]:
+    return (width - size) // 2, (height - size) // 2
 
 
 def resized_and_cropped(image: Image.Image, resize_to: int, size: int) -> Image.Image:
     """Shorter side resized to resize_to (never below size), then the centre size x size square."""
     image = image.resize(resized_size(image, resize_to, size), Image.Resampling.BICUBIC)
-    left, top = (image.width - size) // 2, (image.height - size) // 2
+    left, top = _crop_offsets(image.width, image.height, size)
     return image.crop((left, top, left + size, top + size))
+
+
+def stored_box(width: int, height: int, resize_to: int, size: int) -> Box:
+    """The rectangle of a width x height original that its stored stimulus shows (resized_and_cropped)."""
+    resized_width, resized_height = _resized(width, height, resize_to, size)
+    left, top = _crop_offsets(resized_width, resized_height, size)
+    x_scale, y_scale = resized_width / width, resized_height / height
+    return left / x_scale, top / y_scale, (left + size) / x_scale, (top + size) / y_scale
 
 
 def jpeg_bytes(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:

@@ -11,6 +11,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from stimuli.networks import Network
 from stimuli.pools import PoolError
 from stimuli.recording import record_activations
+from stimuli.units import UnitRef
 
 
 class ColourPool:
@@ -58,7 +59,7 @@ def float_tensor(image: Image.Image) -> torch.Tensor:
     return pil_to_tensor(image).float() / 255
 
 
-UNITS = [("2", 5), ("0", 1), ("3", 2), ("2", 0)]
+UNITS = [UnitRef("2", 5), UnitRef("0", 1), UnitRef("3", 2), UnitRef("2", 0)]
 
 
 @pytest.fixture
@@ -141,7 +142,7 @@ def test_a_recording_for_other_units_starts_over(network, tmp_path):
     record(network, pool, tmp_path / "a.npy")
     network.module.images_seen = 0
     activations = record_activations(
-        network, pool, [("0", 0)], tmp_path / "a.npy", identity="counting", batch_size=8,
+        network, pool, [UnitRef("0", 0)], tmp_path / "a.npy", identity="counting", batch_size=8,
         num_workers=0,
     )
     assert network.module.images_seen == 20 and activations.shape == (20, 1)
