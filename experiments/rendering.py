@@ -27,6 +27,7 @@ from stimuli.pools import open_pool
 from stimuli.recording import Progress, no_progress, record_activations
 from stimuli.sampling import sample_layer_channels, seeded_rng
 from stimuli.storage import StimulusWriter
+from stimuli.tokens import token_layout
 
 # Separate random streams of one study seed, so that changing how trials are
 # drawn never changes which units were drawn.
@@ -122,7 +123,10 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
     # Fail before recording, not after, when the pool cannot give the trials.
     protocol.check_pool(design, len(source.keys()))
     spec = study.model
-    ranking_input = {**network.preprocessing, "prefix_tokens_left_out": network.prefix_tokens}
+    # A transformer unit's mean leaves its prefix tokens out (stimuli.tokens); recorded with the crop.
+    ranking_input = {
+        **network.preprocessing, "prefix_tokens_left_out": token_layout(network.module).num_prefix_tokens,
+    }
     activations = RECORDERS[protocol.recording](
         network,
         source,

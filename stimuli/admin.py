@@ -8,7 +8,7 @@ from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
 
 @admin.register(VisionModel)
 class VisionModelAdmin(admin.ModelAdmin[VisionModel]):
-    list_display = ("name", "timm_name", "weights", "token_average", "layers")
+    list_display = ("name", "timm_name", "weights", "layers")
     search_fields = ("name", "timm_name")
     readonly_fields = ("qualifying_layers",)
 
@@ -22,7 +22,7 @@ class VisionModelAdmin(admin.ModelAdmin[VisionModel]):
         from stimuli.networks import NetworkError, architecture_layers
 
         try:
-            family, layers = architecture_layers(model.timm_name)
+            family, layers, prefix_tokens = architecture_layers(model.timm_name)
         except (NetworkError, RuntimeError) as exc:
             return f"Cannot list the layers of {model.timm_name}: {exc}"
         chosen = set(model.layers)
@@ -30,10 +30,15 @@ class VisionModelAdmin(admin.ModelAdmin[VisionModel]):
             "", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
             ((name, channels, "configured" if name in chosen else "") for name, channels in layers.items()),
         )
+        tokens = (
+            f" Units average the patch tokens only: the first {prefix_tokens} (class and register tokens) "
+            "are left out."
+            if prefix_tokens else ""
+        )
         return format_html(
-            "<p>{} rule: {} layers{}.</p><table><thead><tr><th>module</th><th>output channels</th><th></th></tr>"
+            "<p>{} rule: {} layers{}.{}</p><table><thead><tr><th>module</th><th>output channels</th><th></th></tr>"
             "</thead><tbody>{}</tbody></table>",
-            family, len(layers), "" if chosen else ", all of them used (no override)", rows,
+            family, len(layers), "" if chosen else ", all of them used (no override)", tokens, rows,
         )
 
 

@@ -29,17 +29,6 @@ class VisionModel(models.Model):
         "(the admin lists the modules it picks, with their channels).",
     )
 
-    class TokenAverage(models.TextChoices):
-        PATCH = "patch", "patch tokens only (CLS and register tokens left out)"
-        ALL = "all", "every token, CLS and register tokens included"
-
-    token_average = models.CharField(
-        max_length=10,
-        choices=TokenAverage.choices,
-        default=TokenAverage.PATCH,
-        help_text="A transformer unit's activation for an image: its mean over these tokens.",
-    )
-
     def __str__(self) -> str:
         return self.name
 

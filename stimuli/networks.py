@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import timm
@@ -20,6 +20,7 @@ from stimuli.layers import LayerRuleError, layers_of_interest, rule_for
 from stimuli.models import VisionModel
 from stimuli.resampling import Framing, framing_of, torch_resampled, whole_image
 from stimuli.storage import resized_and_cropped, stored_box
+from stimuli.tokens import token_layout
 
 # The parts of timm's data config that decide the pixels a network is given.
 MODEL_PREPROCESSING = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
@@ -181,16 +182,23 @@ def default_layers(network: Network) -> list[str]:
         raise NetworkError(str(exc)) from exc
 
 
+class ArchitectureLayers(NamedTuple):
+    family: str  # the layer rule's (stimuli.layers)
+    layers: dict[str, int]  # layers of interest and their output channels
+    prefix_tokens: int  # tokens a transformer unit's mean leaves out (stimuli.tokens)
+
+
 @functools.lru_cache(maxsize=8)
-def architecture_layers(timm_name: str) -> tuple[str, dict[str, int]]:
-    """(rule family, layers of interest with their channels) of a timm architecture, from its
-    random-weight build: names and channels do not depend on the weights, so nothing is loaded."""
+def architecture_layers(timm_name: str) -> ArchitectureLayers:
+    """A timm architecture's layers of interest, from its random-weight build: names, channels and
+    tokens do not depend on the weights, so nothing is loaded."""
     module = timm.create_model(timm_name, pretrained=False)
     config = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
     try:
-        return rule_for(module).family, layers_of_interest(module, tuple(config["input_size"]))
+        layers = layers_of_interest(module, tuple(config["input_size"]))
     except LayerRuleError as exc:
         raise NetworkError(str(exc)) from exc
+    return ArchitectureLayers(rule_for(module).family, layers, token_layout(module).num_prefix_tokens)
 
 
 @contextmanager
