@@ -68,6 +68,9 @@ def _study_sheet(study: Study) -> dict[str, Any]:
         **fields,
         # Every parameter, defaults included: what the participants actually had.
         "params": study.protocol_params.to_json(),
+        # What the network ranked the pool by (not editable, so model_to_dict leaves it out); resize_to and
+        # image_size above are what participants saw.
+        "ranking_input": study.ranking_input,
         "created_at": study.created_at.isoformat(),
         "model": {
             "name": study.model.name,
