@@ -10,7 +10,7 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django_stubs_ext import StrOrPromise
@@ -21,8 +21,9 @@ from experiments.export.formats import CONTENT_TYPES, FORMATS
 from experiments.export.responses import responses_table
 from experiments.forms import PARAM_PREFIX, StudyForm, param_field_names, stored_protocol
 from experiments.links import participant_url
-from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
-from experiments.selectors import participation
+from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit, Trial
+from experiments.selectors import participation, pickable_trials, trial_pictures
+from experiments.services import PICKABLE_KINDS, pick_trials
 from workers.models import Job
 from workers.services import start_rendering
 
@@ -79,7 +80,7 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "protocol", "condition", "status", "recruiter", "participant_link")
     list_filter = ("status", "protocol", "recruiter")
     search_fields = ("slug", "name")
-    readonly_fields = ("participant_link", "participation_summary", "completion_code", "created_at")
+    readonly_fields = ("participant_link", "participation_summary", "completion_code", "created_at", "hand_picked")
     inlines = [JobInline, StudyUnitProgressInline]
     actions = [
         "render_stimuli", "open_study", "close_study", "copy_studies", "export_csv", "export_jsonl",
@@ -94,7 +95,7 @@ class StudyAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "n_main_trials", "n_catch_trials", "n_practice_trials", "target_per_unit", "lock_ms",
-                    "feedback_delay_ms", "feedback_ms", "main_feedback", "slot_timeout_minutes",
+                    "feedback_delay_ms", "feedback_ms", "main_feedback", "slot_timeout_minutes", "hand_picked",
                 )
             },
         ),
@@ -158,9 +159,57 @@ class StudyAdmin(admin.ModelAdmin):
             f"consenting yet (holding nothing); {now.lapsed} holds lapsed; refused starts: {refused}"
         )
 
+    @admin.display(description="practice and catch trials")
+    def hand_picked(self, obj: Study) -> str:
+        if not obj.pk:
+            return "-"
+        counts = [
+            f"{count} hand-picked" if (count := getattr(obj, f"{purpose}_trials").count()) else "automatic"
+            for purpose in PICKABLE_KINDS
+        ]
+        return format_html(
+            'practice: {}; catch: {} &middot; <a href="{}">pick them, seeing the trials</a>',
+            *counts, reverse("admin:experiments_study_trials", args=[obj.pk]),
+        )
+
     def get_urls(self) -> list[URLPattern]:
         links = path("<int:pk>/links/", self.admin_site.admin_view(self.links_view), name="experiments_study_links")
-        return [links, *super().get_urls()]
+        trials = path(
+            "<int:pk>/trials/", self.admin_site.admin_view(self.trials_view), name="experiments_study_trials"
+        )
+        return [links, trials, *super().get_urls()]
+
+    def trials_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Hand-pick the study's practice and catch trials among any study's rendered trials, shown as images."""
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_change_permission(request, study):
+            raise PermissionDenied
+        if request.method == "POST":
+            purpose = request.POST.get("purpose", "")
+            try:
+                count = pick_trials(study, purpose, [int(pk) for pk in request.POST.getlist("trial") if pk.isdigit()])
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+            else:
+                done = f"{count} hand-picked {purpose} trials" if count else f"automatic {purpose} trials again"
+                messages.success(request, f"{study}: {done}.")
+            return redirect(request.get_full_path())
+        source = Study.objects.filter(pk=request.GET.get("from", pk)).first() or study
+        sections = []
+        for purpose in PICKABLE_KINDS:
+            picked = list(getattr(study, f"{purpose}_trials").select_related("study", "unit"))
+            others = pickable_trials(source, purpose).exclude(pk__in=[trial.pk for trial in picked])
+            sections.append((purpose, trial_pictures(picked), trial_pictures(others)))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Practice and catch trials of {study}",
+            "study": study,
+            "source": source,
+            "sources": Study.objects.filter(protocol=study.protocol, trials__isnull=False).distinct().order_by("slug"),
+            "sections": sections,
+            "kinds": Trial.Kind,
+        }
+        return render(request, "admin/experiments/study/trials.html", context)
 
     def links_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Signed links for the participant ids a researcher enters, one per line."""

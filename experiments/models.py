@@ -93,6 +93,16 @@ class Study(models.Model):
         help_text="Tell participants after each main-block answer whether it was right, as IMI did. Off: only "
         "practice answers are judged, and no reply in the main block says anything drawn from the answer key.",
     )
+    # Hand-picked trials (IMI: "hand-picked practice trials", "catch trials with obvious, hand-picked stimuli");
+    # left empty, sessions use the study's own automatic ones. Picked in the admin (services.pick_trials).
+    practice_trials: models.ManyToManyField[Trial, Any] = models.ManyToManyField(
+        "Trial", blank=True, related_name="practice_for",
+        help_text="Hand-picked practice trials, from any rendered study; empty: the study's own practice trials.",
+    )
+    catch_trials: models.ManyToManyField[Trial, Any] = models.ManyToManyField(
+        "Trial", blank=True, related_name="catch_for",
+        help_text="Hand-picked catch trials, from any rendered study; empty: the catch trials of the study's units.",
+    )
     consent_timeout_minutes = models.PositiveIntegerField(
         default=10, help_text="A session that has not consented this long after it started lapses."
     )
