@@ -4,6 +4,7 @@ hand-picked stimuli"), picked in the admin seeing the trials as images; the auto
 import pytest
 from django.core.exceptions import ValidationError
 
+from experiments.copies import copy_study
 from experiments.models import Session, SessionTrial, Study, Trial
 from experiments.services import pick_trials
 from tests.builders import build_2afc_study
@@ -99,3 +100,13 @@ def test_the_admin_says_why_a_pick_is_refused(admin_client, study, bank):
     one = Trial.objects.filter(study=bank, kind="catch").first()
     page = admin_client.post(url, {"purpose": "catch", "trial": [one.pk]}, follow=True).content.decode()
     assert "Pick at least 5 catch trials" in page and not study.catch_trials.exists()
+
+
+def test_a_copy_keeps_the_picks_its_own_trials_becoming_the_copys(study, bank):
+    own = Trial.objects.filter(study=study, kind="catch")[:3]
+    borrowed = Trial.objects.filter(study=bank, kind="catch")[:2]
+    pick_trials(study, "catch", [t.pk for t in [*own, *borrowed]])
+    copy = copy_study(study, "copy")
+    assert {t.study_id for t in copy.catch_trials.all()} == {copy.pk, bank.pk}
+    assert set(copy.catch_trials.filter(study=bank)) == set(borrowed)
+    assert copy.catch_trials.filter(study=copy).count() == 3
