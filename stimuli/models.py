@@ -1,8 +1,14 @@
 """What stimuli are made from (a vision model, an image pool, units) and the images made."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.db import models
 
-from stimuli.units import UnitRef
+if TYPE_CHECKING:
+    # stimuli.units loads torch: imported where a unit is read, not by every process that loads the models.
+    from stimuli.units import UnitRef
 
 
 class VisionModel(models.Model):
@@ -79,6 +85,8 @@ class Unit(models.Model):
 
     def ref(self) -> UnitRef:
         """The unit as recording names it."""
+        from stimuli.units import UnitRef
+
         return UnitRef(self.layer, self.channel, self.kind)
 
 

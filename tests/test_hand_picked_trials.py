@@ -5,6 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from experiments.copies import copy_study
+from experiments.export.bundle import datasheet
 from experiments.models import Session, SessionTrial, Study, Trial
 from experiments.services import pick_trials
 from tests.builders import build_2afc_study
@@ -110,3 +111,13 @@ def test_a_copy_keeps_the_picks_its_own_trials_becoming_the_copys(study, bank):
     assert {t.study_id for t in copy.catch_trials.all()} == {copy.pk, bank.pk}
     assert set(copy.catch_trials.filter(study=bank)) == set(borrowed)
     assert copy.catch_trials.filter(study=copy).count() == 3
+
+
+def test_the_datasheet_names_the_hand_picked_trials(study, bank, tmp_path):
+    trial = Trial.objects.filter(study=bank, kind="main").select_related("unit").first()
+    pick_trials(study, "practice", [trial.pk])
+    [sheet] = datasheet([study])["studies"]
+    assert sheet["practice_trials"] == [
+        {"study": "obvious-bank", "layer": trial.unit.layer, "channel": trial.unit.channel, "kind": "main", "batch": 0}
+    ]
+    assert sheet["catch_trials"] == []

@@ -29,7 +29,7 @@ from protocols import get_protocol
 from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
 
 # Study fields the datasheet lists that are not columns to restore.
-NOT_STUDY_FIELDS = {"model", "pool", "counts", "created_at", "status"}
+NOT_STUDY_FIELDS = {"model", "pool", "counts", "created_at", "status", "practice_trials", "catch_trials"}
 BATCH = 1000
 
 
