@@ -80,7 +80,9 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "protocol", "condition", "status", "recruiter", "participant_link")
     list_filter = ("status", "protocol", "recruiter")
     search_fields = ("slug", "name")
-    readonly_fields = ("participant_link", "participation_summary", "completion_code", "created_at", "hand_picked")
+    readonly_fields = (
+        "participant_link", "participation_summary", "completion_code", "created_at", "hand_picked", "ranking_input",
+    )
     inlines = [JobInline, StudyUnitProgressInline]
     actions = [
         "render_stimuli", "open_study", "close_study", "copy_studies", "export_csv", "export_jsonl",
@@ -89,7 +91,15 @@ class StudyAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("slug", "name", "status", "participant_link", "participation_summary", "completion_code")}),
         ("Design", {"fields": ("protocol", "condition", "model", "image_pool", "seed")}),
-        ("Stimuli", {"fields": ("n_units", "layers", "trials_per_unit", "batches_used", "image_size", "resize_to")}),
+        (
+            "Stimuli",
+            {
+                "fields": (
+                    "n_units", "layers", "trials_per_unit", "batches_used", "image_size", "resize_to", "ranking_crop",
+                    "ranking_input",
+                )
+            },
+        ),
         (
             "Session",
             {
