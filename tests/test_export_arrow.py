@@ -29,6 +29,10 @@ def test_a_column_equals_what_pa_array_makes(kind):
     assert ours.equals(pa.array(COLUMNS[kind], type=arrow_type(kind)))
 
 
+def test_values_of_a_text_column_that_are_not_text_are_written_as_text():
+    assert arrow_column(["a", 7, None], "str").to_pylist() == ["a", "7", None]
+
+
 def test_a_column_without_nulls_has_no_validity_bitmap():
     column = arrow_column([1, 2, 3], "int")
     assert column.null_count == 0 and column.buffers()[0] is None
