@@ -87,8 +87,7 @@ def inception_candidates(module: torch.nn.Module) -> list[str]:
 def transformer_candidates(module: torch.nn.Module) -> list[str]:
     """Each block's position-wise feed-forward layer: its hidden units after the nonlinearity
     (`blocks.i.mlp.act`), the expansion Ghiasi et al. found interpretable."""
-    blocks = module.get_submodule("blocks")
-    return [f"blocks.{index}.mlp.act" for index in range(len(blocks))]  # type: ignore[arg-type]
+    return [f"blocks.{name}.mlp.act" for name, _ in module.get_submodule("blocks").named_children()]
 
 
 def _is_transformer(module: torch.nn.Module) -> bool:

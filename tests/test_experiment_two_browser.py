@@ -7,15 +7,10 @@ participant's answer is judged by the server as in any 2-AFC trial.
 
 from __future__ import annotations
 
-import os
-from contextlib import ExitStack
-
 import pytest
-from django.db import connections
 
 from experiments.models import Response, SessionTrial
-from tests.builders import build_2afc_study
-from tests.test_participant_browser import CHROMIUM_ARGS, LOCK_MS, wait_ready
+from tests.test_participant_browser import consented_page, small_study, wait_ready
 
 
 def boxes(page, selector: str) -> list[list[float]]:
@@ -31,19 +26,10 @@ def boxes(page, selector: str) -> list[list[float]]:
 )
 def test_an_experiment_two_design_shows_its_blocks(live_server, monkeypatch, design, references, show_min):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    study = build_2afc_study(
-        n_units=4, n_main_trials=2, n_catch_trials=1, lock_ms=LOCK_MS, feedback_delay_ms=0, feedback_ms=0,
-        params={"references_per_side": references, "show_min_references": show_min},
-    )
-    with ExitStack() as stack:
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
-        stack.callback(connections.close_all)
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(f"{live_server.url}/s/{study.slug}/?participant={design}")
-        page.click("#consent-agree")
+    study = small_study(references_per_side=references, show_min_references=show_min)
+    with consented_page(live_server, study, design) as page:
         instructions = page.locator("#screen-instructions").inner_text()
         assert ("minimally activating" in instructions) is show_min
         page.click("#instructions-start")
@@ -67,5 +53,4 @@ def test_an_experiment_two_design_shows_its_blocks(live_server, monkeypatch, des
         assert len(planned.layout["min"]) == (references if show_min else 0)
         page.click(f".choice[data-choice='{planned.key['choice']}'][data-confidence='3']")
         expect(page.locator("#trial-continue")).to_be_visible()
-        browser.close()
     assert Response.objects.get(session__study=study).correct is True
