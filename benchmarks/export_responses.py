@@ -14,7 +14,7 @@ target >= 0.5) and `peak_rss_mb` (our largest peak; target < 200 MB).
     .venv/bin/python benchmarks/export_responses.py [--responses 130000] [--rounds 3]
 
 DATABASE_URL names the server (default postgres://postgres@127.0.0.1:5432/postgres); the
-database psyplatform_bench_export is created on it and dropped at the end.
+database BENCH_DATABASE (default psyplatform_bench_export) is created on it and dropped at the end.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DB = "psyplatform_bench_export"
+# Overridable, so that two checkouts benchmarking on one server do not drop each other's database.
+BENCH_DB = os.getenv("BENCH_DATABASE", "psyplatform_bench_export")
 RESPONSES_PER_SESSION = 45
 
 

@@ -183,7 +183,7 @@ def main() -> None:
     units = [
         UnitRef(layer, channel)
         for layer, channel in sample_layer_channels(
-            channel_counts(network, default_layers(network.module)), args.units, seeded_rng(0)
+            channel_counts(network, default_layers(network)), args.units, seeded_rng(0)
         )
     ]
     # Inputs for the raw forward: real crops, transformed once up front.

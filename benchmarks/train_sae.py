@@ -91,7 +91,7 @@ def main() -> None:
     units = [
         UnitRef(layer, channel)
         for layer, channel in sample_layer_channels(
-            channel_counts(network, default_layers(network.module)), args.units, seeded_rng(0)
+            channel_counts(network, default_layers(network)), args.units, seeded_rng(0)
         )
     ]
     config = SaeConfig(n_latents=args.latents, k=args.k, epochs=args.epochs, batch_size=1024)

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
@@ -23,10 +23,11 @@ from experiments.export.formats import CONTENT_TYPES, FORMATS
 from experiments.export.responses import responses_table
 from experiments.forms import PARAM_PREFIX, StudyForm, param_field_names, stored_protocol
 from experiments.links import participant_url
-from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit
+from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit, Trial
 from experiments.recruiters import recruiter_for
 from experiments.report_views import StudyReportsMixin
-from experiments.selectors import participation, pool_fit, study_progress, unit_gallery
+from experiments.selectors import participation, pickable_trials, pool_fit, study_progress, trial_pictures, unit_gallery
+from experiments.services import PICKABLE_KINDS, pick_trials
 from protocols.params import ParamsError
 from workers.selectors import job_row, recent_jobs
 from workers.services import start_rendering, start_summary
@@ -87,7 +88,7 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
     search_fields = ("slug", "name")
     readonly_fields = (
         "progress_summary", "job_panel", "pool_check", "participant_link", "analysis_links", "participation_summary",
-        "completion_code", "created_at", "derived_from",
+        "completion_code", "created_at", "derived_from", "hand_picked", "ranking_input",
     )
     inlines = [StudyUnitProgressInline]
     actions = [
@@ -110,7 +111,7 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             {
                 "fields": (
                     "n_units", "layers", "unit_kind", "sae", "max_latent_frequency", "pooling", "trials_per_unit",
-                    "batches_used", "image_size", "resize_to",
+                    "batches_used", "image_size", "resize_to", "ranking_crop", "ranking_input",
                 )
             },
         ),
@@ -119,7 +120,7 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             {
                 "fields": (
                     "n_main_trials", "n_catch_trials", "n_practice_trials", "target_per_unit", "lock_ms",
-                    "feedback_delay_ms", "feedback_ms", "main_feedback", "slot_timeout_minutes",
+                    "feedback_delay_ms", "feedback_ms", "main_feedback", "slot_timeout_minutes", "hand_picked",
                 )
             },
         ),
@@ -251,12 +252,26 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             f"consenting yet (holding nothing); {now.lapsed} holds lapsed; refused starts: {refused}"
         )
 
+    @admin.display(description="practice and catch trials")
+    def hand_picked(self, obj: Study) -> str:
+        if not obj.pk:
+            return "-"
+        counts = [
+            f"{count} hand-picked" if (count := getattr(obj, f"{purpose}_trials").count()) else "automatic"
+            for purpose in PICKABLE_KINDS
+        ]
+        return format_html(
+            'practice: {}; catch: {} &middot; <a href="{}">pick them, seeing the trials</a>',
+            *counts, reverse("admin:experiments_study_trials", args=[obj.pk]),
+        )
+
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         return [
             path("<int:pk>/links/", view(self.links_view), name="experiments_study_links"),
             path("<int:pk>/jobs.json", view(self.jobs_view), name="experiments_study_jobs"),
             path("<int:pk>/units/<int:unit_pk>/gallery/", view(self.gallery_view), name="experiments_study_gallery"),
+            path("<int:pk>/trials/", view(self.trials_view), name="experiments_study_trials"),
             *self.report_urls(),
             *super().get_urls(),
         ]
@@ -280,6 +295,38 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             "screens": unit_gallery(study_unit),
         }
         return render(request, "admin/experiments/study/gallery.html", context)
+
+    def trials_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Hand-pick the study's practice and catch trials among any study's rendered trials, shown as images."""
+        study = get_object_or_404(Study, pk=pk)
+        if not self.has_change_permission(request, study):
+            raise PermissionDenied
+        if request.method == "POST":
+            purpose = request.POST.get("purpose", "")
+            try:
+                count = pick_trials(study, purpose, [int(pk) for pk in request.POST.getlist("trial") if pk.isdigit()])
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+            else:
+                done = f"{count} hand-picked {purpose} trials" if count else f"automatic {purpose} trials again"
+                messages.success(request, f"{study}: {done}.")
+            return redirect(request.get_full_path())
+        source = Study.objects.filter(pk=request.GET.get("from", pk)).first() or study
+        sections = []
+        for purpose in PICKABLE_KINDS:
+            picked = list(getattr(study, f"{purpose}_trials").select_related("study", "unit"))
+            others = pickable_trials(source, purpose).exclude(pk__in=[trial.pk for trial in picked])
+            sections.append((purpose, trial_pictures(picked), trial_pictures(others)))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Practice and catch trials of {study}",
+            "study": study,
+            "source": source,
+            "sources": Study.objects.filter(protocol=study.protocol, trials__isnull=False).distinct().order_by("slug"),
+            "sections": sections,
+            "kinds": Trial.Kind,
+        }
+        return render(request, "admin/experiments/study/trials.html", context)
 
     def links_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Signed links for the participant ids a researcher enters, one per line."""

@@ -42,10 +42,15 @@ def copy_study(study: Study, slug: str, **changes: Any) -> Study:
     StudyUnit.objects.bulk_create(_as_new(study.study_units.all(), study=copy))
     trials = list(study.trials.prefetch_related("images"))
     images = [list(trial.images.all()) for trial in trials]
+    originals = [trial.pk for trial in trials]
     Trial.objects.bulk_create(_as_new(trials, study=copy))
     TrialImage.objects.bulk_create(
         image for trial, its_images in zip(trials, images, strict=True) for image in _as_new(its_images, trial=trial)
     )
+    # Hand-picked trials: the original's own become the copy's; those of other studies are shared.
+    copied = dict(zip(originals, trials, strict=True))
+    for picks in ("practice_trials", "catch_trials"):
+        getattr(copy, picks).set([copied.get(trial.pk, trial) for trial in getattr(study, picks).all()])
     return copy
 
 

@@ -78,6 +78,22 @@ class Study(models.Model):
     image_size = models.PositiveIntegerField(default=224)
     resize_to = models.PositiveIntegerField(default=256)
 
+    class RankingCrop(models.TextChoices):
+        SHOWN = "shown", "the crop participants see (resize_to, then image_size), with the model's normalisation"
+        MODEL = "model", "the model's own timm preprocessing (not the pixels participants see)"
+
+    ranking_crop = models.CharField(
+        max_length=10,
+        choices=RankingCrop.choices,
+        default=RankingCrop.SHOWN,
+        help_text="Which pixels the network ranks the pool by. IMI: the ones shown. The export's datasheet "
+        "records the crop shown and what the network was given (ranking_input).",
+    )
+    ranking_input = models.JSONField(
+        default=dict, blank=True, editable=False,
+        help_text="What the network was given when the stimuli were rendered (crop, resampling, normalisation).",
+    )
+
     # Session
     n_main_trials = models.PositiveIntegerField(default=40)
     n_catch_trials = models.PositiveIntegerField(default=5)
@@ -95,6 +111,16 @@ class Study(models.Model):
         default=True,
         help_text="Tell participants after each main-block answer whether it was right, as IMI did. Off: only "
         "practice answers are judged, and no reply in the main block says anything drawn from the answer key.",
+    )
+    # Hand-picked trials (IMI: "hand-picked practice trials", "catch trials with obvious, hand-picked stimuli");
+    # left empty, sessions use the study's own automatic ones. Picked in the admin (services.pick_trials).
+    practice_trials: models.ManyToManyField[Trial, Any] = models.ManyToManyField(
+        "Trial", blank=True, related_name="practice_for",
+        help_text="Hand-picked practice trials, from any rendered study; empty: the study's own practice trials.",
+    )
+    catch_trials: models.ManyToManyField[Trial, Any] = models.ManyToManyField(
+        "Trial", blank=True, related_name="catch_for",
+        help_text="Hand-picked catch trials, from any rendered study; empty: the catch trials of the study's units.",
     )
     consent_timeout_minutes = models.PositiveIntegerField(
         default=10, help_text="A session that has not consented this long after it started lapses."
@@ -194,8 +220,8 @@ class Study(models.Model):
     FIXED_AFTER_RENDER = (
         "protocol", "condition", "model", "image_pool", "seed", "n_units", "layers", "unit_kind", "sae",
         "max_latent_frequency", "pooling", "trials_per_unit",
-        "batches_used", "image_size", "resize_to", "n_main_trials", "n_catch_trials", "n_practice_trials", "lock_ms",
-        "feedback_delay_ms", "feedback_ms", "main_feedback", "derived_from",
+        "batches_used", "image_size", "resize_to", "ranking_crop", "n_main_trials", "n_catch_trials",
+        "n_practice_trials", "lock_ms", "feedback_delay_ms", "feedback_ms", "main_feedback", "derived_from",
     )
 
     class Meta:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import random
 
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 
-from experiments.models import Session, SessionTrial, SessionUnit, Trial
+from experiments.models import Session, SessionTrial, SessionUnit, Study, Trial
 from protocols.base import ShownImage
 
 
@@ -47,14 +47,24 @@ def _append(session: Session, trials: list[Trial], phase: str, attempt: int, pur
     SessionTrial.objects.bulk_create(rows)
 
 
+def practice_trials(study: Study) -> QuerySet[Trial]:
+    """The study's hand-picked practice trials, or else its own."""
+    picked = study.practice_trials.all()
+    return picked if picked.exists() else Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE)
+
+
+def catch_trials(study: Study) -> QuerySet[Trial]:
+    """The study's hand-picked catch trials, or else the catch trials of its units."""
+    picked = study.catch_trials.all()
+    return picked if picked.exists() else Trial.objects.filter(study=study, kind=Trial.Kind.CATCH)
+
+
 def plan_practice_round(session: Session) -> None:
     """Append one more round of every practice trial, in a fresh seeded order."""
     session.practice_attempts += 1
     session.save(update_fields=["practice_attempts"])
     trials = list(
-        Trial.objects.filter(study=session.study_id, kind=Trial.Kind.PRACTICE)
-        .prefetch_related("images__image")
-        .order_by("unit_id", "batch")
+        practice_trials(session.study).prefetch_related("images__image").order_by("study_id", "unit_id", "batch")
     )
     purpose = f"practice:{session.practice_attempts}"
     session_rng(session, purpose + ":order").shuffle(trials)
@@ -77,18 +87,16 @@ def plan_main_block(session: Session) -> None:
     rng.shuffle(main_trials)
 
     catch_pool = list(
-        Trial.objects.filter(study=session.study_id, kind=Trial.Kind.CATCH)
-        .prefetch_related("images__image")
-        .order_by("unit_id", "batch")
+        catch_trials(session.study).prefetch_related("images__image").order_by("study_id", "unit_id", "batch")
     )
     # Prefer catch trials of units the participant does not see in the main block.
     shown = {unit for unit, _ in wanted}
     rng.shuffle(catch_pool)
     catch_pool.sort(key=lambda t: t.unit_id in shown)
-    catch_trials = catch_pool[: session.study.n_catch_trials]
+    chosen_catch = catch_pool[: session.study.n_catch_trials]
 
     ordered = list(main_trials)
-    for trial in catch_trials:
+    for trial in chosen_catch:
         ordered.insert(rng.randint(0, len(ordered)), trial)
     _append(session, ordered, Session.Phase.MAIN, 1, "main:layout")
 

@@ -9,6 +9,7 @@ writes the rows. Idempotent and resumable: every step keeps what an earlier
 from __future__ import annotations
 
 import fcntl
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from stimuli.recording import Progress, no_progress, record_activations
 from stimuli.sampling import seeded_rng
 from stimuli.storage import StimulusWriter, png_bytes, store_stimulus
 from stimuli.stored_maps import maps_on_stimuli
+from stimuli.tokens import token_layout
 
 # Separate random streams of one study seed, so that changing how trials are
 # drawn never changes which units were drawn.
@@ -56,8 +58,17 @@ class RenderRefused(ValueError):
 
 
 def layers_of_interest(study: Study, network: Network) -> list[str]:
-    """Study.layers, else VisionModel.layers, else the network's stages."""
-    return list(study.layers or study.model.layers or default_layers(network.module))
+    """Study.layers, else VisionModel.layers, else IMI's layers of interest for the network's family."""
+    return list(study.layers or study.model.layers or default_layers(network))
+
+
+def ranking_network(study: Study) -> Network:
+    """The study's network, given the pixels participants see unless the study ranks by the model's own
+    preprocessing (Study.ranking_crop)."""
+    network = load_network(study.model)
+    if study.ranking_crop == Study.RankingCrop.SHOWN:
+        return network.with_shown_crop(study.resize_to, study.image_size)
+    return network
 
 
 def sample_units(study: Study, network: Network | None = None) -> list[StudyUnit]:
@@ -71,7 +82,7 @@ def sample_units(study: Study, network: Network | None = None) -> list[StudyUnit
     existing = list(study.study_units.select_related("unit__sae").order_by("order"))
     if existing:
         return existing
-    network = network or load_network(study.model)
+    network = network or ranking_network(study)
     drawn = unit_source(study.unit_kind).draw(
         study,
         network,
@@ -129,14 +140,18 @@ def render_study(study: Study, progress: Progress = no_progress) -> None:
 def _render(study: Study, path: Path, progress: Progress) -> None:
     protocol, design = study.protocol_plugin, study.design
     progress("sampling units", 0, 1)
-    network = load_network(study.model)
+    network = ranking_network(study)
     study_units = sample_units(study, network)
     study.check_implemented()  # units sampled by an earlier run may be of another kind
     source = open_pool(study.image_pool)
     # Fail before recording, not after, when the pool cannot give the trials.
     protocol.check_pool(design, len(source.keys()))
     spec = study.model
-    identity = f"{spec.timm_name}|{spec.weights}|{spec.checkpoint_path}"
+    # A transformer unit's mean leaves its prefix tokens out (stimuli.tokens); recorded with the crop.
+    ranking_input = {
+        **network.preprocessing, "prefix_tokens_left_out": token_layout(network.module).num_prefix_tokens,
+    }
+    identity = f"{spec.timm_name}|{spec.weights}|{spec.checkpoint_path}|{json.dumps(ranking_input, sort_keys=True)}"
     activations = RECORDERS[protocol.recording](
         network,
         source,
@@ -146,6 +161,8 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
         pooling=study.pooling,
         progress=progress,
     )
+    Study.objects.filter(pk=study.pk).update(ranking_input=ranking_input)
+    study.ranking_input = ranking_input
     writer = StimulusWriter(source, study.resize_to, study.image_size)
     render = _Render(network, source, writer, protocol, design.params, path.with_suffix(""), identity)
     practice = [su for su in study_units if su.role == StudyUnit.Role.PRACTICE]

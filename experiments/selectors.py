@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from django.core.files.storage import default_storage
 from django.core.signals import setting_changed
-from django.db.models import Count, Exists, OuterRef, Subquery, Sum
+from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum, When
 from django.dispatch import receiver
 
 from experiments.models import (
@@ -24,8 +24,9 @@ from experiments.models import (
     Study,
     StudyUnit,
     Trial,
+    TrialImage,
 )
-from experiments.planning import shown_images
+from experiments.planning import practice_trials, shown_images
 from experiments.recruiters import recruiter_for
 from protocols.base import DesignError
 from stimuli.models import StimulusImage
@@ -222,12 +223,12 @@ def trial_payload(session: Session, trials: Upcoming) -> dict[str, Any]:
 
 
 def sample_screen(study: Study) -> dict[str, Any] | None:
-    """An obvious practice trial's payload, for workers who only preview the task (no session,
-    so nothing of the main block); None before the study is rendered."""
+    """A practice trial's payload (an obvious one where levels are known), for workers who only preview the
+    task (no session, so nothing of the main block); None before the study is rendered."""
     trial = (
-        Trial.objects.filter(study=study, kind=Trial.Kind.PRACTICE, practice_level=Trial.PracticeLevel.OBVIOUS)
+        practice_trials(study)
         .prefetch_related("images__image")
-        .order_by("unit_id", "batch")
+        .order_by(Case(When(practice_level=Trial.PracticeLevel.OBVIOUS, then=0), default=1), "unit_id", "batch")
         .first()
     )
     if trial is None:
@@ -401,3 +402,30 @@ def participation(study: Study) -> Participation:
         lapsed=Session.objects.filter(study=study, status=Session.Status.ABANDONED).count(),
         refused={labels.get(row["reason"], row["reason"]): row["total"] for row in refused},
     )
+
+
+@dataclass(frozen=True)
+class TrialPicture:
+    """A trial as the admin shows it for picking: its images' URLs by role, in rank order."""
+
+    trial: Trial
+    images: dict[str, list[str]]
+
+
+def trial_pictures(trials: Iterable[Trial]) -> list[TrialPicture]:
+    chosen = list(trials)
+    rows = TrialImage.objects.filter(trial__in=chosen).order_by("trial_id", "role", "rank")
+    urls = image_urls([row.image_id for row in rows])
+    by_trial: dict[int, dict[str, list[str]]] = {}
+    for row in rows:
+        by_trial.setdefault(row.trial_id, {}).setdefault(row.role, []).append(urls[row.image_id])
+    return [TrialPicture(trial, by_trial.get(trial.pk, {})) for trial in chosen]
+
+
+def pickable_trials(source: Study, purpose: str) -> QuerySet[Trial]:
+    """The trials of `source` a study may pick as practice (its practice trials, and the first batch
+    of each main unit) or as catch trials (its catch trials)."""
+    trials = Trial.objects.filter(study=source).select_related("unit").order_by("kind", "unit_id", "batch")
+    if purpose == "catch":
+        return trials.filter(kind=Trial.Kind.CATCH)
+    return trials.filter(Q(kind=Trial.Kind.PRACTICE) | Q(kind=Trial.Kind.MAIN, batch=0))

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from experiments.arrivals import count_refusal, resumable
 from experiments.assignment import assign_units, release_slots
 from experiments.errors import InvalidAnswer, NoPlacesLeft, NotCurrentTrial, TooEarly, TooManyRequests, WrongStage
 from experiments.limits import retry_after
-from experiments.models import Event, Response, Session, SessionTrial
+from experiments.models import Event, Response, Session, SessionTrial, Study, Trial
 from experiments.planning import plan_main_block, plan_practice_round
 from experiments.recruiters import ArrivalRefused, recruiter_for
 from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload, upcoming
@@ -223,3 +224,31 @@ def complete_session(session: Session, feedback: str = "") -> dict[str, Any]:
                 # A failing session does not count: its units go back to the pool.
                 release_slots(Session.objects.filter(pk=session.pk))
     return {"completed": True, **recruiter_for(session.source).hand_back(session)}
+
+
+# Which trials may be hand-picked for what: any screen of a unit as practice, only catch trials (their
+# queries are copies of their references) as catch trials.
+PICKABLE_KINDS = {"practice": (Trial.Kind.PRACTICE, Trial.Kind.MAIN), "catch": (Trial.Kind.CATCH,)}
+
+
+@transaction.atomic
+def pick_trials(study: Study, purpose: str, trial_ids: list[int]) -> int:
+    """Hand-pick the study's practice or catch trials from any rendered study of its protocol; no ids
+    gives the automatic choice back. Returns how many are picked; bad picks change nothing."""
+    if purpose not in PICKABLE_KINDS:
+        raise ValidationError(f"Trials are picked as practice or catch trials, not {purpose!r}.")
+    kinds = PICKABLE_KINDS[purpose]
+    trials = list(Trial.objects.filter(pk__in=set(trial_ids)).select_related("study"))
+    problems = []
+    if len(trials) < len(set(trial_ids)):
+        problems.append("Some of the trials no longer exist.")
+    if any(trial.kind not in kinds for trial in trials):
+        problems.append(f"{purpose.capitalize()} trials are picked among {' and '.join(kinds)} trials.")
+    if any(trial.study.protocol != study.protocol for trial in trials):
+        problems.append(f"Only trials of {study.protocol} studies can be shown in this study.")
+    if purpose == "catch" and trials and len(trials) < study.n_catch_trials:
+        problems.append(f"Pick at least {study.n_catch_trials} catch trials (the study's n_catch_trials).")
+    if problems:
+        raise ValidationError(problems)
+    getattr(study, f"{purpose}_trials").set(trials)
+    return len(trials)

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.core.files.storage import default_storage
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from stimuli.models import ImagePool, StimulusImage, Unit, VisionModel
 from stimuli.pools import PoolError, open_pool
@@ -33,7 +33,7 @@ class VisionModelForm(forms.ModelForm[VisionModel]):
         )
 
     def clean(self) -> dict[str, Any]:
-        from stimuli.networks import NetworkError, layers_of_interest
+        from stimuli.networks import NetworkError, checked_layers
 
         data = super().clean() or {}
         if self.errors:
@@ -41,7 +41,7 @@ class VisionModelForm(forms.ModelForm[VisionModel]):
         spec = VisionModel(**{name: data.get(name) for name in MODEL_FIELDS})
         spec.layers = spec.layers or []
         try:
-            layers_of_interest(spec)
+            checked_layers(spec)
         except NetworkError as exc:
             raise forms.ValidationError(str(exc)) from exc
         return data
@@ -52,18 +52,36 @@ class VisionModelAdmin(admin.ModelAdmin[VisionModel]):
     form = VisionModelForm
     list_display = ("name", "timm_name", "weights", "layers")
     search_fields = ("name", "timm_name")
-    readonly_fields = ("layers_of_interest",)
+    readonly_fields = ("qualifying_layers",)
 
-    @admin.display(description="layers of interest, as built")
-    def layers_of_interest(self, obj: VisionModel) -> str:
-        if not obj.pk:
-            return "Shown once saved: saving builds the network."
-        from stimuli.networks import NetworkError, layers_of_interest
+    @admin.display(description="layers that qualify (IMI's rule)")
+    def qualifying_layers(self, model: VisionModel) -> str:
+        """The modules IMI's rule picks for the architecture, with their output channels, so that a
+        researcher can copy names into `layers` (an override) without reading timm's source."""
+        if not model.timm_name:
+            return "Save the model with a timm name to list its layers."
+        # Imported here: torch and timm are worth loading in a web process only for this page.
+        from stimuli.networks import NetworkError, architecture_layers
 
         try:
-            return ", ".join(layers_of_interest(obj))
-        except NetworkError as exc:
-            return f"Cannot be built: {exc}"
+            family, layers, prefix_tokens = architecture_layers(model.timm_name)
+        except (NetworkError, RuntimeError) as exc:
+            return f"Cannot list the layers of {model.timm_name}: {exc}"
+        chosen = set(model.layers)
+        rows = format_html_join(
+            "", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            ((name, channels, "configured" if name in chosen else "") for name, channels in layers.items()),
+        )
+        tokens = (
+            f" Units average the patch tokens only: the first {prefix_tokens} (class and register tokens) "
+            "are left out."
+            if prefix_tokens else ""
+        )
+        return format_html(
+            "<p>{} rule: {} layers{}.{}</p><table><thead><tr><th>module</th><th>output channels</th><th></th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            family, len(layers), "" if chosen else ", all of them used (no override)", tokens, rows,
+        )
 
 
 class ImagePoolForm(forms.ModelForm[ImagePool]):

@@ -1,5 +1,7 @@
 """What stimuli are made from (a vision model, an image pool, units) and the images made."""
 
+from __future__ import annotations
+
 from django.db import models
 
 from stimuli.unitrefs import CHANNEL, SAE_LATENT, UnitRef
@@ -25,7 +27,8 @@ class VisionModel(models.Model):
     layers = models.JSONField(
         default=list,
         blank=True,
-        help_text="Module names of the layers of interest. Empty: every block of the network.",
+        help_text="Module names of the layers of interest. Empty: IMI's rule for the network's family "
+        "(the admin lists the modules it picks, with their channels).",
     )
 
     def __str__(self) -> str:

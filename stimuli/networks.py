@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
+import numpy as np
 import timm
 import torch
 from django.conf import settings
@@ -15,11 +16,14 @@ from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
 from stimuli.cpu_memory import reuse_freed_buffers
+from stimuli.layers import LayerRuleError, layers_of_interest, rule_for
 from stimuli.models import VisionModel
 from stimuli.resampling import Framing, framing_of, torch_resampled, whole_image
+from stimuli.storage import resized_and_cropped, stored_box
+from stimuli.tokens import token_layout
 
-# Containers whose children are a network's stages, in the order timm families use them.
-STAGE_CONTAINERS = ("blocks", "stages", "layers", "features")
+# The parts of timm's data config that decide the pixels a network is given.
+MODEL_PREPROCESSING = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
 
 
 class NetworkError(Exception):
@@ -42,6 +46,8 @@ class Network:
     # Which part of an original image the transformed input shows (stimuli.maps places maps with it);
     # None where the preprocessing is not a resize and centre crop.
     framing: Framing | None = whole_image
+    # What `transform` and `inputs` do, for the record (Study.ranking_input, the export's datasheet).
+    preprocessing: dict[str, Any] = field(default_factory=dict)
 
     def inputs(self, images: torch.Tensor) -> torch.Tensor:
         """A batch of transformed uint8 images, normalised, on the device, channels last."""
@@ -59,6 +65,32 @@ class Network:
         mean = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1)
         return 1 / (255 * std), -mean / std
+
+    def with_shown_crop(self, resize_to: int, size: int) -> Network:
+        """This network fed the pixels participants see (ShownCrop), normalised as the model expects."""
+        return replace(
+            self,
+            transform=ShownCrop(resize_to, size),
+            input_size=(3, size, size),
+            framing=functools.partial(stored_box, resize_to=resize_to, size=size),
+            preprocessing={
+                "crop": "shown", "resize_to": resize_to, "image_size": size,
+                "interpolation": "bicubic (Pillow, as the stored stimuli)", "mean": self.mean, "std": self.std,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class ShownCrop:
+    """The stimulus a participant sees (stimuli.storage.resized_and_cropped, before JPEG encoding) as a
+    (3, H, W) uint8 tensor laid out H, W, C in memory; picklable, for decoding worker processes."""
+
+    resize_to: int
+    size: int
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        pixels = np.array(resized_and_cropped(image.convert("RGB"), self.resize_to, self.size))
+        return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
 def torch_device() -> torch.device:
@@ -94,6 +126,7 @@ def load_network(spec: VisionModel, device: torch.device | None = None) -> Netwo
         mean=tuple(config["mean"]),
         std=tuple(config["std"]),
         framing=framing_of(transform),
+        preprocessing={"crop": "model", **{key: config[key] for key in MODEL_PREPROCESSING if key in config}},
     )
 
 
@@ -102,12 +135,13 @@ def architectures() -> list[str]:
     return list(timm.list_models())
 
 
-def layers_of_interest(spec: VisionModel) -> list[str]:
+def checked_layers(spec: VisionModel) -> list[str]:
     """Build the network a VisionModel names, as rendering will, and return its layers of interest: the
-    configured ones, each checked to exist, or its stages. Raises NetworkError saying what is wrong.
+    configured ones, each checked to exist, or those IMI's rule picks. Raises NetworkError saying what is wrong.
 
     Pretrained timm weights would be downloaded, which nothing here may do: for those only the architecture
-    is built; a checkpoint or the offline package is loaded for real."""
+    is built (names and shapes do not depend on the weights); a checkpoint or the offline package is loaded
+    for real."""
     if spec.timm_name not in timm.list_models():
         raise NetworkError(f"{spec.timm_name!r} is not a timm architecture installed here.")
     if spec.weights == VisionModel.Weights.PRETRAINED:
@@ -117,13 +151,20 @@ def layers_of_interest(spec: VisionModel) -> list[str]:
             module = load_network(spec, torch.device("cpu")).module
         except OSError as exc:
             raise NetworkError(f"Cannot read the weights of {spec.name}: {exc}") from exc
+    config = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
+    try:
+        qualifying = list(layers_of_interest(module, tuple(config["input_size"])))
+    except LayerRuleError as exc:
+        raise NetworkError(str(exc)) from exc
     if not spec.layers:
-        return default_layers(module)
+        return qualifying
     names = dict(module.named_modules())
     missing = [layer for layer in spec.layers if layer not in names]
     if missing:
-        stages = ", ".join(default_layers(module))
-        raise NetworkError(f"{spec.timm_name} has no layers {', '.join(missing)}; its stages are {stages}.")
+        raise NetworkError(
+            f"{spec.timm_name} has no layers {', '.join(missing)}; IMI's rule picks {', '.join(qualifying[:8])}"
+            f"{'...' if len(qualifying) > 8 else ''} (the model's page lists them all)."
+        )
     return list(spec.layers)
 
 
@@ -171,20 +212,31 @@ def _renamed_by_position(
     return renamed
 
 
-def default_layers(module: torch.nn.Module) -> list[str]:
-    """The network's stages (e.g. `blocks.0` ... `blocks.6`) when no layers are configured."""
-    children = dict(module.named_children())
-    for name in STAGE_CONTAINERS:
-        container = children.get(name)
-        if isinstance(container, (torch.nn.Sequential, torch.nn.ModuleList)) and len(container):
-            return [f"{name}.{index}" for index in range(len(container))]
-    # ResNets keep their stages as layer1 ... layer4.
-    stages = [name for name in children if name.startswith("layer") and name[5:].isdigit()]
-    if stages:
-        return stages
-    raise NetworkError(
-        f"{type(module).__name__} has no recognisable stages; configure the layers of interest."
-    )
+def default_layers(network: Network) -> list[str]:
+    """IMI's layers of interest for the network's family (stimuli.layers), when none are configured."""
+    try:
+        return list(layers_of_interest(network.module, network.input_size))
+    except LayerRuleError as exc:
+        raise NetworkError(str(exc)) from exc
+
+
+class ArchitectureLayers(NamedTuple):
+    family: str  # the layer rule's (stimuli.layers)
+    layers: dict[str, int]  # layers of interest and their output channels
+    prefix_tokens: int  # tokens a transformer unit's mean leaves out (stimuli.tokens)
+
+
+@functools.lru_cache(maxsize=8)
+def architecture_layers(timm_name: str) -> ArchitectureLayers:
+    """A timm architecture's layers of interest, from its random-weight build: names, channels and
+    tokens do not depend on the weights, so nothing is loaded."""
+    module = timm.create_model(timm_name, pretrained=False)
+    config = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
+    try:
+        layers = layers_of_interest(module, tuple(config["input_size"]))
+    except LayerRuleError as exc:
+        raise NetworkError(str(exc)) from exc
+    return ArchitectureLayers(rule_for(module).family, layers, token_layout(module).num_prefix_tokens)
 
 
 @contextmanager

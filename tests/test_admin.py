@@ -1,6 +1,7 @@
 """The admin pages researchers use: study configuration, progress, sessions and checks."""
 
 from experiments.models import Study
+from tests.factories import VisionModelFactory
 
 
 def test_a_study_page_shows_every_unit_with_its_progress(admin_client, participant):
@@ -92,3 +93,12 @@ def test_once_rendered_what_shaped_the_stimuli_is_fixed_and_the_page_says_why(ad
     study.refresh_from_db()
     assert study.params["references_per_side"] == 9 and study.n_main_trials == 40
     assert study.params["min_position_count"] == 2
+
+
+def test_a_model_page_lists_the_layers_that_qualify_with_their_channels(admin_client, db):
+    model = VisionModelFactory(timm_name="test_vit", layers=["blocks.1.mlp.act"])
+    page = admin_client.get(f"/admin/stimuli/visionmodel/{model.pk}/change/").content.decode()
+    assert "ViT / DeiT / CLIP-ViT rule: 6 layers." in page
+    assert "the first 1 (class and register tokens) are left out" in page
+    assert "<td><code>blocks.0.mlp.act</code></td><td>192</td><td></td>" in page
+    assert "<td><code>blocks.1.mlp.act</code></td><td>192</td><td>configured</td>" in page

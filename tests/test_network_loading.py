@@ -41,10 +41,13 @@ def test_the_offline_lite0_weights_see_chelsea_as_a_tiger_cat(lite0):
 
 
 @pytest.mark.slow
-def test_lite0_stages_and_their_channels(lite0):
-    layers = default_layers(lite0.module)
-    assert layers == [f"blocks.{i}" for i in range(7)]
-    assert channel_counts(lite0, layers) == dict(zip(layers, [16, 24, 40, 80, 112, 192, 320], strict=True))
+def test_lite0_layers_of_interest_start_after_the_stem_and_end_at_the_head(lite0):
+    layers = default_layers(lite0)
+    assert layers[:3] == ["blocks.0.0.conv_dw", "blocks.0.0.bn1", "blocks.0.0.conv_pw"]
+    assert layers[-2:] == ["conv_head", "bn2"]
+    assert channel_counts(lite0, ["blocks.0.0.conv_pw", "blocks.6.0", "conv_head"]) == {
+        "blocks.0.0.conv_pw": 16, "blocks.6.0": 320, "conv_head": 1280,
+    }
 
 
 def tiny_checkpoint(tmp_path) -> tuple[VisionModel, dict]:
@@ -106,13 +109,9 @@ def test_weights_paired_by_position_take_the_target_names():
 def test_vit_layers_count_channels_on_the_last_axis():
     module = timm.create_model("test_vit").eval()
     network = Network(module, transform=None, input_size=(3, 160, 160), device=torch.device("cpu"))
-    layers = default_layers(module)
-    assert layers[0] == "blocks.0"
-    assert set(channel_counts(network, layers).values()) == {module.embed_dim}
-
-
-def test_resnet_stages_are_its_layer_modules():
-    assert default_layers(timm.create_model("test_resnet")) == ["layer1", "layer2", "layer3", "layer4"]
+    layers = default_layers(network)
+    assert layers[0] == "blocks.0.mlp.act"
+    assert set(channel_counts(network, layers).values()) == {module.blocks[0].mlp.fc1.out_features}
 
 
 def test_hooking_an_unknown_layer_is_refused():

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import re
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import pytest
 from django.db import connections
 
 from experiments.export.formats import csv_chunks
 from experiments.export.responses import responses_table
-from experiments.models import Event, Response, Session, SessionTrial
+from experiments.models import Event, Response, Session, SessionTrial, Study
 from tests.builders import build_2afc_study
 from tests.factories import StudyFactory
 
@@ -65,6 +67,30 @@ def start_practice(page) -> None:
     while page.locator("#instructions-next").is_visible():
         page.click("#instructions-next")
     page.click("#instructions-start")
+
+
+def small_study(**params: Any) -> Study:
+    """A 2-AFC study of 2 main trials and a catch trial, without waits, and the protocol's params."""
+    return build_2afc_study(
+        n_units=4, n_main_trials=2, n_catch_trials=1, lock_ms=LOCK_MS, feedback_delay_ms=0, feedback_ms=0,
+        params=params,
+    )
+
+
+@contextmanager
+def consented_page(live_server, study: Study, participant: str) -> Iterator[Any]:
+    """A 1280x720 Chromium page of the study's participant link, past consent, on the instructions."""
+    from playwright.sync_api import sync_playwright
+
+    with ExitStack() as stack:
+        pw = stack.enter_context(sync_playwright())
+        browser = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        stack.callback(connections.close_all)
+        stack.callback(browser.close)  # first: the page's requests end before the connections close
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(f"{live_server.url}/s/{study.slug}/?participant={participant}")
+        page.click("#consent-agree")
+        yield page
 
 
 def wait_ready(page) -> dict:
@@ -496,19 +522,10 @@ def test_recruiter_arrivals_and_hand_backs(live_server):
 @pytest.mark.parametrize("references, grid", [(1, (1, 1)), (4, (2, 2)), (12, (4, 3))])
 def test_the_screen_lays_out_the_studys_number_of_references(live_server, monkeypatch, references, grid):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    study = build_2afc_study(
-        n_units=4, n_main_trials=2, n_catch_trials=1, lock_ms=LOCK_MS, feedback_delay_ms=0, feedback_ms=0,
-        params={"references_per_side": references},
-    )
-    with ExitStack() as stack:
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
-        stack.callback(connections.close_all)
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(f"{live_server.url}/s/{study.slug}/?participant=grid-{references}")
-        page.click("#consent-agree")
+    study = small_study(references_per_side=references)
+    with consented_page(live_server, study, f"grid-{references}") as page:
         start_practice(page)
         assert wait_ready(page)["screen"] == "trial"
         columns, rows = grid
@@ -526,5 +543,4 @@ def test_the_screen_lays_out_the_studys_number_of_references(live_server, monkey
         correct = SessionTrial.objects.get(session__study=study, index=index).key["choice"]
         page.click(f".choice[data-choice='{correct}'][data-confidence='3']")
         expect(page.locator("#trial-continue")).to_be_visible()
-        browser.close()
     assert Response.objects.get(session__study=study).correct is True

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -26,7 +26,7 @@ from experiments.export.formats import csv_chunks
 from experiments.export.responses import responses_table
 from experiments.export.table import Table
 from experiments.export.tables import sessions_table, shown_images_table, units_table
-from experiments.models import Response, Study
+from experiments.models import Response, Study, Trial
 from stimuli.models import VisionModel
 
 FORMAT_VERSION = 1
@@ -60,7 +60,9 @@ def weights_sha256(model: VisionModel) -> str | None:
 
 def _study_sheet(study: Study) -> dict[str, Any]:
     # Not the completion code: it is what participants show to be paid.
-    fields = model_to_dict(study, exclude=["id", "model", "image_pool", "sae", "completion_code"])
+    fields = model_to_dict(
+        study, exclude=["id", "model", "image_pool", "sae", "completion_code", "practice_trials", "catch_trials"]
+    )
     counts = Response.objects.filter(session__study=study).aggregate(
         responses=Count("pk"), passing_responses=Count("pk", filter=Q(session__passed=True))
     )
@@ -68,6 +70,11 @@ def _study_sheet(study: Study) -> dict[str, Any]:
         **fields,
         # Every parameter, defaults included: what the participants actually had.
         "params": study.protocol_params.to_json(),
+        # What the network ranked the pool by (not editable, so model_to_dict leaves it out); resize_to and
+        # image_size above are what participants saw.
+        "ranking_input": study.ranking_input,
+        # Hand-picked trials by what names them in any installation; empty lists: the automatic choice.
+        **{picks: _trial_names(getattr(study, picks).all()) for picks in ("practice_trials", "catch_trials")},
         "created_at": study.created_at.isoformat(),
         "model": {
             "name": study.model.name,
@@ -100,6 +107,15 @@ def _study_sheet(study: Study) -> dict[str, Any]:
             "units": study.study_units.count(),
         },
     }
+
+
+def _trial_names(trials: QuerySet[Trial]) -> list[dict[str, Any]]:
+    return [
+        {"study": study, "layer": layer, "channel": channel, "kind": kind, "batch": batch}
+        for study, layer, channel, kind, batch in trials.order_by(
+            "study__slug", "unit__layer", "unit__channel", "batch"
+        ).values_list("study__slug", "unit__layer", "unit__channel", "kind", "batch")
+    ]
 
 
 def datasheet(studies: list[Study]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from protocols import get_protocol
 from stimuli.models import ImagePool, SparseAutoencoder, StimulusImage, Unit, VisionModel
 
 # Study fields the datasheet lists that are not columns to restore.
-NOT_STUDY_FIELDS = {"model", "pool", "sae", "counts", "created_at", "status"}
+NOT_STUDY_FIELDS = {"model", "pool", "sae", "counts", "created_at", "status", "practice_trials", "catch_trials"}
 BATCH = 1000
 
 

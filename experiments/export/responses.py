@@ -73,6 +73,20 @@ CASTS: dict[str, type[Field[Any, Any]]] = {
 }
 
 
+class _DatabaseCast(Cast):
+    """A cast whose values the database returns already typed (CAST AS integer gives an int on PostgreSQL and
+    SQLite alike), so Django's int() or float() of every value is skipped: it took about a third of the
+    time the export spends making rows."""
+
+    @property
+    def convert_value(self) -> Any:
+        return _as_returned
+
+
+def _as_returned(value: Any, expression: Any, connection: Any) -> Any:
+    return value
+
+
 def _protocols(studies: Iterable[Study]) -> list[Protocol[Any]]:
     return [get_protocol(name) for name in dict.fromkeys(study.protocol for study in studies)]
 
@@ -125,7 +139,7 @@ def response_values(studies: list[Study]) -> QuerySet[Response, tuple[Any, ...]]
     """The responses' column values, in session order, with the session id last."""
     # Prefixed, so that a protocol's column never clashes with a field of Response.
     fields = {
-        f"own_{name}": Cast(KeyTextTransform(column.field, SOURCES[column.source]), CASTS[column.type]())
+        f"own_{name}": _DatabaseCast(KeyTextTransform(column.field, SOURCES[column.source]), CASTS[column.type]())
         for name, column in protocol_columns(studies).items()
     }
     shown = {f"geometry_{name}": Cast(KeyTextTransform(key, "geometry"), CASTS[kind]()) for name, kind, key in GEOMETRY}

@@ -22,6 +22,14 @@ class TwoAFCParams(Params):
             min_value=1, max_value=12, help_text="Reference images per block (Borowski et al.: 1 or 9)."
         ),
     )
+    show_min_references: bool = param(
+        True,
+        forms.BooleanField(
+            label="Show the minimally activating block",
+            help_text="Off: only the maximally activating references are shown (Borowski et al.'s Max-1 and "
+            "Max-9, with 1 or 9 references per side); on: both blocks (Min+Max, as IMI).",
+        ),
+    )
     prompt: str = param(PROMPT, forms.CharField(max_length=300))
     n_practice_obvious: int = param(
         4,
@@ -50,5 +58,8 @@ class TwoAFCParams(Params):
     )
 
     fixed_after_render: ClassVar[frozenset[str]] = frozenset(
-        {"difficulty", "references_per_side", "prompt", "n_practice_obvious", "practice_less_obvious_difficulty"}
+        {
+            "difficulty", "references_per_side", "show_min_references", "prompt", "n_practice_obvious",
+            "practice_less_obvious_difficulty",
+        }
     )

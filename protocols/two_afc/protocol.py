@@ -123,7 +123,8 @@ class TwoAFC(Protocol[TwoAFCParams]):
 
     def layout(self, images: Sequence[ShownImage], params: TwoAFCParams, rng: random.Random) -> Layout:
         """Reference blocks (most extreme first, the others shuffled) and the queries' order;
-        the key is the display position of the positive query."""
+        the key is the display position of the positive query. Without the minimally activating
+        block (Max-only designs) its images stay stored but are not displayed."""
         by_role: dict[str, list[int]] = defaultdict(list)
         for image in sorted(images, key=lambda i: i.rank):
             by_role[image.role].append(image.image_id)
@@ -137,7 +138,8 @@ class TwoAFC(Protocol[TwoAFCParams]):
         positive, negative = by_role[QUERY_POSITIVE][0], by_role[QUERY_NEGATIVE][0]
         queries = [positive, negative]
         rng.shuffle(queries)
-        display = {"min": block(REFERENCE_MIN), "max": block(REFERENCE_MAX), "queries": queries}
+        shown_min = block(REFERENCE_MIN) if params.show_min_references else []
+        display = {"min": shown_min, "max": block(REFERENCE_MAX), "queries": queries}
         return Layout(display=display, key={"choice": queries.index(positive)})
 
     def payload(self, display: JSON, urls: Mapping[int, str], params: TwoAFCParams) -> JSON:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
+from typing import TYPE_CHECKING, Any
 
 from recruitment.conf import mturk_credentials
 from recruitment.errors import ConfigurationError, RecruitmentError, ServiceRefused, TransientError
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+# boto3 and botocore (about 26 MB) are imported where MTurk is called: every Django process imports this module
+# (through the recruiter registry), and most, such as the web server and the dataset export, never call MTurk.
 
 REGION = "us-east-1"  # MTurk's only region
 ENDPOINTS = {
@@ -43,6 +37,9 @@ THROTTLING_CODES = frozenset(
 def get_client(*, sandbox: bool) -> Any:
     """Credentials come from the standard AWS_* variables (or any boto3 credential source),
     unless MTURK_AWS_ACCESS_KEY_ID is set."""
+    import boto3
+    from botocore.config import Config
+
     return boto3.client(
         "mturk",
         region_name=REGION,
@@ -55,6 +52,16 @@ def get_client(*, sandbox: bool) -> Any:
 
 def call(client: Any, method: str, **params: Any) -> dict[str, Any]:
     """client.<method>(**params), raising TransientError, ServiceRefused or ConfigurationError."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
+
     try:
         return getattr(client, method)(**params)
     except ClientError as exc:

@@ -2,6 +2,8 @@
  * The 2-AFC trial module: a block of minimally activating references on the left, one of maximally
  * activating references on the right (each laid out as the payload's grid), and two queries between
  * them with three confidence buttons each. Answers {choice: 0 upper | 1 lower, confidence: 1-3}.
+ * A payload without minimally activating references (Max-only designs) shows the queries left of
+ * the maximally activating block.
  *
  * Keyboard: 1 2 3 answer for the upper image, Q W E for the lower one (confidence 1, 2, 3).
  */
@@ -57,11 +59,12 @@
   }
 
   function trial(display, data, ctx) {
-    var stage = element("div", "stage");
+    var withMin = data.references.min.length > 0;
+    var stage = element("div", withMin ? "stage" : "stage max-only");
     layOut(stage, data.grid);
     var queries = element("div", "queries");
     data.queries.forEach(function (url, choice) { queries.appendChild(query(choice, url)); });
-    stage.appendChild(block("min", "Minimally activating examples", data.references.min));
+    if (withMin) stage.appendChild(block("min", "Minimally activating examples", data.references.min));
     stage.appendChild(queries);
     stage.appendChild(block("max", "Maximally activating examples", data.references.max));
     display.appendChild(stage);
