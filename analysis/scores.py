@@ -43,10 +43,15 @@ def proportion_correct(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"score": grouped.mean().astype(float), "n": grouped.size()})
 
 
+def _chance_column(rows: pd.DataFrame) -> str:
+    # The export's `chance` is p0 for one click and 1 - (1 - p0)^n for the best of n; older rows have p0 only.
+    return "chance" if "chance" in rows else "p0"
+
+
 def localizability(rows: pd.DataFrame) -> pd.DataFrame:
     grouped = _by_unit(rows)
     hit_rate = grouped["hit"].mean().astype(float)
-    p0 = grouped["p0"].mean().astype(float)
+    p0 = grouped[_chance_column(rows)].mean().astype(float)
     scores = pd.DataFrame(
         {"score": chance_anchored(hit_rate, p0), "n": grouped.size(), "hit_rate": hit_rate, "p0": p0}
     )
@@ -110,8 +115,10 @@ class Scoring:
 
 SCORINGS: dict[str, Scoring] = {
     "2afc": Scoring(proportion_correct, "correct", "proportion correct"),
-    "localize": Scoring(localizability, "hit", "chance-anchored localizability", lambda rows: rows["p0"].mean()),
-    "name": Scoring(
+    "localizability": Scoring(
+        localizability, "hit", "chance-anchored localizability", lambda rows: rows[_chance_column(rows)].mean()
+    ),
+    "nameability_verify": Scoring(
         verification, "correct", "chance-anchored nameability (verify stage)",
         lambda rows: (1 / rows["n_candidates"].astype(float)).mean(),
     ),

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import random
 
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Prefetch, QuerySet
 
-from experiments.models import Session, SessionTrial, SessionUnit, Study, Trial
+from experiments.models import Session, SessionTrial, SessionUnit, Study, Trial, TrialImage
 from protocols.base import ShownImage
+
+# A trial's images with their stored image rows (the sizes a layout needs), in one query.
+WITH_IMAGES = Prefetch("images", queryset=TrialImage.objects.select_related("image"))
 
 
 def session_rng(session: Session, purpose: str) -> random.Random:
@@ -64,7 +67,7 @@ def plan_practice_round(session: Session) -> None:
     session.practice_attempts += 1
     session.save(update_fields=["practice_attempts"])
     trials = list(
-        practice_trials(session.study).prefetch_related("images__image").order_by("study_id", "unit_id", "batch")
+        practice_trials(session.study).prefetch_related(WITH_IMAGES).order_by("study_id", "unit_id", "batch")
     )
     purpose = f"practice:{session.practice_attempts}"
     session_rng(session, purpose + ":order").shuffle(trials)
@@ -79,7 +82,7 @@ def plan_main_block(session: Session) -> None:
         trial
         for trial in Trial.objects.filter(
             study=session.study_id, kind=Trial.Kind.MAIN, unit_id__in={u for u, _ in wanted}
-        ).prefetch_related("images__image")
+        ).prefetch_related(WITH_IMAGES)
         if (trial.unit_id, trial.batch) in wanted
     ]
     rng = session_rng(session, "main:order")
@@ -87,7 +90,7 @@ def plan_main_block(session: Session) -> None:
     rng.shuffle(main_trials)
 
     catch_pool = list(
-        catch_trials(session.study).prefetch_related("images__image").order_by("study_id", "unit_id", "batch")
+        catch_trials(session.study).prefetch_related(WITH_IMAGES).order_by("study_id", "unit_id", "batch")
     )
     # Prefer catch trials of units the participant does not see in the main block.
     shown = {unit for unit, _ in wanted}

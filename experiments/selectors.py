@@ -26,7 +26,7 @@ from experiments.models import (
     Trial,
     TrialImage,
 )
-from experiments.planning import practice_trials, shown_images
+from experiments.planning import WITH_IMAGES, practice_trials, shown_images
 from experiments.recruiters import recruiter_for
 from protocols.base import DesignError
 from stimuli.models import StimulusImage
@@ -227,7 +227,7 @@ def sample_screen(study: Study) -> dict[str, Any] | None:
     task (no session, so nothing of the main block); None before the study is rendered."""
     trial = (
         practice_trials(study)
-        .prefetch_related("images__image")
+        .prefetch_related(WITH_IMAGES)
         .order_by(Case(When(practice_level=Trial.PracticeLevel.OBVIOUS, then=0), default=1), "unit_id", "batch")
         .first()
     )

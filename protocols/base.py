@@ -424,6 +424,13 @@ def catch_check(main_block: Sequence[Answered], minimum: int, n_catch_trials: in
 
 
 
+class GridSerializer(Fields):
+    """grid_of's layout in a trial payload (one schema component for every protocol that lays out a grid)."""
+
+    columns = serializers.IntegerField()
+    rows = serializers.IntegerField()
+
+
 def grid_of(n_images: int) -> dict[str, int]:
     """The most square grid for a block of images: 3 x 3 for nine, 2 x 2 for four, 4 x 3 for twelve."""
     columns = math.ceil(math.sqrt(n_images))

@@ -132,7 +132,7 @@ def test_studies_of_a_protocol_without_a_unit_score_are_listed_as_skipped():
     rows = responses(channel=[0, 1], correct=[True, False]).assign(study="rated", protocol="rating", condition="natural")
     result = to_json(analyze_studies(rows, n_resamples=200))
     assert result["studies"] == []
-    assert result["skipped"] == {"rated": "no unit score for the protocol 'rating' (known: 2afc, localize, name)"}
+    assert result["skipped"] == {"rated": "no unit score for the protocol 'rating' (known: 2afc, localizability, nameability_verify)"}
 
 
 def test_studies_whose_unit_scores_are_all_equal_have_an_undefined_comparison():

@@ -56,4 +56,4 @@ def test_the_demo_renders_serves_a_participant_and_reruns_without_new_rows(clien
 
     trials = demo.trials.count(), localizability.trials.count()
     call_command("setup_demo", pool_size=POOL_SIZE, stdout=io.StringIO())
-    assert (demo.trials.count(), localizability.trials.count()) == trials and Study.objects.count() == 4
+    assert (demo.trials.count(), localizability.trials.count()) == trials and Study.objects.count() == 5

@@ -35,16 +35,16 @@ def test_an_experiment_two_design_shows_its_blocks(live_server, monkeypatch, des
         start_practice(page)
         assert wait_ready(page)["screen"] == "trial"
 
-        assert page.locator(".block-min").count() == (1 if show_min else 0)
-        assert len(boxes(page, ".block-min img")) == (references if show_min else 0)
-        maxima, queries = boxes(page, ".block-max img"), boxes(page, ".query-image")
+        assert page.locator("#screen-trial .block-min").count() == (1 if show_min else 0)
+        assert len(boxes(page, "#screen-trial .block-min img")) == (references if show_min else 0)
+        maxima, queries = boxes(page, "#screen-trial .block-max img"), boxes(page, "#screen-trial .query-image")
         assert len(maxima) == references and len(queries) == 2
-        for _, _, width, height in maxima + queries + boxes(page, ".block-min img"):
+        for _, _, width, height in maxima + queries + boxes(page, "#screen-trial .block-min img"):
             assert width > 60 and abs(width - height) < 1
         # The queries sit between the blocks, or left of the only one.
         assert max(left + width for left, _, width, _ in queries) < min(left for left, *_ in maxima)
         if show_min:
-            assert max(left + width for left, _, width, _ in boxes(page, ".block-min img")) < queries[0][0]
+            assert max(left + width for left, _, width, _ in boxes(page, "#screen-trial .block-min img")) < queries[0][0]
         size = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
         assert size[0] <= 1280 and size[1] <= 720, size
 

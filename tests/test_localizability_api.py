@@ -19,7 +19,7 @@ from stimuli.kept_maps import kept_maps
 from tests.builders import render_localizability_study
 from tests.conftest import Participant
 
-GEOMETRY = {
+QUERY_BOX = {
     "css_width": 320.0, "css_height": 320.0, "device_pixel_ratio": 1.0, "viewport_width": 1280.0,
     "viewport_height": 720.0,
 }
@@ -54,7 +54,7 @@ def trough(values: np.ndarray) -> list[int]:
 
 
 def click(participant: Participant, index: int, clicks: list[list[int]]):
-    body = {"index": index, "clicks": clicks, "geometry": GEOMETRY, "rt_ms": 800, "client_id": str(uuid.uuid4())}
+    body = {"index": index, "clicks": clicks, "query_box": QUERY_BOX, "rt_ms": 800, "client_id": str(uuid.uuid4())}
     return participant.client.post(participant.url("/responses"), body, format="json")
 
 
@@ -149,7 +149,7 @@ def test_the_checks_store_catch_hits_and_centre_bias(participant):
 def test_the_export_keeps_every_click_its_scores_and_the_units_anchored_score(study, participant):
     finish(participant)
     names = [name for name, _ in columns([study])]
-    for column in ("clicks", "geometry", "image_width", "image_height", "hit", "p0", "chance", "graded",
+    for column in ("clicks", "query_box", "image_width", "image_height", "hit", "p0", "chance", "graded",
                    "click_hits", "click_graded", "check_centre_bias_value"):
         assert column in names
     rows = [dict(zip(names, row, strict=True)) for row in responses_table([study]).rows]

@@ -18,7 +18,7 @@ from experiments.export.responses import columns, responses_table
 from experiments.models import Response, Session, SessionTrial
 from stimuli.kept_maps import kept_maps
 from tests.builders import render_localizability_study
-from tests.test_participant_browser import CHROMIUM_ARGS, wait_ready
+from tests.test_participant_browser import CHROMIUM_ARGS, start_practice, wait_ready
 
 # Image pixels to click, near the corners and inside: a wrong scale or offset moves at least one.
 TARGETS = [(3, 5), (200, 17), (111, 190), (220, 221)]
@@ -54,7 +54,7 @@ def click_pixel(page, frame, x: int, y: int, width: int, height: int) -> None:
 
 def through_to_first_trial(frame) -> None:
     frame.locator("#consent-agree").click()
-    frame.locator("#instructions-start").click()
+    start_practice(frame)
     frame.wait_for_function("() => window.psyplatform.state().mode === 'ready'", timeout=15_000)
 
 
@@ -76,8 +76,10 @@ CONFIGURATIONS = [
 @pytest.mark.django_db(transaction=True)
 def test_a_click_is_stored_as_the_image_pixel_under_it(live_server, browser_env, tiny_model):
     # Stimuli go to the run's own media folder (tests/services.py), which the live server serves.
+    # Windows down to 480 x 380 are part of what is tested, so the study's minimum window lets them in.
     study = render_localizability_study(
-        tiny_model, image_size=224, resize_to=256, lock_ms=50, feedback_delay_ms=10, feedback_ms=10
+        tiny_model, image_size=224, resize_to=256, lock_ms=50, feedback_delay_ms=10, feedback_ms=10,
+        min_window_width=400, min_window_height=300,
     )
     stored: dict[str, list[tuple[int, int]]] = {}
     for number, (name, options, prepare) in enumerate(CONFIGURATIONS):
@@ -179,7 +181,7 @@ def test_whole_localizability_session_in_browser(live_server, browser_env, tiny_
     page.goto(f"{live_server.url}/s/{study.slug}/?participant=whole-1")
     page.click("#consent-agree")
     expect(page.locator("#screen-instructions")).to_contain_text("click where you expect the highlighted feature")
-    page.click("#instructions-start")
+    start_practice(page)
 
     for position in range(study.n_practice_trials):
         assert wait_ready(page)["screen"] == "trial"
@@ -215,4 +217,4 @@ def test_whole_localizability_session_in_browser(live_server, browser_env, tiny_
     names = [name for name, _ in columns([study])]
     rows = [dict(zip(names, row, strict=True)) for row in responses_table([study]).rows]
     assert {row["trial_kind"] for row in rows} == {"practice", "main", "catch"}
-    assert all(row["image_width"] == 64 and row["geometry"] for row in rows)
+    assert all(row["image_width"] == 64 and row["query_box"] and row["window_width"] for row in rows)

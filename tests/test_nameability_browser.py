@@ -13,7 +13,7 @@ from django.db import connections
 from experiments.derivation import build_derived_study
 from experiments.models import Response, Session, SessionTrial, Study
 from tests.nameability import answered_describe_study, rendered_describe_study
-from tests.test_participant_browser import CHROMIUM_ARGS, wait_ready
+from tests.test_participant_browser import CHROMIUM_ARGS, start_practice, wait_ready
 
 pytestmark = [pytest.mark.chromium, pytest.mark.django_db(transaction=True)]
 TIMING = {"lock_ms": 50, "feedback_delay_ms": 0, "feedback_ms": 0}
@@ -54,7 +54,7 @@ def test_names_are_typed_limited_judged_and_a_paste_flagged(tiny_model, live_ser
         expect(page.locator("#screen-consent")).to_contain_text("name, in a few words")
         page.click("#consent-agree")
         expect(page.locator("#screen-instructions")).to_contain_text("1 to 6 words")
-        page.click("#instructions-start")
+        start_practice(page)
 
         # Practice: the word limit holds Submit back, saying why; a name close to the label passes.
         for _ in range(study.n_practice_trials):
@@ -119,7 +119,7 @@ def test_a_verifier_picks_the_named_image_in_the_browser(tiny_model, live_server
         page.goto(f"{live_server.url}/s/{study.slug}/?participant=browser-verifier")
         expect(page.locator("#screen-consent")).to_contain_text("pick the image each name describes")
         page.click("#consent-agree")
-        page.click("#instructions-start")
+        start_practice(page)
         by_key = False
         while wait_ready(page)["screen"] == "trial":
             current = planned(study, page)

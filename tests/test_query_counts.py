@@ -20,9 +20,10 @@ def in_main_block(consented):
     return consented
 
 
-def test_starting_a_session_takes_16_queries(study, django_assert_num_queries):
-    # One of them reads the studies derived from this one (a verify stage), whose participants it refuses.
-    with django_assert_num_queries(16):
+def test_starting_a_session_takes_17_queries(study, django_assert_num_queries):
+    # Among them: the studies derived from this one (a verify stage), whose participants it refuses, and
+    # whether the study has hand-picked practice trials.
+    with django_assert_num_queries(17):
         assert Participant(study, "new").start().status_code == 201
 
 

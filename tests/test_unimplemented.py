@@ -96,7 +96,7 @@ def test_the_admin_render_action_names_what_is_not_implemented(admin_client):
 def test_a_study_stored_with_an_unimplemented_protocol_opens_in_the_admin_and_says_why_it_cannot_be_saved(
     admin_client,
 ):
-    study = RenderableStudyFactory(protocol="localizability")
+    study = RenderableStudyFactory(protocol="brush")
     assert admin_client.get(f"/admin/experiments/study/{study.pk}/change/").status_code == 200
-    response = admin_client.post(f"/admin/experiments/study/{study.pk}/change/", {"protocol": "localizability"})
-    assert b"localizability is not one of the available choices" in response.content
+    response = admin_client.post(f"/admin/experiments/study/{study.pk}/change/", {"protocol": "brush"})
+    assert b"brush is not one of the available choices" in response.content

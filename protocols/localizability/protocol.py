@@ -85,7 +85,7 @@ class Localizability(Protocol[LocalizabilityParams]):
     answer_serializer = LocalizabilityAnswerSerializer
     export_columns = {
         "clicks": ExportColumn("answer", "clicks", "json"),
-        "geometry": ExportColumn("answer", "geometry", "json"),
+        "query_box": ExportColumn("answer", "query_box", "json"),
         "image_width": ExportColumn("details", "width", "int"),
         "image_height": ExportColumn("details", "height", "int"),
         "hit": ExportColumn("details", "hit", "float"),

@@ -24,7 +24,7 @@ class LocalizabilityTrialSerializer(Fields):
     max_clicks = serializers.IntegerField(help_text="Clicks a response may hold.")
 
 
-class GeometrySerializer(Fields):
+class QueryBoxSerializer(Fields):
     """How the query was drawn when it was clicked, for analysts (clicks do not depend on it)."""
 
     css_width = serializers.FloatField(min_value=0, help_text="The query's rendered box, in CSS pixels.")
@@ -41,4 +41,4 @@ class LocalizabilityAnswerSerializer(Fields):
         max_length=3,
         help_text="[x, y] in the query image's own pixels (0 <= x < width, 0 <= y < height), in click order.",
     )
-    geometry = GeometrySerializer()
+    query_box = QueryBoxSerializer()

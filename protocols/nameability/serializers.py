@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from protocols.base import Fields
+from protocols.base import Fields, GridSerializer
 
 MAX_TEXT = 500
 MAX_MS = 24 * 3600 * 1000
-
-
-class GridSerializer(Fields):
-    columns = serializers.IntegerField()
-    rows = serializers.IntegerField()
 
 
 class LimitsSerializer(Fields):

@@ -107,6 +107,8 @@ class Verify(Protocol[VerifyParams]):
         "namer": ExportColumn("key", "namer", "str"),
         "target_position": ExportColumn("key", "choice", "int"),
         "choice": ExportColumn("answer", "choice", "int"),
+        # m, for the analysis's chance level 1/m (analysis.scores).
+        "n_candidates": ExportColumn("key", "n_candidates", "int"),
     }
     check_names = ("catch_trials",)
     unit_statistics = {"verify_answers": "int", "verify_accuracy": "float", "verify_score": "float"}
@@ -163,7 +165,10 @@ class Verify(Protocol[VerifyParams]):
         candidates = [image.image_id for image in sorted(images, key=lambda i: (i.role != TARGET, i.rank))]
         target = candidates[0]
         rng.shuffle(candidates)
-        key = {"choice": candidates.index(target), "name": content["name"], "namer": content["namer"]}
+        key = {
+            "choice": candidates.index(target), "name": content["name"], "namer": content["namer"],
+            "n_candidates": len(candidates),
+        }
         return Layout(display={"name": content["name"], "candidates": candidates}, key=key)
 
     def payload(self, display: JSON, urls: Mapping[int, str], params: VerifyParams) -> JSON:

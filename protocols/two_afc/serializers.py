@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from protocols.base import Fields
+from protocols.base import Fields, GridSerializer
 
 
 class ReferencesSerializer(Fields):
     min = serializers.ListField(child=serializers.CharField(), help_text="Left block, most extreme first.")
     max = serializers.ListField(child=serializers.CharField(), help_text="Right block, most extreme first.")
-
-
-class GridSerializer(Fields):
-    columns = serializers.IntegerField()
-    rows = serializers.IntegerField()
 
 
 class TwoAFCTrialSerializer(Fields):

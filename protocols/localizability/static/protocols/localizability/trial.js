@@ -1,7 +1,7 @@
 /*
  * The localizability trial module: exemplars with the unit's heat map laid over each (a separate PNG
  * the page composes over the plain image), and a query image large enough to point at. Answers
- * {clicks: [[x, y], ...], geometry: {...}}, the clicks in the query image's own pixels.
+ * {clicks: [[x, y], ...], query_box: {...}}, the clicks in the query image's own pixels.
  *
  * A click's pixel comes from the event's position and the query's rendered box, both in the same CSS
  * viewport coordinates (clientX/Y and getBoundingClientRect), scaled by the image's own width and height
@@ -49,7 +49,8 @@
     node.style.top = (((pixel[1] + 0.5) / size.height) * 100) + "%";
   }
 
-  function geometry(img) {
+  // The query's rendered box (the shell records the page's geometry beside it).
+  function queryBox(img) {
     var box = img.getBoundingClientRect();
     return {
       css_width: box.width,
@@ -108,7 +109,7 @@
           answered = true;
           cursor.hidden = true;
           refresh();
-          resolve({ clicks: clicks.slice(), geometry: geometry(queryImage) });
+          resolve({ clicks: clicks.slice(), query_box: queryBox(queryImage) });
           return true;
         }
 
