@@ -38,7 +38,7 @@ def test_demo_localizability_serves_clicks_on_sae_latents_scored_against_their_m
     body = {
         "index": trial["index"], "clicks": [[int(x), int(y)]], "rt_ms": 900,
         "client_id": "00000000-0000-4000-8000-000000000001",
-        "geometry": {"css_width": 400, "css_height": 400, "device_pixel_ratio": 1, "viewport_width": 1280,
+        "query_box": {"css_width": 400, "css_height": 400, "device_pixel_ratio": 1, "viewport_width": 1280,
                      "viewport_height": 720},
     }
     reply = participant.client.post(participant.url("/responses"), body, format="json")
