@@ -68,14 +68,8 @@ def _instruction_seconds(session: Session) -> float:
 def _others_answers(session: Session) -> list[Answers]:
     """The main, non-catch, scored answers of the study's other passing sessions, per session."""
     rows = (
-        Response.objects.filter(
-            session__study_id=session.study_id,
-            session__status=Session.Status.COMPLETED,
-            session__passed=True,
-            session_trial__phase=Session.Phase.MAIN,
-            session_trial__trial__kind=Trial.Kind.MAIN,
-            correct__isnull=False,
-        )
+        Response.objects.counted()
+        .filter(session__study_id=session.study_id, correct__isnull=False)
         .exclude(session=session)
         .values_list("session_id", "session_trial__trial__unit_id", "correct")
     )

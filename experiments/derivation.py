@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from experiments.copies import _as_new, free_slug
-from experiments.models import Session, SessionTrial, Study, StudyUnit, Trial, TrialImage
+from experiments.models import Response, Session, Study, StudyUnit, Trial, TrialImage
 from protocols import derived_protocols, get_protocol
 from protocols.base import MAIN, PRACTICE, DerivedTrial, DesignError, ShownImage, SourceAnswer, SourceTrial
 from stimuli.sampling import seeded_rng
@@ -30,18 +30,14 @@ class DerivationRefused(ValueError):
 
 
 def _answers(source: Study) -> dict[int, list[SourceAnswer]]:
-    """Per source trial, the main-block answers of its passing sessions, with what each session saw."""
+    """Per source trial, its counted answers (main, non-catch trials of passing sessions), with what each
+    session saw; catch and practice trials get none."""
     protocol = source.protocol_plugin
     rows = (
-        SessionTrial.objects.filter(
-            session__study=source,
-            session__status=Session.Status.COMPLETED,
-            session__passed=True,
-            phase=Session.Phase.MAIN,
-            response__isnull=False,
-        )
-        .order_by("session_id", "index")
-        .values_list("trial_id", "session__pseudonym", "response__answer", "layout")
+        Response.objects.counted()
+        .filter(session__study=source)
+        .order_by("session_id", "session_trial__index")
+        .values_list("session_trial__trial_id", "session__pseudonym", "answer", "session_trial__layout")
     )
     answers: dict[int, list[SourceAnswer]] = defaultdict(list)
     for trial_id, author, answer, layout in rows.iterator():

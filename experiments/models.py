@@ -523,6 +523,18 @@ class SessionTrial(models.Model):
         ordering = ["session", "index"]
 
 
+class ResponseQuerySet(models.QuerySet):
+    def counted(self) -> ResponseQuerySet:
+        """The answers a study's results rest on: main-block, non-catch trials of completed sessions that
+        passed every exclusion check (unit statistics, the units table, derived studies, the hard-units check)."""
+        return self.filter(
+            session__status=Session.Status.COMPLETED,
+            session__passed=True,
+            session_trial__phase=Session.Phase.MAIN,
+            session_trial__trial__kind=Trial.Kind.MAIN,
+        )
+
+
 class Response(models.Model):
     """A participant's answer to a session trial: the protocol's validated answer and its verdict."""
 
@@ -546,6 +558,8 @@ class Response(models.Model):
         default=dict, blank=True, help_text="The protocol's own numbers behind the verdict (localizability: p0...)."
     )
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ResponseQuerySet.as_manager()
 
     class Meta:
         constraints = [

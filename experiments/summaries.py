@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from experiments.models import Response, Session, Study, StudyUnit, Trial
+from experiments.models import Response, Study, StudyUnit
 from protocols.base import UnitAnswer
 from stimuli.recording import Progress, no_progress
 
@@ -21,13 +21,8 @@ STAGE = "computing unit statistics"
 
 def unit_answers(study: Study) -> list[UnitAnswer]:
     rows = (
-        Response.objects.filter(
-            session__study=study,
-            session__status=Session.Status.COMPLETED,
-            session__passed=True,
-            session_trial__phase=Session.Phase.MAIN,
-            session_trial__trial__kind=Trial.Kind.MAIN,
-        )
+        Response.objects.counted()
+        .filter(session__study=study)
         .order_by("session_id", "session_trial__index")
         .values_list("session_trial__trial__unit_id", "session__pseudonym", "answer", "session_trial__key", "correct")
     )

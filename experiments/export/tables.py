@@ -17,9 +17,9 @@ from django.db.models.functions import Cast
 
 from experiments.export.responses import CASTS, check_names, checks_by_session
 from experiments.export.table import CHUNK, Table
-from experiments.models import Response, Session, SessionTrial, Study, StudyUnit, Trial, TrialImage
+from experiments.models import Response, Session, SessionTrial, Study, StudyUnit, TrialImage
 from protocols import get_protocol
-from protocols.base import Score
+from protocols.base import Protocol, Score
 
 SHOWN_COLUMNS = [
     ("study", "str"), ("session", "str"), ("trial_index", "int"), ("position", "str"), ("role", "str"),
@@ -71,35 +71,30 @@ def unit_statistics(studies: Iterable[Study]) -> dict[str, str]:
     return names
 
 
-def _unit_values(studies: list[Study]) -> dict[tuple[int, int], dict[str, Any]]:
-    """Each unit's protocol columns, from the verdicts on its main, non-catch answers of passing sessions."""
-    protocols = {study.pk: get_protocol(study.protocol) for study in studies}
+def _verdicts(protocols: dict[int, Protocol[Any]]) -> dict[tuple[int, int], list[Score]]:
+    """Per (study, unit), the verdicts on its counted answers, for the studies whose protocol has unit columns."""
     scoring = [pk for pk, protocol in protocols.items() if protocol.unit_columns]
     verdicts: dict[tuple[int, int], list[Score]] = defaultdict(list)
-    rows = Response.objects.filter(
-        session__study__in=scoring,
-        session__passed=True,
-        session_trial__phase=Session.Phase.MAIN,
-        session_trial__trial__kind=Trial.Kind.MAIN,
-    ).values_list("session__study_id", "session_trial__trial__unit_id", "correct", "score", "details")
+    rows = (
+        Response.objects.counted()
+        .filter(session__study__in=scoring)
+        .order_by()  # grouped here: the model's ordering would only add a join and a sort
+        .values_list("session__study_id", "session_trial__trial__unit_id", "correct", "score", "details")
+    )
     for study_id, unit_id, correct, score, details in rows.iterator(chunk_size=CHUNK):
         verdicts[(study_id, unit_id)].append(Score(correct, score, details))
-    return {
-        (study.pk, unit_id): protocols[study.pk].unit_values(verdicts.get((study.pk, unit_id), []))
-        for study in studies
-        if study.pk in scoring
-        for unit_id in study.study_units.values_list("unit_id", flat=True)
-    }
+    return verdicts
 
 
 def units_table(studies: Iterable[Study]) -> Table:
     """The units, with each protocol's own columns: computed from the verdicts (localizability: its
     chance-anchored score), and stored by a summary job (nameability: agreement, verify score)."""
     chosen = list(studies)
+    protocols = {study.pk: get_protocol(study.protocol) for study in chosen}
     own: dict[str, str] = {}
-    for study in chosen:
-        own.update(get_protocol(study.protocol).unit_columns)
-    values = _unit_values(chosen)
+    for protocol in protocols.values():
+        own.update(protocol.unit_columns)
+    verdicts = _verdicts(protocols)
     statistics = unit_statistics(chosen)
     # Read out of the JSON by the database, as the responses' protocol columns are; empty until a summary ran.
     fields = {
@@ -115,10 +110,14 @@ def units_table(studies: Iterable[Study]) -> Table:
         )
         .iterator(chunk_size=CHUNK)
     )
-    table_rows = (
-        (*row[:-2], *(values.get((row[-2], row[-1]), {}).get(name) for name in own)) for row in rows
-    )
-    return Table("units", UNIT_COLUMNS + list(statistics.items()) + list(own.items()), table_rows)
+
+    def with_own(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        *shared, study_id, unit_id = row
+        protocol = protocols[study_id]
+        values = protocol.unit_values(verdicts.get((study_id, unit_id), [])) if protocol.unit_columns else {}
+        return (*shared, *(values.get(name) for name in own))
+
+    return Table("units", UNIT_COLUMNS + list(statistics.items()) + list(own.items()), map(with_own, rows))
 
 
 def _session_rows(studies: list[Study], checks: list[str]) -> Iterator[tuple[Any, ...]]:
