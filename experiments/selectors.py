@@ -190,6 +190,16 @@ class StoredImageURLs(Mapping[int, str]):
         return len(self._urls)
 
 
+def trials_ahead(session: Session) -> int:
+    """How many trials after the current one its payload may preload (trial_payload): the study's number, or
+    while practising a whole round, which the round's first trial brings. The main block (planned once practice
+    is passed) never reads more than the study's number."""
+    study = session.study
+    if session.phase == Session.Phase.PRACTICE:
+        return max(study.preload_trials, study.n_practice_trials)
+    return study.preload_trials
+
+
 def trial_payload(session: Session, trials: Upcoming) -> dict[str, Any]:
     """The session's current trial as the browser sees it: the protocol's payload in a generic envelope.
 

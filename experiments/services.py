@@ -22,7 +22,7 @@ from experiments.limits import retry_after
 from experiments.models import Event, Response, Session, SessionTrial, Study, Trial
 from experiments.planning import plan_main_block, plan_practice_round
 from experiments.recruiters import ArrivalRefused, recruiter_for
-from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload, upcoming
+from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload, trials_ahead, upcoming
 from protocols.base import AnswerRefused, Score
 from stimuli.kept_maps import kept_maps
 
@@ -58,9 +58,7 @@ def record_event(session: Session, type_: str, payload: dict[str, Any], address:
 
 def serve_trial(session: Session) -> dict[str, Any]:
     """The current trial's payload, noting when it was sent: the answer lock counts from then."""
-    study = session.study
-    # Enough trials ahead for the page's preload: the study's number, or a whole practice round.
-    trials = upcoming(session, positions=True, ahead=max(study.preload_trials, study.n_practice_trials))
+    trials = upcoming(session, positions=True, ahead=trials_ahead(session))
     if trials.current is not None:
         trials.current.served_at = timezone.now()
         trials.current.save(update_fields=["served_at"])
