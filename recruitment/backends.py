@@ -157,7 +157,7 @@ class Backend(Recruiter):
 
     def cost_estimate(self, recruitment: Recruitment) -> budget.CostEstimate:
         return budget.estimate_cost_without_fee(
-            sessions=budget.sessions_needed(recruitment.study),
+            sessions=recruitment.study.sessions_needed,
             reward=recruitment.reward,
             over_recruitment=recruitment.over_recruitment,
             bonus=recruitment.bonus_passing,

@@ -10,19 +10,12 @@ import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from experiments.models import Study
-
 CENT = Decimal("0.01")
 # MTurk: 20% on rewards and bonuses, 40% on rewards of HITs with 10 or more
 # assignments, and at least one cent per assignment or bonus.
 FEE_RATE = Decimal("0.20")
 LARGE_HIT_FEE_RATE = Decimal("0.40")
 LARGE_HIT = 10
-
-
-def sessions_needed(study: Study) -> int:
-    """Passing sessions for every unit to reach its target (Study.sessions_needed)."""
-    return study.sessions_needed
 
 
 def mturk_fee_rate(assignments_per_hit: int) -> Decimal:

@@ -63,7 +63,7 @@ def progress(recruitment: Recruitment, now: datetime) -> Progress:
         hit__in=created, status=Assignment.Status.ACCEPTED, session__status=Session.Status.COMPLETED
     ).count()
     return Progress(
-        needed=budget.sessions_needed(recruitment.study),
+        needed=recruitment.study.sessions_needed,
         passing=completed.filter(passed=True).count(),
         failing=completed.filter(passed=False).count(),
         unchecked=completed.filter(passed__isnull=True).count(),

@@ -10,8 +10,8 @@ from tests.factories import StudyFactory
 
 @pytest.mark.django_db
 def test_sessions_needed_is_units_times_target_over_main_trials_rounded_up():
-    assert budget.sessions_needed(StudyFactory(n_units=84, target_per_unit=30, n_main_trials=40)) == 63
-    assert budget.sessions_needed(StudyFactory(n_units=10, target_per_unit=3, n_main_trials=4)) == 8
+    assert StudyFactory(n_units=84, target_per_unit=30, n_main_trials=40).sessions_needed == 63
+    assert StudyFactory(n_units=10, target_per_unit=3, n_main_trials=4).sessions_needed == 8
 
 
 def test_fee_is_20_percent_up_to_nine_assignments_and_40_from_ten():

@@ -153,7 +153,7 @@ class MTurkRecruiter(ServiceBackend):
 
     def cost_estimate(self, recruitment: Recruitment) -> budget.CostEstimate:
         return budget.estimate_mturk_cost(
-            sessions=budget.sessions_needed(recruitment.study),
+            sessions=recruitment.study.sessions_needed,
             reward=recruitment.reward,
             assignments_per_hit=recruitment.hit_size,
             over_recruitment=recruitment.over_recruitment,

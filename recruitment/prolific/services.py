@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from experiments.assignment import end_unfinished
 from experiments.models import Session
-from recruitment import budget, selectors
+from recruitment import selectors
 from recruitment.conf import public_base_url
 from recruitment.models import Payment, ProlificSubmission, Recruitment
 from recruitment.prolific.client import get_client
@@ -68,7 +68,7 @@ def places_wanted(recruitment: Recruitment) -> tuple[int, int]:
     sessions = selectors.recruited_sessions(recruitment)
     rejected = recruitment.submissions.filter(status=REJECTED).values_list("session_id", flat=True)
     failing_kept = sessions.filter(passed=False).exclude(pk__in=[pk for pk in rejected if pk]).count()
-    wanted = budget.sessions_needed(recruitment.study) + failing_kept
+    wanted = recruitment.study.sessions_needed + failing_kept
     bonus_rows = recruitment.payments.filter(kind=Payment.Kind.BONUS).exclude(status=Payment.Status.FAILED)
     bonuses = sum(bonus_rows.values_list("amount", flat=True), Decimal("0.00"))
     affordable = max(0, int((selectors.budget_cap(recruitment) - bonuses) // recruitment.reward))
