@@ -267,7 +267,7 @@ def unit_gallery(study_unit: StudyUnit) -> list[TrialScreen]:
     """Every rendered trial of a study's unit (practice, main and catch), in kind and batch order."""
     trials = (
         Trial.objects.filter(study=study_unit.study, unit=study_unit.unit)
-        .prefetch_related("images")
+        .prefetch_related(WITH_IMAGES)  # a layout reads each image's size
         .order_by("kind", "batch")
     )
     return [trial_screen(study_unit.study, trial) for trial in trials]
