@@ -17,7 +17,9 @@ from analysis.rows import RowFilter, select
 from analysis.scores import UNIT
 from analysis.stats import bootstrap_mean
 from analysis.study import merge_exclusions, to_json, unit_intervals
-from experiments.analysis_frames import study_tables
+from experiments.analysis_frames import frame
+from experiments.export.responses import responses_table
+from experiments.export.tables import sessions_table
 from experiments.models import Study, StudyUnit, Trial
 from stimuli.models import Unit
 
@@ -71,9 +73,14 @@ def unit_key(unit: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(unit[name] for name in UNIT)
 
 
+def _responses_and_sessions(study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
+    # As the export writes them; not the units table, whose protocol columns are a second pass over the answers.
+    return frame(responses_table([study])), frame(sessions_table([study]))
+
+
 def _unit_rows(study: Study, unit: Unit, row_filter: RowFilter) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All of the unit's responses in the study (every phase and session) and the ones that count."""
-    responses, _, sessions = study_tables([study])
+    responses, sessions = _responses_and_sessions(study)
     if responses.empty:
         return responses, responses
     responses = merge_exclusions(responses, sessions)
@@ -111,7 +118,7 @@ def unit_detail(study: Study, unit: Unit, row_filter: RowFilter | None = None, s
 def live_units(study: Study, row_filter: RowFilter | None = None, seed: int = 0) -> dict[str, Any]:
     """Per main unit of the study, the running score and its CI width, the least measured first."""
     chosen = row_filter or RowFilter()
-    responses, _, sessions = study_tables([study])
+    responses, sessions = _responses_and_sessions(study)
     counted = select(merge_exclusions(responses, sessions), chosen).rows if not responses.empty else responses
     intervals = unit_intervals(study.protocol, counted, seed=seed) if len(counted) else pd.DataFrame()
     units = []
