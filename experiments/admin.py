@@ -26,7 +26,15 @@ from experiments.links import participant_url
 from experiments.models import Event, Response, Session, SessionCheck, Study, StudyUnit, Trial
 from experiments.recruiters import recruiter_for
 from experiments.report_views import StudyReportsMixin
-from experiments.selectors import participation, pickable_trials, pool_fit, study_progress, trial_pictures, unit_gallery
+from experiments.selectors import (
+    StudyProgress,
+    participation,
+    pickable_trials,
+    pool_fit,
+    study_progress,
+    trial_pictures,
+    unit_gallery,
+)
 from experiments.services import PICKABLE_KINDS, pick_trials
 from protocols.params import ParamsError
 from workers.selectors import job_row, recent_jobs
@@ -195,14 +203,22 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             reverse("admin:experiments_study_links", args=[obj.pk]),
         )
 
+    @staticmethod
+    def _progress(obj: Study) -> StudyProgress:
+        """The study's progress, read once for the changelist's two columns of it."""
+        found = vars(obj).get("_progress")
+        if found is None:
+            found = vars(obj)["_progress"] = study_progress(obj)
+        return found
+
     @admin.display(description="units complete")
     def units_complete(self, obj: Study) -> str:
-        progress = study_progress(obj)
+        progress = self._progress(obj)
         return f"{progress.units_complete} / {len(progress.units)}"
 
     @admin.display(description="passing sessions / needed")
     def passing_sessions(self, obj: Study) -> str:
-        progress = study_progress(obj)
+        progress = self._progress(obj)
         return f"{progress.passing} / {progress.needed}"
 
     @admin.display(description="spend / budget")
