@@ -307,8 +307,9 @@ class Protocol(ABC, Generic[P]):
     # ---- sessions
 
     @abstractmethod
-    def layout(self, images: Sequence[ShownImage], params: P, rng: random.Random) -> Layout:
-        """Where a session shows the trial's images, and the answer key; all randomness from rng."""
+    def layout(self, images: Sequence[ShownImage], content: JSON, params: P, rng: random.Random) -> Layout:
+        """Where a session shows the trial's images, and the answer key; all randomness from rng. `content` is
+        what the trial holds beside its images (TrialPlan.content: a known concept's label, a name to verify)."""
 
     def positions(self, display: JSON) -> list[tuple[str, int]]:
         """(position, image id) of every image a display shows, in display order: a list under a name
@@ -340,11 +341,6 @@ class Protocol(ABC, Generic[P]):
             else:
                 display[name] = image_id
         return display
-
-    def layout_trial(self, images: Sequence[ShownImage], content: JSON, params: P, rng: random.Random) -> Layout:
-        """The layout of a trial that holds content beside its images (TrialPlan.content); a protocol whose
-        trials hold none needs only layout."""
-        return self.layout(images, params, rng)
 
     @abstractmethod
     def payload(self, display: JSON, urls: Mapping[int, str], params: P) -> JSON:

@@ -135,7 +135,7 @@ def test_random_verify_choices_score_zero():
     rng = random.Random(0)
     answers = []
     for n in range(20_000):
-        layout = verify.layout_trial(images, {"name": "x", "namer": "p"}, params, rng)
+        layout = verify.layout(images, {"name": "x", "namer": "p"}, params, rng)
         choice = {"choice": rng.randrange(4)}
         answers.append(UnitAnswer(n % 40, "v", choice, layout.key, verify.score(choice, layout.key, params).correct))
     scores = [stats["verify_score"] for stats in verify.summarize(params, answers, None).values()]

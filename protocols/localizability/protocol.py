@@ -125,7 +125,9 @@ class Localizability(Protocol[LocalizabilityParams]):
     def overlay(self, activation_map: np.ndarray, params: LocalizabilityParams) -> np.ndarray:
         return heat_overlay(activation_map, params.colour_map, params.overlay_opacity)
 
-    def layout(self, images: Sequence[ShownImage], params: LocalizabilityParams, rng: random.Random) -> Layout:
+    def layout(
+        self, images: Sequence[ShownImage], content: JSON, params: LocalizabilityParams, rng: random.Random
+    ) -> Layout:
         """Exemplars (the strongest first, the others shuffled) with their overlays, and the query; the
         key names the query's kept map and its overlay, which only the reply to the answer shows."""
         by_role: dict[str, list[ShownImage]] = defaultdict(list)

@@ -155,10 +155,7 @@ class Verify(Protocol[VerifyParams]):
                 trials.append(DerivedTrial(trial.unit, trial.kind, 0, images, content, level))
         return trials
 
-    def layout(self, images: Sequence[ShownImage], params: VerifyParams, rng: random.Random) -> Layout:
-        return self.layout_trial(images, {"name": "", "namer": ""}, params, rng)
-
-    def layout_trial(
+    def layout(
         self, images: Sequence[ShownImage], content: JSON, params: VerifyParams, rng: random.Random
     ) -> Layout:
         """The candidates in a seeded random order; the key is the target's position (and the name, for export)."""
