@@ -274,7 +274,8 @@ class Protocol(ABC, Generic[P]):
     # Its export columns: each a field of the answer or of the key (read in the database, and written
     # back there when a dataset bundle is imported).
     export_columns: ClassVar[Mapping[str, ExportColumn]] = {}
-    # Its columns of the units table (name: type), from unit_values.
+    # Its columns of the units table (name: type), from unit_values: computed at export from the verdicts, so
+    # always current. Statistics too costly for that (text embeddings) are unit_statistics, stored by a job.
     unit_columns: ClassVar[Mapping[str, str]] = {}
     check_names: ClassVar[tuple[str, ...]] = ()
 
@@ -375,7 +376,7 @@ class Protocol(ABC, Generic[P]):
         """Extra fields of the reply to an answer (sent only once the answer is stored)."""
         return {}
 
-    def unit_values(self, verdicts: Sequence[Score]) -> dict[str, Any]:
+    def unit_values(self, params: P, verdicts: Sequence[Score]) -> dict[str, Any]:
         """A unit's unit_columns, from the verdicts on its main, non-catch answers of passing sessions."""
         return {}
 
@@ -400,7 +401,8 @@ class Protocol(ABC, Generic[P]):
         """The trials of a study built from the source study's trials and passing answers."""
         raise DesignError(f"Studies of {self.title} are rendered, not built from another study.")
 
-    # ---- unit statistics, computed by a background job once responses are in
+    # ---- unit statistics, computed by a background job once responses are in: those that need more than the
+    # verdicts and cost too much to compute at every export (unit_columns are the others)
 
     # name: type ("float", "int") of each statistic exported per unit.
     unit_statistics: ClassVar[Mapping[str, str]] = {}

@@ -64,7 +64,7 @@ def shown_images_table(studies: Iterable[Study]) -> Table:
 
 
 def unit_statistics(studies: Iterable[Study]) -> dict[str, str]:
-    """Every unit statistic the studies' protocols compute (nameability: agreement, verify score), with its type."""
+    """Every unit statistic the studies' protocols' summary jobs store (nameability: agreement), with its type."""
     names: dict[str, str] = {}
     for protocol in dict.fromkeys(get_protocol(study.protocol) for study in studies):
         names.update(protocol.unit_statistics)
@@ -84,17 +84,19 @@ def _unit_values(studies: list[Study]) -> dict[tuple[int, int], dict[str, Any]]:
     ).values_list("session__study_id", "session_trial__trial__unit_id", "correct", "score", "details")
     for study_id, unit_id, correct, score, details in rows.iterator(chunk_size=CHUNK):
         verdicts[(study_id, unit_id)].append(Score(correct, score, details))
-    return {
-        (study.pk, unit_id): protocols[study.pk].unit_values(verdicts.get((study.pk, unit_id), []))
-        for study in studies
-        if study.pk in scoring
-        for unit_id in study.study_units.values_list("unit_id", flat=True)
-    }
+    values: dict[tuple[int, int], dict[str, Any]] = {}
+    for study in studies:
+        if study.pk not in scoring:
+            continue
+        params = study.protocol_params  # validated once per study, not per unit
+        for unit_id in study.study_units.values_list("unit_id", flat=True):
+            values[(study.pk, unit_id)] = protocols[study.pk].unit_values(params, verdicts.get((study.pk, unit_id), []))
+    return values
 
 
 def units_table(studies: Iterable[Study]) -> Table:
     """The units, with each protocol's own columns: computed from the verdicts (localizability: its
-    chance-anchored score), and stored by a summary job (nameability: agreement, verify score)."""
+    chance-anchored score; verify: accuracy and S), and stored by a summary job (nameability: agreement)."""
     chosen = list(studies)
     own: dict[str, str] = {}
     for study in chosen:

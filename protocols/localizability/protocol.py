@@ -207,7 +207,7 @@ class Localizability(Protocol[LocalizabilityParams]):
         # A practice map without mass cannot be hit, and so does not hold the participant back.
         return all(score.correct is not False for score in scores)
 
-    def unit_values(self, verdicts: Sequence[Score]) -> dict[str, Any]:
+    def unit_values(self, params: LocalizabilityParams, verdicts: Sequence[Score]) -> dict[str, Any]:
         result = unit_score(
             [v.details.get("hit") for v in verdicts],
             [v.details.get("chance") for v in verdicts],
