@@ -25,6 +25,7 @@ from protocols.base import (
     OBVIOUS,
     PRACTICE,
     Answered,
+    AnswerRefused,
     BrowserModule,
     CheckResult,
     Design,
@@ -160,6 +161,11 @@ class Localizability(Protocol[LocalizabilityParams]):
             "max_clicks": params.max_clicks,
         }
 
+    def complete_answer(self, answer: Mapping[str, Any], params: LocalizabilityParams) -> JSON:
+        if len(answer["clicks"]) > params.max_clicks:
+            raise AnswerRefused(f"This study takes at most {params.max_clicks} click(s).")
+        return dict(answer)
+
     def maps_read(self, key: JSON) -> list[int]:
         return [key["map"]]
 
@@ -170,13 +176,11 @@ class Localizability(Protocol[LocalizabilityParams]):
         params: LocalizabilityParams,
         maps: Mapping[int, np.ndarray],
     ) -> Score:
-        """Hit, p0, graded score and chance under the study's click rule; clicks outside the image, or more
-        than the study allows, are refused before anything is stored."""
+        """Hit, p0, graded score and chance under the study's click rule; clicks outside the image (its size is
+        the kept map's) are refused before anything is stored."""
         summary = summarize(maps[key["map"]], params.region_mass)
         height, width = summary.values.shape
         clicks = [(int(x), int(y)) for x, y in answer["clicks"]]
-        if len(clicks) > params.max_clicks:
-            raise serializers.ValidationError({"clicks": [f"This study takes at most {params.max_clicks} click(s)."]})
         outside = [f"({x}, {y})" for x, y in clicks if not (0 <= x < width and 0 <= y < height)]
         if outside:
             raise serializers.ValidationError(
