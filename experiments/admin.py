@@ -402,7 +402,7 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             url = reverse("admin:experiments_study_change", args=[built.pk])
             self.message_user(request, format_html('{}: built <a href="{}">{}</a>, ready to open.', study, url, built))
 
-    @admin.action(description="Compute unit statistics (background job: agreement of names, verify scores)")
+    @admin.action(description="Compute unit statistics (background job: agreement of names)")
     def summarize(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         for study in queryset:
             if not study.protocol_plugin.unit_statistics:

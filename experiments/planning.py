@@ -35,7 +35,7 @@ def _append(session: Session, trials: list[Trial], phase: str, attempt: int, pur
     protocol, params = session.study.protocol_plugin, session.study.protocol_params
     rows = []
     for offset, trial in enumerate(trials):
-        layout = protocol.layout_trial(shown_images(trial), trial.content, params, rng)
+        layout = protocol.layout(shown_images(trial), trial.content, params, rng)
         rows.append(
             SessionTrial(
                 session=session,

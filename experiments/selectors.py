@@ -258,7 +258,7 @@ class TrialScreen:
 def trial_screen(study: Study, trial: Trial) -> TrialScreen:
     """Laid out with the study's seed, so that the same trial always looks the same here."""
     protocol, params = study.protocol_plugin, study.protocol_params
-    layout = protocol.layout_trial(shown_images(trial), trial.content, params, random.Random(study.seed))
+    layout = protocol.layout(shown_images(trial), trial.content, params, random.Random(study.seed))
     payload = protocol.payload(layout.display, image_urls(protocol.image_ids(layout.display)), params)
     return TrialScreen(trial, payload, layout.key)
 

@@ -1,4 +1,5 @@
-"""Unit statistics a protocol computes once responses are in (nameability: names' agreement, verify scores).
+"""Unit statistics a protocol computes once responses are in (nameability: names' agreement); those computed
+from the verdicts alone (verify scores) are unit_columns, computed at export instead.
 
 Run by a background job (workers.tasks.summarize_responses) over the main, non-catch answers of passing
 sessions; the values go to StudyUnit.statistics, which the admin shows and the units table exports.

@@ -274,7 +274,8 @@ class Protocol(ABC, Generic[P]):
     # Its export columns: each a field of the answer or of the key (read in the database, and written
     # back there when a dataset bundle is imported).
     export_columns: ClassVar[Mapping[str, ExportColumn]] = {}
-    # Its columns of the units table (name: type), from unit_values.
+    # Its columns of the units table (name: type), from unit_values: computed at export from the verdicts, so
+    # always current. Statistics too costly for that (text embeddings) are unit_statistics, stored by a job.
     unit_columns: ClassVar[Mapping[str, str]] = {}
     check_names: ClassVar[tuple[str, ...]] = ()
 
@@ -307,8 +308,9 @@ class Protocol(ABC, Generic[P]):
     # ---- sessions
 
     @abstractmethod
-    def layout(self, images: Sequence[ShownImage], params: P, rng: random.Random) -> Layout:
-        """Where a session shows the trial's images, and the answer key; all randomness from rng."""
+    def layout(self, images: Sequence[ShownImage], content: JSON, params: P, rng: random.Random) -> Layout:
+        """Where a session shows the trial's images, and the answer key; all randomness from rng. `content` is
+        what the trial holds beside its images (TrialPlan.content: a known concept's label, a name to verify)."""
 
     def positions(self, display: JSON) -> list[tuple[str, int]]:
         """(position, image id) of every image a display shows, in display order: a list under a name
@@ -340,11 +342,6 @@ class Protocol(ABC, Generic[P]):
             else:
                 display[name] = image_id
         return display
-
-    def layout_trial(self, images: Sequence[ShownImage], content: JSON, params: P, rng: random.Random) -> Layout:
-        """The layout of a trial that holds content beside its images (TrialPlan.content); a protocol whose
-        trials hold none needs only layout."""
-        return self.layout(images, params, rng)
 
     @abstractmethod
     def payload(self, display: JSON, urls: Mapping[int, str], params: P) -> JSON:
@@ -379,7 +376,7 @@ class Protocol(ABC, Generic[P]):
         """Extra fields of the reply to an answer (sent only once the answer is stored)."""
         return {}
 
-    def unit_values(self, verdicts: Sequence[Score]) -> dict[str, Any]:
+    def unit_values(self, params: P, verdicts: Sequence[Score]) -> dict[str, Any]:
         """A unit's unit_columns, from the verdicts on its main, non-catch answers of passing sessions."""
         return {}
 
@@ -404,7 +401,8 @@ class Protocol(ABC, Generic[P]):
         """The trials of a study built from the source study's trials and passing answers."""
         raise DesignError(f"Studies of {self.title} are rendered, not built from another study.")
 
-    # ---- unit statistics, computed by a background job once responses are in
+    # ---- unit statistics, computed by a background job once responses are in: those that need more than the
+    # verdicts and cost too much to compute at every export (unit_columns are the others)
 
     # name: type ("float", "int") of each statistic exported per unit.
     unit_statistics: ClassVar[Mapping[str, str]] = {}

@@ -64,7 +64,7 @@ def shown_images_table(studies: Iterable[Study]) -> Table:
 
 
 def unit_statistics(studies: Iterable[Study]) -> dict[str, str]:
-    """Every unit statistic the studies' protocols compute (nameability: agreement, verify score), with its type."""
+    """Every unit statistic the studies' protocols' summary jobs store (nameability: agreement), with its type."""
     names: dict[str, str] = {}
     for protocol in dict.fromkeys(get_protocol(study.protocol) for study in studies):
         names.update(protocol.unit_statistics)
@@ -88,13 +88,15 @@ def _verdicts(protocols: dict[int, Protocol[Any]]) -> dict[tuple[int, int], list
 
 def units_table(studies: Iterable[Study]) -> Table:
     """The units, with each protocol's own columns: computed from the verdicts (localizability: its
-    chance-anchored score), and stored by a summary job (nameability: agreement, verify score)."""
+    chance-anchored score; verify: accuracy and S), and stored by a summary job (nameability: agreement)."""
     chosen = list(studies)
     protocols = {study.pk: get_protocol(study.protocol) for study in chosen}
     own: dict[str, str] = {}
     for protocol in protocols.values():
         own.update(protocol.unit_columns)
     verdicts = _verdicts(protocols)
+    # Validated once per study, not per unit (verify's chance level is its 1/m).
+    params = {study.pk: study.protocol_params for study in chosen if protocols[study.pk].unit_columns}
     statistics = unit_statistics(chosen)
     # Read out of the JSON by the database, as the responses' protocol columns are; empty until a summary ran.
     fields = {
@@ -114,7 +116,9 @@ def units_table(studies: Iterable[Study]) -> Table:
     def with_own(row: tuple[Any, ...]) -> tuple[Any, ...]:
         *shared, study_id, unit_id = row
         protocol = protocols[study_id]
-        values = protocol.unit_values(verdicts.get((study_id, unit_id), [])) if protocol.unit_columns else {}
+        values = {}
+        if protocol.unit_columns:
+            values = protocol.unit_values(params[study_id], verdicts.get((study_id, unit_id), []))
         return (*shared, *(values.get(name) for name in own))
 
     return Table("units", UNIT_COLUMNS + list(statistics.items()) + list(own.items()), map(with_own, rows))

@@ -25,6 +25,7 @@ from protocols.base import (
     OBVIOUS,
     PRACTICE,
     Answered,
+    AnswerRefused,
     BrowserModule,
     CheckResult,
     Design,
@@ -125,7 +126,9 @@ class Localizability(Protocol[LocalizabilityParams]):
     def overlay(self, activation_map: np.ndarray, params: LocalizabilityParams) -> np.ndarray:
         return heat_overlay(activation_map, params.colour_map, params.overlay_opacity)
 
-    def layout(self, images: Sequence[ShownImage], params: LocalizabilityParams, rng: random.Random) -> Layout:
+    def layout(
+        self, images: Sequence[ShownImage], content: JSON, params: LocalizabilityParams, rng: random.Random
+    ) -> Layout:
         """Exemplars (the strongest first, the others shuffled) with their overlays, and the query; the
         key names the query's kept map and its overlay, which only the reply to the answer shows."""
         by_role: dict[str, list[ShownImage]] = defaultdict(list)
@@ -158,6 +161,11 @@ class Localizability(Protocol[LocalizabilityParams]):
             "max_clicks": params.max_clicks,
         }
 
+    def complete_answer(self, answer: Mapping[str, Any], params: LocalizabilityParams) -> JSON:
+        if len(answer["clicks"]) > params.max_clicks:
+            raise AnswerRefused(f"This study takes at most {params.max_clicks} click(s).")
+        return dict(answer)
+
     def maps_read(self, key: JSON) -> list[int]:
         return [key["map"]]
 
@@ -168,13 +176,11 @@ class Localizability(Protocol[LocalizabilityParams]):
         params: LocalizabilityParams,
         maps: Mapping[int, np.ndarray],
     ) -> Score:
-        """Hit, p0, graded score and chance under the study's click rule; clicks outside the image, or more
-        than the study allows, are refused before anything is stored."""
+        """Hit, p0, graded score and chance under the study's click rule; clicks outside the image (its size is
+        the kept map's) are refused before anything is stored."""
         summary = summarize(maps[key["map"]], params.region_mass)
         height, width = summary.values.shape
         clicks = [(int(x), int(y)) for x, y in answer["clicks"]]
-        if len(clicks) > params.max_clicks:
-            raise serializers.ValidationError({"clicks": [f"This study takes at most {params.max_clicks} click(s)."]})
         outside = [f"({x}, {y})" for x, y in clicks if not (0 <= x < width and 0 <= y < height)]
         if outside:
             raise serializers.ValidationError(
@@ -205,7 +211,7 @@ class Localizability(Protocol[LocalizabilityParams]):
         # A practice map without mass cannot be hit, and so does not hold the participant back.
         return all(score.correct is not False for score in scores)
 
-    def unit_values(self, verdicts: Sequence[Score]) -> dict[str, Any]:
+    def unit_values(self, params: LocalizabilityParams, verdicts: Sequence[Score]) -> dict[str, Any]:
         result = unit_score(
             [v.details.get("hit") for v in verdicts],
             [v.details.get("chance") for v in verdicts],

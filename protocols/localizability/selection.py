@@ -26,25 +26,29 @@ class LocalizationStimuli:
     query: int
 
 
+def _window_fits(n_images: int, t: int, difficulty: str, n_exemplars: int) -> bool:
+    start = upper_window_start(n_images, t, difficulty, n_exemplars)
+    return start >= 0 and start + t <= n_images - n_exemplars * t
+
+
 def query_window(n_images: int, t: int, difficulty: str, n_exemplars: int) -> range:
     """Positions (ascending order) of the t queries; refused when they would reach the exemplars."""
-    start = upper_window_start(n_images, t, difficulty, n_exemplars)
-    if start < 0 or start + t > n_images - n_exemplars * t:
+    if not _window_fits(n_images, t, difficulty, n_exemplars):
         raise SelectionError(
             f"A pool of {n_images} images is too small for t={t} trials per unit with {n_exemplars} "
             f"exemplars at difficulty '{difficulty}': it needs at least "
             f"{minimum_pool_size(t, difficulty, n_exemplars)} images."
         )
+    start = upper_window_start(n_images, t, difficulty, n_exemplars)
     return range(start, start + t)
 
 
 def minimum_pool_size(t: int, difficulty: str, n_exemplars: int) -> int:
-    n_images = (n_exemplars + 1) * t
-    while True:
-        start = upper_window_start(n_images, t, difficulty, n_exemplars)
-        if start >= 0 and start + t <= n_images - n_exemplars * t:
-            return n_images
+    """The smallest pool in which the query window fits below the exemplars."""
+    n_images = (n_exemplars + 1) * t  # the exemplars and the window are the least any difficulty needs
+    while not _window_fits(n_images, t, difficulty, n_exemplars):
         n_images += 1
+    return n_images
 
 
 def select_trials(

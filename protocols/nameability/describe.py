@@ -153,10 +153,7 @@ class Describe(Protocol[DescribeParams]):
         label, fragment = concepts[int(unit.rng.integers(len(concepts)))]
         return trials + [_concept_trial(CATCH, label, fragment, design, unit)]
 
-    def layout(self, images: Sequence[ShownImage], params: DescribeParams, rng: random.Random) -> Layout:
-        return self.layout_trial(images, {}, params, rng)
-
-    def layout_trial(
+    def layout(
         self, images: Sequence[ShownImage], content: JSON, params: DescribeParams, rng: random.Random
     ) -> Layout:
         """The exemplars in a shuffled order (held-out images are never shown); a known concept's key is its label."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,6 @@ from protocols.base import (
     Templates,
     TrialPlan,
     UnitActivations,
-    UnitAnswer,
     catch_check,
 )
 from protocols.nameability.describe import EXEMPLAR, HELD_OUT, Describe
@@ -111,7 +109,7 @@ class Verify(Protocol[VerifyParams]):
         "n_candidates": ExportColumn("key", "n_candidates", "int"),
     }
     check_names = ("catch_trials",)
-    unit_statistics = {"verify_answers": "int", "verify_accuracy": "float", "verify_score": "float"}
+    unit_columns = {"verify_answers": "int", "verify_accuracy": "float", "verify_score": "float"}
 
     def check_pool(self, design: Design[VerifyParams], n_images: int) -> None:
         raise DesignError(
@@ -155,10 +153,7 @@ class Verify(Protocol[VerifyParams]):
                 trials.append(DerivedTrial(trial.unit, trial.kind, 0, images, content, level))
         return trials
 
-    def layout(self, images: Sequence[ShownImage], params: VerifyParams, rng: random.Random) -> Layout:
-        return self.layout_trial(images, {"name": "", "namer": ""}, params, rng)
-
-    def layout_trial(
+    def layout(
         self, images: Sequence[ShownImage], content: JSON, params: VerifyParams, rng: random.Random
     ) -> Layout:
         """The candidates in a seeded random order; the key is the target's position (and the name, for export)."""
@@ -186,16 +181,13 @@ class Verify(Protocol[VerifyParams]):
     def checks(self, params: VerifyParams, main_block: Sequence[Answered], n_catch_trials: int) -> list[CheckResult]:
         return [catch_check(main_block, params.min_catch_correct, n_catch_trials)]
 
-    def summarize(self, params: VerifyParams, answers: Sequence[UnitAnswer], work_dir: Path) -> dict[int, JSON]:
-        """Per unit: answers, accuracy a and the chance-anchored S."""
-        by_unit: dict[int, list[bool]] = defaultdict(list)
-        for answer in answers:
-            by_unit[answer.unit].append(bool(answer.correct))
+    def unit_values(self, params: VerifyParams, verdicts: Sequence[Score]) -> dict[str, Any]:
+        """Answers, accuracy a and the chance-anchored S (none for a unit without answers)."""
+        if not verdicts:
+            return {"verify_answers": 0, "verify_accuracy": None, "verify_score": None}
+        accuracy = float(np.mean([bool(verdict.correct) for verdict in verdicts]))
         return {
-            unit: {
-                "verify_answers": len(right),
-                "verify_accuracy": float(np.mean(right)),
-                "verify_score": chance_anchored(float(np.mean(right)), params.n_candidates),
-            }
-            for unit, right in by_unit.items()
+            "verify_answers": len(verdicts),
+            "verify_accuracy": accuracy,
+            "verify_score": chance_anchored(accuracy, params.n_candidates),
         }

@@ -121,7 +121,9 @@ class TwoAFC(Protocol[TwoAFCParams]):
         catch = catch_trial(trials[0], unit.rng)
         return plans + [TrialPlan(CATCH, catch.batch, params.difficulty, _slots(catch, Variant.DISGUISED_COPY))]
 
-    def layout(self, images: Sequence[ShownImage], params: TwoAFCParams, rng: random.Random) -> Layout:
+    def layout(
+        self, images: Sequence[ShownImage], content: JSON, params: TwoAFCParams, rng: random.Random
+    ) -> Layout:
         """Reference blocks (most extreme first, the others shuffled) and the queries' order;
         the key is the display position of the positive query. Without the minimally activating
         block (Max-only designs) its images stay stored but are not displayed."""

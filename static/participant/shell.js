@@ -22,7 +22,8 @@
  * with the answer; onKey(handler) to receive the keys pressed
  * while the trial accepts answers (handler(key, event) returns true when it used the key); sleep(ms).
  * psyplatform.element(tag, className, text) and psyplatform.image(url, className, alt) make the nodes a
- * module draws (an image's URL waits in data-src for ctx.present to load it).
+ * module draws (an image's URL waits in data-src for ctx.present to load it); psyplatform.grid(node, grid)
+ * lays a block out as the payload's grid.
  *
  * Every piece of state (stage, current trial, practice round) comes from the participant API, so
  * a reload, a closed tab or a second device resumes at the first unanswered trial. Enter or Space
@@ -811,6 +812,13 @@
       img.draggable = false;
       img.dataset.src = url; // the shell loads it
       return img;
+    },
+    // Lays a block out as a payload's grid ({columns, rows}, or a sample screen's dataset): sets the --cols and
+    // --rows its stylesheet sizes cells by. Through the CSSOM: the page's Content-Security-Policy refuses inline
+    // style attributes.
+    grid: function (node, grid) {
+      node.style.setProperty("--cols", String(grid.columns));
+      node.style.setProperty("--rows", String(grid.rows));
     },
     // For tests and debugging only: which stage/trial the page is on. Nothing about the answer.
     state: function () {

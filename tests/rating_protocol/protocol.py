@@ -73,7 +73,9 @@ class Rating(Protocol[RatingParams]):
         plans = [_plan(MAIN, batch, int(strongest[batch])) for batch in range(design.trials_per_unit)]
         return plans + [_plan(CATCH, 0, int(strongest[0]))]
 
-    def layout(self, images: Sequence[ShownImage], params: RatingParams, rng: random.Random) -> Layout:
+    def layout(
+        self, images: Sequence[ShownImage], content: JSON, params: RatingParams, rng: random.Random
+    ) -> Layout:
         return Layout(display={"image": images[0].image_id}, key={})
 
     def payload(self, display: JSON, urls: Mapping[int, str], params: RatingParams) -> JSON:

@@ -12,12 +12,8 @@
   // The server's rule for a word: letters or digits, with apostrophes and hyphens inside.
   var WORD = /[\p{L}\p{N}]+(?:['\u2019-][\p{L}\p{N}]+)*/gu;
 
-  function element(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  var element = window.psyplatform.element;
+  var image = window.psyplatform.image;
 
   function countWords(text) {
     var found = text.match(WORD);
@@ -30,24 +26,11 @@
       : limits.min_words + " to " + limits.max_words + " words";
   }
 
-  // Set through the CSSOM: the page's Content-Security-Policy refuses inline style attributes.
-  function layOut(stage, grid) {
-    stage.style.setProperty("--cols", String(grid.columns));
-    stage.style.setProperty("--rows", String(grid.rows));
-  }
-
   function trial(display, data, ctx) {
     var stage = element("div", "nm-stage");
-    layOut(stage, data.grid);
+    window.psyplatform.grid(stage, data.grid);
     var grid = element("div", "nm-grid");
-    var images = data.exemplars.map(function (url) {
-      var img = element("img");
-      img.alt = "";
-      img.draggable = false;
-      img.dataset.src = url; // the shell loads it
-      grid.appendChild(img);
-      return img;
-    });
+    var images = data.exemplars.map(function (url) { return grid.appendChild(image(url)); });
     stage.appendChild(grid);
 
     var form = element("form", "nm-form");
@@ -147,7 +130,7 @@
   }
 
   Array.prototype.forEach.call(document.querySelectorAll(".nm-stage.sample"), function (stage) {
-    layOut(stage, stage.dataset);
+    window.psyplatform.grid(stage, stage.dataset);
   });
 
   window.psyplatform.registerProtocol("nameability", { trial: trial, feedback: feedback });

@@ -5,12 +5,8 @@
 (function () {
   "use strict";
 
-  function element(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  var element = window.psyplatform.element;
+  var image = window.psyplatform.image;
 
   function trial(display, data, ctx) {
     var stage = element("div", "nm-stage nm-verify");
@@ -22,11 +18,7 @@
       button.type = "button";
       button.disabled = true;
       button.dataset.choice = String(choice);
-      var img = element("img");
-      img.alt = "Image " + (choice + 1);
-      img.draggable = false;
-      img.dataset.src = url;
-      button.appendChild(img);
+      button.appendChild(image(url, "", "Image " + (choice + 1)));
       button.appendChild(element("kbd", "", String(choice + 1)));
       row.appendChild(button);
       return button;

@@ -19,6 +19,7 @@
 
   var element = window.psyplatform.element;
   var image = window.psyplatform.image;
+  var layOut = window.psyplatform.grid; // the reference blocks, as the payload's grid says
 
   function block(side, caption, urls) {
     var figure = element("figure", "block block-" + side);
@@ -49,13 +50,6 @@
     });
     box.appendChild(buttons);
     return box;
-  }
-
-  // Lays the reference blocks out as the grid says. Set through the CSSOM: the page's Content-Security-Policy
-  // refuses inline style attributes.
-  function layOut(stage, grid) {
-    stage.style.setProperty("--cols", String(grid.columns));
-    stage.style.setProperty("--rows", String(grid.rows));
   }
 
   function trial(display, data, ctx) {
