@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -10,6 +11,7 @@ import timm
 import torch
 from botocore.stub import Stubber
 from django.core.cache import cache
+from django.db import connections
 from rest_framework.test import APIClient
 
 from experiments.models import Session, SessionTrial, Study
@@ -20,6 +22,14 @@ from tests.builders import build_2afc_study
 from tests.factories import VisionModelFactory
 
 PUBLIC_BASE_URL = "https://psy.example.org"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 # What the browser reports of its display with every answer (static/participant/shell.js, geometry()).
@@ -167,6 +177,23 @@ def make_participant(study):
         return p
 
     return make
+
+
+@pytest.fixture
+def chromium(monkeypatch) -> Iterator[Any]:
+    """Headless Chromium (CHROMIUM_PATH) through Playwright, for tests marked `chromium`."""
+    # Playwright's sync API runs an event loop in this thread; ORM calls between page actions stay plain.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()  # first: the pages' requests end before the connections close
+            # ORM calls made beside Playwright used a connection of their own; closed before the database goes.
+            connections.close_all()
 
 
 @pytest.fixture
