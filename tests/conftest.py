@@ -12,6 +12,7 @@ import torch
 from botocore.stub import Stubber
 from django.core.cache import cache
 from django.db import connections
+from moto import mock_aws
 from rest_framework.test import APIClient
 
 from experiments.models import Session, SessionTrial, Study
@@ -118,8 +119,9 @@ class Participant:
 
 @pytest.fixture
 def isolated_files(settings, tmp_path):
-    """Work files and stored stimuli in this test's own folder."""
+    """Work files and stored stimuli in this test's own folder (which the /media/ view serves)."""
     settings.WORK_DIR = tmp_path / "work"
+    settings.MEDIA_ROOT = tmp_path / "media"
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
@@ -194,6 +196,16 @@ def chromium(monkeypatch) -> Iterator[Any]:
             browser.close()  # first: the pages' requests end before the connections close
             # ORM calls made beside Playwright used a connection of their own; closed before the database goes.
             connections.close_all()
+
+
+@pytest.fixture
+def s3(monkeypatch) -> Iterator[Any]:
+    """moto's S3 in this process, with test credentials: a boto3 client of it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield boto3.client("s3")
 
 
 @pytest.fixture
