@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from psyplatform.celery import app
 from recruitment.mturk.client import ENDPOINTS
 from tests.builders import build_2afc_study
 from tests.factories import VisionModelFactory
+from workers.models import Job
 
 PUBLIC_BASE_URL = "https://psy.example.org"
 CHROMIUM_ARGS = [
@@ -243,8 +245,17 @@ def mturk(monkeypatch, public_https):
         stubber.assert_no_pending_responses()
 
 
-def use_broker(url: str, eager: bool) -> None:
-    app.conf.update(broker_url=url, task_always_eager=eager)
+def ended(job: Job, within_s: float) -> Job:
+    """The job, re-read until a worker has ended it (done or failed) or within_s have passed."""
+    deadline = time.monotonic() + within_s
+    while job.status not in (Job.Status.DONE, Job.Status.FAILED) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job.refresh_from_db()
+    return job
+
+
+def use_broker(url: str, eager: bool, transport_options: dict[str, Any]) -> None:
+    app.conf.update(broker_url=url, task_always_eager=eager, broker_transport_options=transport_options)
     # Connection and producer pools are built on first use for the broker of the
     # moment (memory:// once an in-process task ran); Celery's after-fork reset
     # drops them so that the next message goes to `url`.
@@ -256,8 +267,11 @@ def celery_worker_on_redis():
     """A real worker thread consuming the "gpu" queue on the test Redis."""
     from celery.contrib.testing.worker import start_worker
 
-    saved = (app.conf.broker_url, app.conf.task_always_eager)
-    use_broker(os.environ["TEST_REDIS_URL"], eager=False)
+    saved = (app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_transport_options)
+    # The queue's keys carry this run's prefix: test runs side by side on one Redis never take each other's
+    # tasks (a job id of another run's database).
+    prefixed = {**saved[2], "global_keyprefix": f"psyplatform-test-{os.getpid()}:"}
+    use_broker(os.environ["TEST_REDIS_URL"], eager=False, transport_options=prefixed)
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, queues=["gpu"]):
             yield
