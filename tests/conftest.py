@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -10,6 +12,8 @@ import timm
 import torch
 from botocore.stub import Stubber
 from django.core.cache import cache
+from django.db import connections
+from moto import mock_aws
 from rest_framework.test import APIClient
 
 from experiments.models import Session, SessionTrial, Study
@@ -18,8 +22,17 @@ from psyplatform.celery import app
 from recruitment.mturk.client import ENDPOINTS
 from tests.builders import build_2afc_study
 from tests.factories import VisionModelFactory
+from workers.models import Job
 
 PUBLIC_BASE_URL = "https://psy.example.org"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 # What the browser reports of its display with every answer (static/participant/shell.js, geometry()).
@@ -108,8 +121,9 @@ class Participant:
 
 @pytest.fixture
 def isolated_files(settings, tmp_path):
-    """Work files and stored stimuli in this test's own folder."""
+    """Work files and stored stimuli in this test's own folder (which the /media/ view serves)."""
     settings.WORK_DIR = tmp_path / "work"
+    settings.MEDIA_ROOT = tmp_path / "media"
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
@@ -170,6 +184,33 @@ def make_participant(study):
 
 
 @pytest.fixture
+def chromium(monkeypatch) -> Iterator[Any]:
+    """Headless Chromium (CHROMIUM_PATH) through Playwright, for tests marked `chromium`."""
+    # Playwright's sync API runs an event loop in this thread; ORM calls between page actions stay plain.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()  # first: the pages' requests end before the connections close
+            # ORM calls made beside Playwright used a connection of their own; closed before the database goes.
+            connections.close_all()
+
+
+@pytest.fixture
+def s3(monkeypatch) -> Iterator[Any]:
+    """moto's S3 in this process, with test credentials: a boto3 client of it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield boto3.client("s3")
+
+
+@pytest.fixture
 def public_https(settings) -> str:
     settings.PUBLIC_BASE_URL = PUBLIC_BASE_URL
     return PUBLIC_BASE_URL
@@ -204,8 +245,17 @@ def mturk(monkeypatch, public_https):
         stubber.assert_no_pending_responses()
 
 
-def use_broker(url: str, eager: bool) -> None:
-    app.conf.update(broker_url=url, task_always_eager=eager)
+def ended(job: Job, within_s: float) -> Job:
+    """The job, re-read until a worker has ended it (done or failed) or within_s have passed."""
+    deadline = time.monotonic() + within_s
+    while job.status not in (Job.Status.DONE, Job.Status.FAILED) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job.refresh_from_db()
+    return job
+
+
+def use_broker(url: str, eager: bool, transport_options: dict[str, Any]) -> None:
+    app.conf.update(broker_url=url, task_always_eager=eager, broker_transport_options=transport_options)
     # Connection and producer pools are built on first use for the broker of the
     # moment (memory:// once an in-process task ran); Celery's after-fork reset
     # drops them so that the next message goes to `url`.
@@ -217,8 +267,11 @@ def celery_worker_on_redis():
     """A real worker thread consuming the "gpu" queue on the test Redis."""
     from celery.contrib.testing.worker import start_worker
 
-    saved = (app.conf.broker_url, app.conf.task_always_eager)
-    use_broker(os.environ["TEST_REDIS_URL"], eager=False)
+    saved = (app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_transport_options)
+    # The queue's keys carry this run's prefix: test runs side by side on one Redis never take each other's
+    # tasks (a job id of another run's database).
+    prefixed = {**saved[2], "global_keyprefix": f"psyplatform-test-{os.getpid()}:"}
+    use_broker(os.environ["TEST_REDIS_URL"], eager=False, transport_options=prefixed)
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, queues=["gpu"]):
             yield

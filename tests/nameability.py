@@ -65,10 +65,15 @@ class Namer(Participant):
         return self.session
 
 
+def spelled(unit_id: int) -> str:
+    """A unit's id spelled out: "one two" for unit 12."""
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    return " ".join(words[int(digit)] for digit in str(unit_id))
+
+
 def unit_names(trial: SessionTrial) -> str:
     """A name per unit (its id spelled out), the same for every participant."""
-    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-    return " ".join(words[int(digit)] for digit in str(trial.trial.unit_id))
+    return spelled(trial.trial.unit_id)
 
 
 def answered_describe_study(model: Any, participants: int = 3) -> Study:

@@ -6,36 +6,26 @@ from __future__ import annotations
 
 import io
 import os
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import connections
 
 from experiments.models import Study
-from tests.test_participant_browser import CHROMIUM_ARGS
 
 IMI = Path(__file__).parent / "data" / "imi" / "responses.csv"
 
 
 @pytest.mark.chromium
 @pytest.mark.django_db(transaction=True)
-def test_the_admin_report_draws_its_figures_in_the_browser(live_server, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
+def test_the_admin_report_draws_its_figures_in_the_browser(live_server, chromium):
     call_command("import_responses", "--format", "imi", str(IMI), stdout=io.StringIO())
     get_user_model().objects.create_superuser("analyst", "analyst@example.org", "report-pass-1")
     ids = ",".join(str(pk) for pk in Study.objects.order_by("pk").values_list("pk", flat=True))
     errors: list[str] = []
-    with ExitStack() as stack:
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
-        stack.callback(browser.close)
-        stack.callback(connections.close_all)
-        page = browser.new_page(viewport={"width": 1366, "height": 768})
+    with chromium.new_context(viewport={"width": 1366, "height": 768}) as context:
+        page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(f"{live_server.url}/admin/login/")
         page.fill("#id_username", "analyst")

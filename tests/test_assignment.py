@@ -137,8 +137,12 @@ def test_concurrent_sessions_never_over_assign(live_server):
     study = build_2afc_study(n_units=48, target_per_unit=16)
 
     def consent(number: int) -> int:
+        """201 once consented; 409 when turned away, at consent or, once 19 others consented, already at start."""
         body = {"study": study.slug, "source": "local", "participant": f"c{number}"}
-        started = requests.post(f"{live_server.url}/api/v1/sessions", json=body, timeout=60).json()
+        start = requests.post(f"{live_server.url}/api/v1/sessions", json=body, timeout=60)
+        if start.status_code != 201:
+            return start.status_code
+        started = start.json()
         return requests.post(
             f"{live_server.url}/api/v1/sessions/{started['id']}/events",
             json={"type": "consent"},

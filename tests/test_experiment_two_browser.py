@@ -24,12 +24,11 @@ def boxes(page, selector: str) -> list[list[float]]:
 @pytest.mark.parametrize(
     "design, references, show_min", [("Max-1", 1, False), ("Min-Max-9", 9, True)], ids=["Max-1", "Min-Max-9"]
 )
-def test_an_experiment_two_design_shows_its_blocks(live_server, monkeypatch, design, references, show_min):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def test_an_experiment_two_design_shows_its_blocks(live_server, chromium, design, references, show_min):
     from playwright.sync_api import expect
 
     study = small_study(references_per_side=references, show_min_references=show_min)
-    with consented_page(live_server, study, design) as page:
+    with consented_page(chromium, live_server, study, design) as page:
         instructions = page.locator("#screen-instructions").inner_text()
         assert ("minimally activating" in instructions) is show_min
         start_practice(page)

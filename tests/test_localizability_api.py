@@ -153,7 +153,7 @@ def test_the_export_keeps_every_click_its_scores_and_the_units_anchored_score(st
                    "click_hits", "click_graded", "check_centre_bias_value"):
         assert column in names
     rows = [dict(zip(names, row, strict=True)) for row in responses_table([study]).rows]
-    assert all(json.loads(row["clicks"]) and row["image_width"] == 64 for row in rows)
+    assert rows and all(json.loads(row["clicks"]) and row["image_width"] == 64 for row in rows)
     assert all(row["hit"] == 1.0 and 0 < row["p0"] < 1 for row in rows)
     table = units_table([study])
     unit_names = [name for name, _ in table.columns]

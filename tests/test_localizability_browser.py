@@ -6,36 +6,19 @@ page never knows it."""
 
 from __future__ import annotations
 
-import os
 import re
-from contextlib import ExitStack
 
 import numpy as np
 import pytest
-from django.db import connections
 
 from experiments.export.responses import columns, responses_table
 from experiments.models import Response, Session, SessionTrial
 from stimuli.kept_maps import kept_maps
 from tests.builders import render_localizability_study
-from tests.test_participant_browser import CHROMIUM_ARGS, start_practice, wait_ready
+from tests.test_participant_browser import start_practice, wait_ready
 
 # Image pixels to click, near the corners and inside: a wrong scale or offset moves at least one.
 TARGETS = [(3, 5), (200, 17), (111, 190), (220, 221)]
-
-
-@pytest.fixture
-def browser_env(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; ORM calls between page actions stay plain.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with ExitStack() as stack:
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
-        stack.callback(browser.close)
-        stack.callback(connections.close_all)
-        yield browser
 
 
 def click_pixel(page, frame, x: int, y: int, width: int, height: int) -> None:
@@ -74,7 +57,7 @@ CONFIGURATIONS = [
 
 @pytest.mark.chromium
 @pytest.mark.django_db(transaction=True)
-def test_a_click_is_stored_as_the_image_pixel_under_it(live_server, browser_env, tiny_model):
+def test_a_click_is_stored_as_the_image_pixel_under_it(live_server, chromium, tiny_model):
     # Stimuli go to the run's own media folder (tests/services.py), which the live server serves.
     # Windows down to 480 x 380 are part of what is tested, so the study's minimum window lets them in.
     study = render_localizability_study(
@@ -85,7 +68,7 @@ def test_a_click_is_stored_as_the_image_pixel_under_it(live_server, browser_env,
     for number, (name, options, prepare) in enumerate(CONFIGURATIONS):
         stored[name] = []
         for target_number, (x, y) in enumerate(TARGETS):
-            context = browser_env.new_context(**options)
+            context = chromium.new_context(**options)
             page = context.new_page()
             participant = f"pixel-{number}-{target_number}"
             url = f"{live_server.url}/s/{study.slug}/?participant={participant}"
@@ -137,7 +120,7 @@ def trough(values: np.ndarray) -> tuple[int, int]:
 
 @pytest.mark.chromium
 @pytest.mark.django_db(transaction=True)
-def test_whole_localizability_session_in_browser(live_server, browser_env, tiny_model):
+def test_whole_localizability_session_in_browser(live_server, chromium, tiny_model):
     from playwright.sync_api import expect
 
     study = render_localizability_study(
@@ -145,7 +128,7 @@ def test_whole_localizability_session_in_browser(live_server, browser_env, tiny_
         params={"min_catch_correct": 2},
     )
     page_errors: list[str] = []
-    context = browser_env.new_context(viewport={"width": 1280, "height": 720})
+    context = chromium.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
     page.on("pageerror", lambda e: page_errors.append(str(e)))
     revealed: list[int] = []

@@ -30,7 +30,7 @@ def embedded(names_by_unit: dict[int, list[str]]) -> dict[int, np.ndarray]:
 def test_identical_names_score_one():
     names = {unit: [word] * 5 for unit, word in enumerate(["dog", "wheel", "cloud", "spiral", "window"])}
     scores = agreement_scores(embedded(names))
-    assert all(score == pytest.approx(1.0, abs=1e-5) for score in scores.values())
+    assert set(scores) == set(names) and all(score == pytest.approx(1.0, abs=1e-5) for score in scores.values())
 
 
 def test_names_drawn_at_random_from_a_vocabulary_score_near_zero():

@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from experiments.export.formats import csv_chunks
 from experiments.export.responses import responses_table
@@ -23,14 +22,6 @@ from experiments.models import Event, Response, Session, SessionTrial, Study
 from tests.builders import build_2afc_study
 from tests.factories import StudyFactory
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LOCK_MS = 100
 # Keys of the six answer buttons, as the instructions tell the participant.
 KEYS = {(0, 1): "1", (0, 2): "2", (0, 3): "3", (1, 1): "q", (1, 2): "w", (1, 3): "e"}
@@ -78,16 +69,10 @@ def small_study(**params: Any) -> Study:
 
 
 @contextmanager
-def consented_page(live_server, study: Study, participant: str) -> Iterator[Any]:
+def consented_page(chromium, live_server, study: Study, participant: str) -> Iterator[Any]:
     """A 1280x720 Chromium page of the study's participant link, past consent, on the instructions."""
-    from playwright.sync_api import sync_playwright
-
-    with ExitStack() as stack:
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
-        stack.callback(connections.close_all)
-        stack.callback(browser.close)  # first: the page's requests end before the connections close
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
+    with chromium.new_context(viewport={"width": 1280, "height": 720}) as context:
+        page = context.new_page()
         page.goto(f"{live_server.url}/s/{study.slug}/?participant={participant}")
         page.click("#consent-agree")
         yield page
@@ -100,11 +85,8 @@ def wait_ready(page) -> dict:
 
 @pytest.mark.chromium
 @pytest.mark.django_db(transaction=True)
-def test_whole_session_in_browser(live_server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls below are still
-    # plain synchronous calls between page actions.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
+def test_whole_session_in_browser(live_server, chromium):
+    from playwright.sync_api import expect
 
     study = build_2afc_study(
         lock_ms=LOCK_MS,
@@ -120,16 +102,8 @@ def test_whole_session_in_browser(live_server, monkeypatch):
     bad_requests: list[str] = []
     page_errors: list[str] = []
 
-    with ExitStack() as pw_stack:
-        pw = pw_stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(
-            executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS, headless=True
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 720})
-        frames: list[dict] = []
-        # ORM calls inside this block run in Playwright's context, on a connection of their own,
-        # which must be closed before the test database is dropped.
-        pw_stack.callback(connections.close_all)
+    frames: list[dict] = []
+    with chromium.new_context(viewport={"width": 1280, "height": 720}) as context:
         context.expose_function("recordFrame", lambda frame: frames.append(frame))
         context.add_init_script(FRAME_RECORDER)
         page = context.new_page()
@@ -249,8 +223,6 @@ def test_whole_session_in_browser(live_server, monkeypatch):
         expect(page.locator("#completion-code")).to_have_text(code)
         assert [r.split()[0] for r in bad_requests] == ["409"]
 
-        browser.close()
-
     assert not page_errors, page_errors
 
     s = session()
@@ -293,23 +265,16 @@ def test_whole_session_in_browser(live_server, monkeypatch):
 
 @pytest.mark.chromium
 @pytest.mark.django_db(transaction=True)
-def test_without_main_feedback_only_practice_answers_are_framed(live_server, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
+def test_without_main_feedback_only_practice_answers_are_framed(live_server, chromium):
+    from playwright.sync_api import expect
 
     study = build_2afc_study(
         main_feedback=False, n_main_trials=3, n_catch_trials=1, lock_ms=LOCK_MS, feedback_delay_ms=10,
         feedback_ms=10,
     )
     page_errors: list[str] = []
-    with ExitStack() as pw_stack:
-        pw = pw_stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(
-            executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS, headless=True
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 720})
-        frames: list[dict] = []
-        pw_stack.callback(connections.close_all)
+    frames: list[dict] = []
+    with chromium.new_context(viewport={"width": 1280, "height": 720}) as context:
         context.expose_function("recordFrame", lambda frame: frames.append(frame))
         context.add_init_script(FRAME_RECORDER)
         page = context.new_page()
@@ -335,7 +300,6 @@ def test_without_main_feedback_only_practice_answers_are_framed(live_server, mon
         for _ in range(study.trials_per_session):
             answer_right()
         assert wait_ready(page)["screen"] == "feedback"
-        browser.close()
 
     assert not page_errors, page_errors
     practice = SessionTrial.objects.filter(session__study=study, phase="practice")
@@ -442,90 +406,83 @@ class FakeApi:
 
 @pytest.mark.chromium
 @pytest.mark.django_db(transaction=True)
-def test_recruiter_arrivals_and_hand_backs(live_server):
-    from playwright.sync_api import expect, sync_playwright
+def test_recruiter_arrivals_and_hand_backs(live_server, chromium):
+    from playwright.sync_api import expect
 
     page_url = f"{live_server.url}/s/{StudyFactory(slug='handback').slug}/"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS, headless=True
-        )
+    # MTurk preview: the task is described, no session is started.
+    page = chromium.new_page()
+    api = FakeApi(page, {})
+    page.goto(page_url + "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=3HIT"
+              "&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com")
+    expect(page.locator("#screen-preview")).to_be_visible()
+    expect(page.locator("#screen-preview")).to_contain_text("colour-blind")
+    assert api.calls == []
 
-        # MTurk preview: the task is described, no session is started.
-        page = browser.new_page()
-        api = FakeApi(page, {})
-        page.goto(page_url + "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=3HIT"
-                  "&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com")
-        expect(page.locator("#screen-preview")).to_be_visible()
-        expect(page.locator("#screen-preview")).to_contain_text("colour-blind")
-        assert api.calls == []
+    # No participant parameters at all: a readable message, no session.
+    page.goto(page_url)
+    expect(page.locator("#error-message")).to_contain_text("link is incomplete")
+    assert api.calls == []
+    page.close()
 
-        # No participant parameters at all: a readable message, no session.
-        page.goto(page_url)
-        expect(page.locator("#error-message")).to_contain_text("link is incomplete")
-        assert api.calls == []
-        page.close()
+    # MTurk: the arrival carries MTurk's ids; completion posts the assignment to MTurk.
+    page = chromium.new_page()
+    api = FakeApi(page, {
+        "submit_url": "https://workersandbox.mturk.com/mturk/externalSubmit",
+        "fields": {"assignmentId": "3ASSIGN"},
+    })
+    submitted = []
+    page.route("https://workersandbox.mturk.com/**", lambda route: (
+        submitted.append((route.request.method, route.request.url, route.request.post_data)),
+        route.fulfill(status=200, body="<p>submitted</p>", content_type="text/html"),
+    ))
+    page.goto(page_url + "?assignmentId=3ASSIGN&hitId=3HIT&workerId=AWORKER"
+              "&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com")
+    expect(page.locator("#screen-feedback")).to_be_visible()
+    page.fill("#feedback-text", "fine")
+    page.click("#feedback-submit")
+    page.wait_for_url("https://workersandbox.mturk.com/**")
+    assert submitted == [
+        ("POST", "https://workersandbox.mturk.com/mturk/externalSubmit", "assignmentId=3ASSIGN")
+    ]
+    assert api.calls == [
+        ("POST", "/sessions", {
+            "study": "handback", "source": "mturk", "assignment_id": "3ASSIGN", "hit_id": "3HIT",
+            "worker_id": "AWORKER", "turk_submit_to": "https://workersandbox.mturk.com",
+        }, None),
+        ("POST", "/sessions/7/complete", {"feedback": "fine"}, "Bearer tok"),
+    ]
+    page.close()
 
-        # MTurk: the arrival carries MTurk's ids; completion posts the assignment to MTurk.
-        page = browser.new_page()
-        api = FakeApi(page, {
-            "submit_url": "https://workersandbox.mturk.com/mturk/externalSubmit",
-            "fields": {"assignmentId": "3ASSIGN"},
-        })
-        submitted = []
-        page.route("https://workersandbox.mturk.com/**", lambda route: (
-            submitted.append((route.request.method, route.request.url, route.request.post_data)),
-            route.fulfill(status=200, body="<p>submitted</p>", content_type="text/html"),
-        ))
-        page.goto(page_url + "?assignmentId=3ASSIGN&hitId=3HIT&workerId=AWORKER"
-                  "&turkSubmitTo=https%3A%2F%2Fworkersandbox.mturk.com")
-        expect(page.locator("#screen-feedback")).to_be_visible()
-        page.fill("#feedback-text", "fine")
-        page.click("#feedback-submit")
-        page.wait_for_url("https://workersandbox.mturk.com/**")
-        assert submitted == [
-            ("POST", "https://workersandbox.mturk.com/mturk/externalSubmit", "assignmentId=3ASSIGN")
-        ]
-        assert api.calls == [
-            ("POST", "/sessions", {
-                "study": "handback", "source": "mturk", "assignment_id": "3ASSIGN", "hit_id": "3HIT",
-                "worker_id": "AWORKER", "turk_submit_to": "https://workersandbox.mturk.com",
-            }, None),
-            ("POST", "/sessions/7/complete", {"feedback": "fine"}, "Bearer tok"),
-        ]
-        page.close()
-
-        # Prolific: the arrival carries Prolific's ids; completion shows the code and redirects.
-        page = browser.new_page()
-        redirect = "https://app.prolific.com/submissions/complete?cc=C0DE"
-        api = FakeApi(page, {"completion_code": "C0DE", "redirect_url": redirect})
-        page.route("https://app.prolific.com/**", lambda route: route.fulfill(
-            status=200, body="<p>back on Prolific</p>", content_type="text/html"
-        ))
-        page.goto(page_url + "?PROLIFIC_PID=PID1&STUDY_ID=SID1&SESSION_ID=SES1")
-        page.click("#feedback-submit")
-        expect(page.locator("#completion-code")).to_have_text("C0DE")
-        expect(page.locator("#done-link")).to_have_attribute("href", redirect)
-        page.wait_for_url(redirect, timeout=10_000)
-        assert api.calls == [
-            ("POST", "/sessions", {
-                "study": "handback", "source": "prolific", "prolific_pid": "PID1",
-                "study_id": "SID1", "session_id": "SES1",
-            }, None),
-            ("POST", "/sessions/7/complete", {"feedback": ""}, "Bearer tok"),
-        ]
-        browser.close()
+    # Prolific: the arrival carries Prolific's ids; completion shows the code and redirects.
+    page = chromium.new_page()
+    redirect = "https://app.prolific.com/submissions/complete?cc=C0DE"
+    api = FakeApi(page, {"completion_code": "C0DE", "redirect_url": redirect})
+    page.route("https://app.prolific.com/**", lambda route: route.fulfill(
+        status=200, body="<p>back on Prolific</p>", content_type="text/html"
+    ))
+    page.goto(page_url + "?PROLIFIC_PID=PID1&STUDY_ID=SID1&SESSION_ID=SES1")
+    page.click("#feedback-submit")
+    expect(page.locator("#completion-code")).to_have_text("C0DE")
+    expect(page.locator("#done-link")).to_have_attribute("href", redirect)
+    page.wait_for_url(redirect, timeout=10_000)
+    assert api.calls == [
+        ("POST", "/sessions", {
+            "study": "handback", "source": "prolific", "prolific_pid": "PID1",
+            "study_id": "SID1", "session_id": "SES1",
+        }, None),
+        ("POST", "/sessions/7/complete", {"feedback": ""}, "Bearer tok"),
+    ]
 
 
 @pytest.mark.chromium
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("references, grid", [(1, (1, 1)), (4, (2, 2)), (12, (4, 3))])
-def test_the_screen_lays_out_the_studys_number_of_references(live_server, monkeypatch, references, grid):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def test_the_screen_lays_out_the_studys_number_of_references(live_server, chromium, references, grid):
     from playwright.sync_api import expect
 
     study = small_study(references_per_side=references)
-    with consented_page(live_server, study, f"grid-{references}") as page:
+    with consented_page(chromium, live_server, study, f"grid-{references}") as page:
         start_practice(page)
         assert wait_ready(page)["screen"] == "trial"
         columns, rows = grid

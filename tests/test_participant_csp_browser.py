@@ -3,14 +3,10 @@ preview run without a single violation, and the policy does refuse what it is th
 
 from __future__ import annotations
 
-import os
-from contextlib import ExitStack
-
 import pytest
-from django.db import connections
 
 from tests.builders import build_2afc_study
-from tests.test_participant_browser import CHROMIUM_ARGS, start_practice, wait_ready
+from tests.test_participant_browser import start_practice, wait_ready
 from tests.test_participant_page import PREVIEW
 
 # Lists every violation the document meets, from before its first script on.
@@ -23,17 +19,9 @@ document.addEventListener('securitypolicyviolation', function (e) {
 
 
 @pytest.fixture
-def browser_page(live_server, monkeypatch):
+def browser_page(live_server, chromium):
     """A Chromium page on the live server that records the CSP violations and console errors it meets."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with ExitStack() as stack:
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
-        stack.callback(browser.close)
-        stack.callback(connections.close_all)
-        context = browser.new_context(viewport={"width": 1280, "height": 720})
+    with chromium.new_context(viewport={"width": 1280, "height": 720}) as context:
         page = context.new_page()
         page.console_errors = []
         context.add_init_script(VIOLATION_RECORDER)

@@ -4,19 +4,15 @@ the instructions' countdown, the feedback after a wrong answer, and declining.""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from experiments.models import Event, Response, Session, SessionTrial, Study
 from experiments.selectors import image_urls
 from tests.builders import build_2afc_study
-from tests.test_participant_browser import CHROMIUM_ARGS, start_practice, wait_ready
+from tests.test_participant_browser import start_practice, wait_ready
 
 pytestmark = [pytest.mark.chromium, pytest.mark.django_db(transaction=True)]
 
@@ -45,20 +41,6 @@ window.blankFrames = 0;
 """
 
 
-@pytest.fixture
-def browser(monkeypatch) -> Iterator[Any]:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with ExitStack() as stack:
-        pw = stack.enter_context(sync_playwright())
-        chromium = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
-        # ORM calls between page actions use a connection of this thread, closed before the database goes.
-        stack.callback(connections.close_all)
-        yield chromium
-        chromium.close()
-
-
 def small_study(**fields: Any) -> Study:
     defaults: dict[str, Any] = {
         "n_units": 4, "n_main_trials": 2, "n_catch_trials": 1, "lock_ms": 100, "feedback_delay_ms": 0,
@@ -71,9 +53,9 @@ def link(live_server, study: Study, participant: str) -> str:
     return f"{live_server.url}/s/{study.slug}/?participant={participant}"
 
 
-def consented(browser, live_server, study: Study, participant: str):
+def consented(chromium, live_server, study: Study, participant: str):
     """A 1280x720 page whose participant has just agreed: the instructions are on screen."""
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page = chromium.new_page(viewport={"width": 1280, "height": 720})
     page.goto(link(live_server, study, participant))
     page.click("#consent-agree")
     page.locator("#screen-instructions").wait_for()
@@ -91,11 +73,11 @@ def first_trial_urls(study: Study) -> list[str]:
     return list(image_urls(protocol.image_ids(first.layout)).values())
 
 
-def test_a_phone_is_refused_before_consent_without_a_session(live_server, browser):
+def test_a_phone_is_refused_before_consent_without_a_session(live_server, chromium):
     from playwright.sync_api import expect
 
     study = small_study()
-    page = browser.new_context(**PHONE).new_page()
+    page = chromium.new_context(**PHONE).new_page()
     page.goto(link(live_server, study, "phone-1"))
     expect(page.locator("#screen-device")).to_be_visible()
     expect(page.locator("#screen-device")).to_contain_text("open the same link on a computer")
@@ -103,11 +85,11 @@ def test_a_phone_is_refused_before_consent_without_a_session(live_server, browse
     assert not Session.objects.filter(study=study).exists()
 
 
-def test_a_small_window_is_asked_to_grow_and_goes_on_once_it_has(live_server, browser):
+def test_a_small_window_is_asked_to_grow_and_goes_on_once_it_has(live_server, chromium):
     from playwright.sync_api import expect
 
     study = small_study(min_window_width=940, min_window_height=600)
-    page = browser.new_page(viewport={"width": 800, "height": 560})
+    page = chromium.new_page(viewport={"width": 800, "height": 560})
     page.goto(link(live_server, study, "small-1"))
     expect(page.locator("#screen-window")).to_be_visible()
     expect(page.locator("#window-size")).to_have_text("800 \u00d7 560 pixels")
@@ -119,11 +101,11 @@ def test_a_small_window_is_asked_to_grow_and_goes_on_once_it_has(live_server, br
     assert Session.objects.filter(study=study).count() == 1
 
 
-def test_the_answer_carries_the_geometry_of_a_1440x900_window_at_twice_the_pixels(live_server, browser):
+def test_the_answer_carries_the_geometry_of_a_1440x900_window_at_twice_the_pixels(live_server, chromium):
     from playwright.sync_api import expect
 
     study = small_study()
-    page = browser.new_context(viewport={"width": 1440, "height": 900}, device_scale_factor=2).new_page()
+    page = chromium.new_context(viewport={"width": 1440, "height": 900}, device_scale_factor=2).new_page()
     page.goto(link(live_server, study, "retina-1"))
     page.click("#consent-agree")
     start_practice(page)
@@ -148,9 +130,9 @@ def test_the_answer_carries_the_geometry_of_a_1440x900_window_at_twice_the_pixel
     assert geometry["image_device_px_max"] == pytest.approx(2 * max(sides), abs=0.11)
 
 
-def test_the_first_trial_appears_after_the_preload_without_a_blank_stage(live_server, browser):
+def test_the_first_trial_appears_after_the_preload_without_a_blank_stage(live_server, chromium):
     study = small_study()
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context = chromium.new_context(viewport={"width": 1280, "height": 720})
     context.add_init_script(BLANK_FRAMES)
     page = context.new_page()
     requested: list[str] = []
@@ -170,9 +152,9 @@ def test_the_first_trial_appears_after_the_preload_without_a_blank_stage(live_se
     assert {url.lstrip("/") for url in round_urls.values()} <= set(requested)
 
 
-def test_an_image_that_fails_once_is_retried_and_the_trial_goes_on(live_server, browser):
+def test_an_image_that_fails_once_is_retried_and_the_trial_goes_on(live_server, chromium):
     study = small_study()
-    page = consented(browser, live_server, study, "retry-1")
+    page = consented(chromium, live_server, study, "retry-1")
     target = first_trial_urls(study)[0]
     attempts: list[str] = []
 
@@ -190,11 +172,11 @@ def test_an_image_that_fails_once_is_retried_and_the_trial_goes_on(live_server, 
     assert page.locator("#trial-image-error").is_hidden()
 
 
-def test_an_image_failing_after_the_retries_is_reported_on_the_trial_screen(live_server, browser):
+def test_an_image_failing_after_the_retries_is_reported_on_the_trial_screen(live_server, chromium):
     from playwright.sync_api import expect
 
     study = small_study()
-    page = consented(browser, live_server, study, "broken-1")
+    page = consented(chromium, live_server, study, "broken-1")
     target = first_trial_urls(study)[0]
     page.route(f"**{target}", lambda route: route.abort("connectionreset"))
     start_practice(page)
@@ -209,11 +191,11 @@ def test_an_image_failing_after_the_retries_is_reported_on_the_trial_screen(live
     assert session.events.filter(type=Event.Type.INSTRUCTIONS_END).count() == 1
 
 
-def test_the_countdown_holds_the_start_button_for_the_minimum_instruction_time(live_server, browser):
+def test_the_countdown_holds_the_start_button_for_the_minimum_instruction_time(live_server, chromium):
     from playwright.sync_api import expect
 
     study = small_study(min_instruction_s=3, enforce_instruction_time=True)
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page = chromium.new_page(viewport={"width": 1280, "height": 720})
     page.goto(link(live_server, study, "reader-1"))
     page.click("#consent-agree")
     page.click("#instructions-next")
@@ -232,11 +214,11 @@ def test_the_countdown_holds_the_start_button_for_the_minimum_instruction_time(l
     assert (end_at - start_at).total_seconds() >= 3
 
 
-def test_after_a_wrong_answer_the_chosen_and_the_right_query_are_marked(live_server, browser):
+def test_after_a_wrong_answer_the_chosen_and_the_right_query_are_marked(live_server, chromium):
     from playwright.sync_api import expect
 
     study = small_study(feedback_ms=50)
-    page = consented(browser, live_server, study, "wrong-1")
+    page = consented(chromium, live_server, study, "wrong-1")
     start_practice(page)
     assert wait_ready(page)["screen"] == "trial"
     # The page knows nothing of the answer before it is given.
@@ -255,11 +237,11 @@ def test_after_a_wrong_answer_the_chosen_and_the_right_query_are_marked(live_ser
     assert styles == ["dashed", "solid"]
 
 
-def test_the_practice_message_says_how_many_answers_were_wrong(live_server, browser):
+def test_the_practice_message_says_how_many_answers_were_wrong(live_server, chromium):
     from playwright.sync_api import expect
 
     study = small_study()
-    page = consented(browser, live_server, study, "repeat-1")
+    page = consented(chromium, live_server, study, "repeat-1")
     start_practice(page)
     for position in range(study.n_practice_trials):
         assert wait_ready(page)["screen"] == "trial"
@@ -271,12 +253,12 @@ def test_the_practice_message_says_how_many_answers_were_wrong(live_server, brow
     expect(page.locator("#message-text")).to_contain_text(f"2 of the {study.n_practice_trials} answers in this round were wrong")
 
 
-def test_declining_ends_without_a_session(live_server, browser):
+def test_declining_ends_without_a_session(live_server, chromium):
     from playwright.sync_api import expect
 
     study = small_study(researcher="Dr. Ada Example", institution="Example University", contact="ada@example.org",
                         ethics_approval="Example IRB 2026-17", pay="$2.50")
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page = chromium.new_page(viewport={"width": 1280, "height": 720})
     page.goto(link(live_server, study, "decliner-1"))
     consent = page.locator("#screen-consent")
     expect(consent).to_be_visible()  # shown once the session has started

@@ -2,9 +2,7 @@
 
 import pickle
 
-import boto3
 import pytest
-from moto import mock_aws
 from PIL import Image
 
 from stimuli.models import ImagePool
@@ -81,19 +79,14 @@ def test_open_pool_builds_the_source_a_row_names(tmp_path):
 
 
 @pytest.fixture
-def bucket(monkeypatch, tmp_path):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="pool")
-        for name, colour in [("b.png", (0, 0, 255)), ("a.png", (0, 255, 0))]:
-            png(tmp_path / name, colour)
-            client.upload_file(str(tmp_path / name), "pool", f"images/{name}")
-        client.put_object(Bucket="pool", Key="images/index.csv", Body=b"a,b")
-        client.put_object(Bucket="pool", Key="other/c.png", Body=b"")
-        yield client
+def bucket(s3, tmp_path):
+    s3.create_bucket(Bucket="pool")
+    for name, colour in [("b.png", (0, 0, 255)), ("a.png", (0, 255, 0))]:
+        png(tmp_path / name, colour)
+        s3.upload_file(str(tmp_path / name), "pool", f"images/{name}")
+    s3.put_object(Bucket="pool", Key="images/index.csv", Body=b"a,b")
+    s3.put_object(Bucket="pool", Key="other/c.png", Body=b"")
+    return s3
 
 
 def test_s3_keys_are_the_sorted_images_under_the_prefix(bucket):

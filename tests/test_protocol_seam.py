@@ -4,13 +4,10 @@ browser, with no change anywhere outside its own folder."""
 
 from __future__ import annotations
 
-import os
 import re
-from contextlib import ExitStack
 
 import pytest
 import yaml
-from django.db import connections
 
 from experiments.export.responses import columns as export_columns
 from experiments.export.responses import responses_table
@@ -19,7 +16,7 @@ from experiments.rendering import render_study
 from protocols import get_protocol, protocol_choices
 from tests.conftest import Participant
 from tests.factories import RenderableStudyFactory
-from tests.test_participant_browser import CHROMIUM_ARGS, start_practice
+from tests.test_participant_browser import start_practice
 
 RATING = {"rating": "tests.rating_protocol.Rating"}
 
@@ -123,11 +120,10 @@ def test_the_schema_describes_every_registered_protocol(rating_registered, clien
 @pytest.mark.chromium
 @pytest.mark.django_db(transaction=True)
 def test_a_session_of_a_registered_protocol_runs_in_the_browser(
-    rating_registered, tiny_model, live_server, monkeypatch
+    rating_registered, tiny_model, live_server, chromium
 ):
     # Stimuli go to the run's own media folder (tests/services.py), which the live server serves.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     study = RenderableStudyFactory(
         protocol="rating", params={"scale": 3}, model=tiny_model, n_units=3, n_main_trials=3,
@@ -137,11 +133,8 @@ def test_a_session_of_a_registered_protocol_runs_in_the_browser(
     study.status = study.Status.OPEN
     study.save()
     page_errors: list[str] = []
-    with ExitStack() as stack:
-        pw = stack.enter_context(sync_playwright())
-        browser = pw.chromium.launch(executable_path=os.environ["TEST_CHROMIUM_PATH"], args=CHROMIUM_ARGS)
-        stack.callback(connections.close_all)
-        page = browser.new_page()
+    with chromium.new_context() as context:
+        page = context.new_page()
         page.on("pageerror", lambda e: page_errors.append(str(e)))
         page.goto(f"{live_server.url}/s/{study.slug}/?participant=browser-rater")
         expect(page.locator("#screen-consent")).to_contain_text("rate how strongly images show a feature")
@@ -159,7 +152,6 @@ def test_a_session_of_a_registered_protocol_runs_in_the_browser(
         page.click("#feedback-submit")
         expect(page.locator("#completion-code")).to_have_text(re.compile(r"^[0-9A-F]{8}$"))
         code = page.locator("#completion-code").inner_text()
-        browser.close()
     assert not page_errors, page_errors
     session = Session.objects.get(study=study)
     assert session.status == Session.Status.COMPLETED and session.completion_code == code

@@ -6,7 +6,6 @@ for the real network, which tests/test_network_loading.py covers.
 """
 
 import hashlib
-import time
 from collections import Counter
 
 import numpy as np
@@ -18,6 +17,7 @@ from experiments.models import Study, StudyUnit, Trial, TrialImage
 from experiments.rendering import activation_path, render_study, sample_units
 from protocols.two_afc.protocol import QUERY_NEGATIVE, QUERY_POSITIVE, REFERENCE_MAX, REFERENCE_MIN
 from stimuli.models import StimulusImage
+from tests.conftest import ended
 from tests.factories import RenderableStudyFactory
 from workers.models import Job
 from workers.services import start_rendering
@@ -184,10 +184,6 @@ def test_a_failing_job_keeps_its_error(study, django_capture_on_commit_callbacks
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_a_celery_worker_renders_a_study_queued_by_start_rendering(study, celery_worker_on_redis):
-    job = start_rendering(study)
-    deadline = time.monotonic() + 120
-    while job.status not in (Job.Status.DONE, Job.Status.FAILED) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        job.refresh_from_db()
+    job = ended(start_rendering(study), within_s=120)
     assert job.status == Job.Status.DONE, job.error
     assert Trial.objects.filter(study=study).count() == 11

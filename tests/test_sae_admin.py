@@ -1,11 +1,9 @@
 """The SAE pages of the admin: metrics of a trained SAE, its settings fixed, training queued by an action."""
 
-from unittest import mock
-
 import pytest
 
 from stimuli.models import SparseAutoencoder
-from tests.factories import SparseAutoencoderFactory
+from tests.factories import ImagePoolFactory, SparseAutoencoderFactory
 from workers.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -31,12 +29,25 @@ def test_a_trained_saes_training_settings_are_read_only(admin_client):
     assert b'name="n_latents"' not in response.content
 
 
-def test_the_train_action_queues_a_job_for_each_sae(admin_client, django_capture_on_commit_callbacks):
-    sae = SparseAutoencoderFactory(status=SparseAutoencoder.Status.DRAFT, firing_frequency=[])
-    with mock.patch("workers.tasks.train_sae.delay") as delay, django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(
-            "/admin/stimuli/sparseautoencoder/", {"action": "train", "_selected_action": [sae.pk]}, follow=True
+def test_the_train_action_trains_each_selected_sae_in_a_job(
+    admin_client, isolated_files, tiny_model, django_capture_on_commit_callbacks
+):
+    # Without Redis the queued task runs in-process once the action's transaction commits: the real training.
+    saes = [
+        SparseAutoencoderFactory(
+            model=tiny_model, layer="blocks.2", image_pool=ImagePoolFactory(name="crops-16", size=16), n_latents=32,
+            k=4, epochs=1, batch_size=256, status=SparseAutoencoder.Status.DRAFT, firing_frequency=[],
         )
-    job = Job.objects.get(sae=sae)
-    assert job.kind == Job.Kind.TRAIN_SAE and b"training queued as job" in response.content
-    delay.assert_called_once_with(job.pk)
+        for _ in range(2)
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            "/admin/stimuli/sparseautoencoder/", {"action": "train", "_selected_action": [s.pk for s in saes]},
+            follow=True,
+        )
+    for sae in saes:
+        job = Job.objects.get(sae=sae)
+        assert job.kind == Job.Kind.TRAIN_SAE and f"training queued as job #{job.pk}".encode() in response.content
+        assert job.status == Job.Status.DONE, job.error
+        sae.refresh_from_db()
+        assert sae.status == SparseAutoencoder.Status.TRAINED and sae.weights_sha256

@@ -1,7 +1,6 @@
 """Sparse autoencoders: recovering a known dictionary, resuming a crashed run, ViT tokens, the training job."""
 
 import hashlib
-import time
 
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from stimuli.sae import (
 )
 from stimuli.tokens import positions, token_layout
 from stimuli.unitrefs import SAE_LATENT, UnitRef
+from tests.conftest import ended
 from tests.factories import ImagePoolFactory
 from tests.networks import SquarePool, vit
 from workers.models import Job
@@ -194,11 +194,7 @@ def test_a_celery_worker_on_the_gpu_queue_trains_an_sae_queued_by_start_training
         name="queued-sae", model=tiny_model, layer="blocks.2", image_pool=pool, n_latents=32, k=4, epochs=1,
         batch_size=256,
     )
-    job = start_training(sae)
-    deadline = time.monotonic() + 300
-    while job.status not in (Job.Status.DONE, Job.Status.FAILED) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        job.refresh_from_db()
+    job = ended(start_training(sae), within_s=300)
     assert job.status == Job.Status.DONE, job.error
     sae.refresh_from_db()
     assert sae.status == SparseAutoencoder.Status.TRAINED and sae.weights_sha256

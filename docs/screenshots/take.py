@@ -16,7 +16,8 @@ from django.db import connections
 from experiments.models import SessionTrial
 from experiments.recruiters import recruiter_for
 from tests.builders import build_2afc_study
-from tests.test_participant_browser import CHROMIUM_ARGS, wait_ready
+from tests.conftest import CHROMIUM_ARGS
+from tests.test_participant_browser import wait_ready
 
 HERE = Path(__file__).parent
 VIEWPORT = {"width": 1366, "height": 768}
