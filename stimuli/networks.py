@@ -136,30 +136,24 @@ def architectures() -> list[str]:
 
 
 def checked_layers(spec: VisionModel) -> list[str]:
-    """Build the network a VisionModel names, as rendering will, and return its layers of interest: the
+    """Load the network a VisionModel names, as rendering will, and return its layers of interest: the
     configured ones, each checked to exist, or those IMI's rule picks. Raises NetworkError saying what is wrong.
 
     Pretrained timm weights would be downloaded, which nothing here may do: for those only the architecture
-    is built (names and shapes do not depend on the weights); a checkpoint or the offline package is loaded
-    for real."""
-    if spec.timm_name not in timm.list_models():
+    is checked; a checkpoint or the offline package is loaded for real. The layers come from the
+    architecture either way (names and shapes do not depend on the weights)."""
+    if spec.timm_name not in architectures():
         raise NetworkError(f"{spec.timm_name!r} is not a timm architecture installed here.")
-    if spec.weights == VisionModel.Weights.PRETRAINED:
-        module = timm.create_model(spec.timm_name, pretrained=False)
-    else:
+    if spec.weights != VisionModel.Weights.PRETRAINED:
         try:
-            module = load_network(spec, torch.device("cpu")).module
+            load_network(spec, torch.device("cpu"))
         except OSError as exc:
             raise NetworkError(f"Cannot read the weights of {spec.name}: {exc}") from exc
-    config = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
-    try:
-        qualifying = list(layers_of_interest(module, tuple(config["input_size"])))
-    except LayerRuleError as exc:
-        raise NetworkError(str(exc)) from exc
+    architecture = architecture_layers(spec.timm_name)
+    qualifying = list(architecture.layers)
     if not spec.layers:
         return qualifying
-    names = dict(module.named_modules())
-    missing = [layer for layer in spec.layers if layer not in names]
+    missing = [layer for layer in spec.layers if layer not in architecture.modules]
     if missing:
         raise NetworkError(
             f"{spec.timm_name} has no layers {', '.join(missing)}; IMI's rule picks {', '.join(qualifying[:8])}"
@@ -212,31 +206,34 @@ def _renamed_by_position(
     return renamed
 
 
-def default_layers(network: Network) -> list[str]:
-    """IMI's layers of interest for the network's family (stimuli.layers), when none are configured."""
+def _layers_of_interest(module: torch.nn.Module, input_size: tuple[int, ...]) -> dict[str, int]:
     try:
-        return list(layers_of_interest(network.module, network.input_size))
+        return layers_of_interest(module, input_size)
     except LayerRuleError as exc:
         raise NetworkError(str(exc)) from exc
+
+
+def default_layers(network: Network) -> list[str]:
+    """IMI's layers of interest for the network's family (stimuli.layers), when none are configured."""
+    return list(_layers_of_interest(network.module, network.input_size))
 
 
 class ArchitectureLayers(NamedTuple):
     family: str  # the layer rule's (stimuli.layers)
     layers: dict[str, int]  # layers of interest and their output channels
     prefix_tokens: int  # tokens a transformer unit's mean leaves out (stimuli.tokens)
+    modules: frozenset[str]  # every module's name, for checking configured layers
 
 
 @functools.lru_cache(maxsize=8)
 def architecture_layers(timm_name: str) -> ArchitectureLayers:
-    """A timm architecture's layers of interest, from its random-weight build: names, channels and
-    tokens do not depend on the weights, so nothing is loaded."""
+    """A timm architecture's layers of interest, from its random-weight build at its own input size:
+    names, channels and tokens do not depend on the weights, so nothing is loaded."""
     module = timm.create_model(timm_name, pretrained=False)
     config = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
-    try:
-        layers = layers_of_interest(module, tuple(config["input_size"]))
-    except LayerRuleError as exc:
-        raise NetworkError(str(exc)) from exc
-    return ArchitectureLayers(rule_for(module).family, layers, token_layout(module).num_prefix_tokens)
+    layers = _layers_of_interest(module, tuple(config["input_size"]))
+    modules = frozenset(name for name, _ in module.named_modules())
+    return ArchitectureLayers(rule_for(module).family, layers, token_layout(module).num_prefix_tokens, modules)
 
 
 @contextmanager
