@@ -16,7 +16,7 @@ from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
 from stimuli.cpu_memory import reuse_freed_buffers
-from stimuli.layers import LayerRuleError, layers_of_interest, rule_for
+from stimuli.layers import LayerRuleError, layers_of_interest, output_shapes, rule_for
 from stimuli.models import VisionModel
 from stimuli.resampling import Framing, framing_of, torch_resampled, whole_image
 from stimuli.storage import resized_and_cropped, stored_box
@@ -236,15 +236,21 @@ def architecture_layers(timm_name: str) -> ArchitectureLayers:
     return ArchitectureLayers(rule_for(module).family, layers, token_layout(module).num_prefix_tokens, modules)
 
 
+def _modules(module: torch.nn.Module, layers: list[str]) -> dict[str, torch.nn.Module]:
+    """The network's modules by name, once every one of `layers` is found among them."""
+    modules = dict(module.named_modules())
+    missing = [layer for layer in layers if layer not in modules]
+    if missing:
+        raise NetworkError(f"No such layers in the network: {', '.join(missing)}.")
+    return modules
+
+
 @contextmanager
 def hooked(
     module: torch.nn.Module, layers: list[str], hook: Callable[[str, torch.Tensor], None]
 ) -> Iterator[None]:
     """Call hook(layer, output) on each layer's forward output while the block runs."""
-    modules = dict(module.named_modules())
-    missing = [layer for layer in layers if layer not in modules]
-    if missing:
-        raise NetworkError(f"No such layers in the network: {', '.join(missing)}.")
+    modules = _modules(module, layers)
     handles = [
         modules[layer].register_forward_hook(lambda _m, _i, out, layer=layer: hook(layer, out))
         for layer in layers
@@ -256,23 +262,22 @@ def hooked(
             handle.remove()
 
 
-def channel_axis_size(output: torch.Tensor) -> int:
+def layer_shapes(network: Network, layers: list[str]) -> dict[str, torch.Size]:
+    """Each layer's output shape, from one forward pass of a dummy image at the network's input size."""
+    _modules(network.module, layers)
+    return output_shapes(network.module, layers, network.input_size)
+
+
+def channel_axis_size(shape: torch.Size) -> int:
     """Channels of a layer output: (B, C, H, W) for CNNs, (B, tokens, C) for ViTs."""
-    if output.ndim == 4:
-        return output.shape[1]
-    if output.ndim == 3:
-        return output.shape[2]
-    raise NetworkError(f"Cannot find channels in a layer output of shape {tuple(output.shape)}.")
+    if len(shape) == 4:
+        return shape[1]
+    if len(shape) == 3:
+        return shape[2]
+    raise NetworkError(f"Cannot find channels in a layer output of shape {tuple(shape)}.")
 
 
 def channel_counts(network: Network, layers: list[str]) -> dict[str, int]:
     """Channels of each layer, from one forward pass of a dummy image."""
-    counts: dict[str, int] = {}
-
-    def record(layer: str, output: torch.Tensor) -> None:
-        counts[layer] = channel_axis_size(output)
-
-    dummy = torch.zeros((1, *network.input_size), dtype=torch.uint8)
-    with hooked(network.module, layers, record), torch.inference_mode():
-        network.module(network.inputs(dummy))
-    return {layer: counts[layer] for layer in layers}
+    shapes = layer_shapes(network, layers)
+    return {layer: channel_axis_size(shapes[layer]) for layer in layers}
