@@ -24,6 +24,7 @@ TRANSIENT_ERRORS = (
 )
 MAX_RETRIES = 5
 
+
 def _run(task: Task, job_id: int, work: Callable[[Job], None]) -> None:
     """Run work(job) for a Job, retrying transient failures with backoff and recording how it ended."""
     job = services.mark_running(job_id)
