@@ -246,7 +246,7 @@ def record_tokens(
         patches, _grid = positions(out, layout)
         captured.append(patches.reshape(-1, patches.shape[-1]).float().cpu())
 
-    loader = image_batches(network, source, keys[done:], batch_size, num_workers=0)
+    loader = image_batches(network, source, keys[done:], batch_size)
     with hooked(network.module, [layer], capture), torch.inference_mode():
         for images in loader:
             network.module(network.inputs(images))
