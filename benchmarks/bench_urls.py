@@ -4,11 +4,10 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from experiments.models import Session
-from psyplatform.urls import urlpatterns as site
 
-handler400 = "psyplatform.error_views.bad_request"
-handler404 = "psyplatform.error_views.not_found"
-handler500 = "psyplatform.error_views.server_error"
+# The error handlers are looked up on the root URLconf, which this module replaces.
+from psyplatform.urls import handler400, handler404, handler500  # noqa: F401
+from psyplatform.urls import urlpatterns as site
 
 
 def bare(request: HttpRequest, session_id: int) -> JsonResponse:

@@ -48,8 +48,9 @@ django.setup()
 import timm  # noqa: E402
 import torch  # noqa: E402
 
+from stimuli.layers import layers_of_interest  # noqa: E402
 from stimuli.models import VisionModel  # noqa: E402
-from stimuli.networks import channel_counts, default_layers, load_network  # noqa: E402
+from stimuli.networks import load_network  # noqa: E402
 from stimuli.pools import SkimageCrops  # noqa: E402
 from stimuli.recording import loader_defaults, no_progress, record_activations  # noqa: E402
 from stimuli.sampling import sample_layer_channels, seeded_rng  # noqa: E402
@@ -183,7 +184,7 @@ def main() -> None:
     units = [
         UnitRef(layer, channel)
         for layer, channel in sample_layer_channels(
-            channel_counts(network, default_layers(network)), args.units, seeded_rng(0)
+            layers_of_interest(network.module, network.input_size), args.units, seeded_rng(0)
         )
     ]
     # Inputs for the raw forward: real crops, transformed once up front.

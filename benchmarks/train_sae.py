@@ -43,9 +43,10 @@ django.setup()
 
 import torch  # noqa: E402
 
+from stimuli.layers import layers_of_interest  # noqa: E402
 from stimuli.maps import MapRequest, record_maps  # noqa: E402
 from stimuli.models import VisionModel  # noqa: E402
-from stimuli.networks import Network, channel_counts, default_layers, load_network  # noqa: E402
+from stimuli.networks import Network, load_network  # noqa: E402
 from stimuli.pools import SkimageCrops  # noqa: E402
 from stimuli.recording import loader_defaults, record_activations  # noqa: E402
 from stimuli.sae import SaeConfig, normalisation, record_tokens, token_shape, train_sae  # noqa: E402
@@ -91,7 +92,7 @@ def main() -> None:
     units = [
         UnitRef(layer, channel)
         for layer, channel in sample_layer_channels(
-            channel_counts(network, default_layers(network)), args.units, seeded_rng(0)
+            layers_of_interest(network.module, network.input_size), args.units, seeded_rng(0)
         )
     ]
     config = SaeConfig(n_latents=args.latents, k=args.k, epochs=args.epochs, batch_size=1024)

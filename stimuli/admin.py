@@ -64,7 +64,7 @@ class VisionModelAdmin(admin.ModelAdmin[VisionModel]):
         from stimuli.networks import NetworkError, architecture_layers
 
         try:
-            family, layers, prefix_tokens = architecture_layers(model.timm_name)
+            family, layers, prefix_tokens, _modules = architecture_layers(model.timm_name)
         except (NetworkError, RuntimeError) as exc:
             return f"Cannot list the layers of {model.timm_name}: {exc}"
         chosen = set(model.layers)

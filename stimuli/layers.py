@@ -126,10 +126,9 @@ def rule_for(module: torch.nn.Module) -> LayerRule:
     )
 
 
-def output_channels(module: torch.nn.Module, names: list[str], input_size: tuple[int, ...]) -> dict[str, int]:
-    """Channels of each named module's output on one dummy image, for those whose output is a map
-    with more than one position (B, C, H, W) or a token sequence (B, tokens, C), in the order the
-    outputs are computed (a block after the layers inside it), which is their order in depth."""
+def output_shapes(module: torch.nn.Module, names: list[str], input_size: tuple[int, ...]) -> dict[str, torch.Size]:
+    """Each named module's output shape on one dummy image, in the order the outputs are computed
+    (a block after the layers inside it), which is their order in depth."""
     modules = dict(module.named_modules())
     shapes: dict[str, torch.Size] = {}
 
@@ -146,8 +145,14 @@ def output_channels(module: torch.nn.Module, names: list[str], input_size: tuple
     finally:
         for handle in handles:
             handle.remove()
+    return shapes
+
+
+def output_channels(module: torch.nn.Module, names: list[str], input_size: tuple[int, ...]) -> dict[str, int]:
+    """Channels of each named module's output on one dummy image, for those whose output is a map
+    with more than one position (B, C, H, W) or a token sequence (B, tokens, C), in depth order."""
     channels = {}
-    for name, shape in shapes.items():
+    for name, shape in output_shapes(module, names, input_size).items():
         if len(shape) == 4 and shape[2] * shape[3] > 1:
             channels[name] = int(shape[1])
         elif len(shape) == 3:

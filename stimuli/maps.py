@@ -38,7 +38,7 @@ import torch
 from stimuli.networks import Network, NetworkError, hooked
 from stimuli.pools import ImageSource
 from stimuli.recording import Progress, ProgressMarker, fingerprint, image_batches, no_progress
-from stimuli.resampling import Box
+from stimuli.resampling import Box, Framing
 from stimuli.storage import stored_box
 from stimuli.tokens import token_layout
 from stimuli.unitrefs import UnitRef
@@ -184,13 +184,19 @@ def on_stimulus(
     original_size is the pool image's (width, height) before any resizing;
     resize_to and size are the study's, as stimuli.storage stores the image.
     """
+    width, height = original_size
+    seen = map_framing(network)(width, height)
+    return resampled(activation_map, seen, stored_box(width, height, resize_to, size), size)
+
+
+def map_framing(network: Network) -> Framing:
+    """Which part of an original the network's maps span (Network.framing), for placing them on stimuli."""
     if network.framing is None:
         raise NetworkError(
             "The network's preprocessing is not a resize and centre crop, so its maps cannot be "
             "placed on the stored stimuli."
         )
-    width, height = original_size
-    return resampled(activation_map, network.framing(width, height), stored_box(width, height, resize_to, size), size)
+    return network.framing
 
 
 def resampled(activation_map: np.ndarray, seen: Box, shown: Box, size: int) -> np.ndarray:

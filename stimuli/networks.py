@@ -16,7 +16,7 @@ from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
 from stimuli.cpu_memory import reuse_freed_buffers
-from stimuli.layers import LayerRuleError, layers_of_interest, rule_for
+from stimuli.layers import LayerRuleError, layers_of_interest, output_shapes, rule_for
 from stimuli.models import VisionModel
 from stimuli.resampling import Framing, framing_of, torch_resampled, whole_image
 from stimuli.storage import resized_and_cropped, stored_box
@@ -136,30 +136,24 @@ def architectures() -> list[str]:
 
 
 def checked_layers(spec: VisionModel) -> list[str]:
-    """Build the network a VisionModel names, as rendering will, and return its layers of interest: the
+    """Load the network a VisionModel names, as rendering will, and return its layers of interest: the
     configured ones, each checked to exist, or those IMI's rule picks. Raises NetworkError saying what is wrong.
 
     Pretrained timm weights would be downloaded, which nothing here may do: for those only the architecture
-    is built (names and shapes do not depend on the weights); a checkpoint or the offline package is loaded
-    for real."""
-    if spec.timm_name not in timm.list_models():
+    is checked; a checkpoint or the offline package is loaded for real. The layers come from the
+    architecture either way (names and shapes do not depend on the weights)."""
+    if spec.timm_name not in architectures():
         raise NetworkError(f"{spec.timm_name!r} is not a timm architecture installed here.")
-    if spec.weights == VisionModel.Weights.PRETRAINED:
-        module = timm.create_model(spec.timm_name, pretrained=False)
-    else:
+    if spec.weights != VisionModel.Weights.PRETRAINED:
         try:
-            module = load_network(spec, torch.device("cpu")).module
+            load_network(spec, torch.device("cpu"))
         except OSError as exc:
             raise NetworkError(f"Cannot read the weights of {spec.name}: {exc}") from exc
-    config = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
-    try:
-        qualifying = list(layers_of_interest(module, tuple(config["input_size"])))
-    except LayerRuleError as exc:
-        raise NetworkError(str(exc)) from exc
+    architecture = architecture_layers(spec.timm_name)
+    qualifying = list(architecture.layers)
     if not spec.layers:
         return qualifying
-    names = dict(module.named_modules())
-    missing = [layer for layer in spec.layers if layer not in names]
+    missing = [layer for layer in spec.layers if layer not in architecture.modules]
     if missing:
         raise NetworkError(
             f"{spec.timm_name} has no layers {', '.join(missing)}; IMI's rule picks {', '.join(qualifying[:8])}"
@@ -212,31 +206,43 @@ def _renamed_by_position(
     return renamed
 
 
-def default_layers(network: Network) -> list[str]:
-    """IMI's layers of interest for the network's family (stimuli.layers), when none are configured."""
+def _layers_of_interest(module: torch.nn.Module, input_size: tuple[int, ...]) -> dict[str, int]:
     try:
-        return list(layers_of_interest(network.module, network.input_size))
+        return layers_of_interest(module, input_size)
     except LayerRuleError as exc:
         raise NetworkError(str(exc)) from exc
+
+
+def default_layers(network: Network) -> list[str]:
+    """IMI's layers of interest for the network's family (stimuli.layers), when none are configured."""
+    return list(_layers_of_interest(network.module, network.input_size))
 
 
 class ArchitectureLayers(NamedTuple):
     family: str  # the layer rule's (stimuli.layers)
     layers: dict[str, int]  # layers of interest and their output channels
     prefix_tokens: int  # tokens a transformer unit's mean leaves out (stimuli.tokens)
+    modules: frozenset[str]  # every module's name, for checking configured layers
 
 
 @functools.lru_cache(maxsize=8)
 def architecture_layers(timm_name: str) -> ArchitectureLayers:
-    """A timm architecture's layers of interest, from its random-weight build: names, channels and
-    tokens do not depend on the weights, so nothing is loaded."""
+    """A timm architecture's layers of interest, from its random-weight build at its own input size:
+    names, channels and tokens do not depend on the weights, so nothing is loaded."""
     module = timm.create_model(timm_name, pretrained=False)
     config = resolve_data_config({}, model=module)  # type: ignore[no-untyped-call]  # unannotated upstream
-    try:
-        layers = layers_of_interest(module, tuple(config["input_size"]))
-    except LayerRuleError as exc:
-        raise NetworkError(str(exc)) from exc
-    return ArchitectureLayers(rule_for(module).family, layers, token_layout(module).num_prefix_tokens)
+    layers = _layers_of_interest(module, tuple(config["input_size"]))
+    modules = frozenset(name for name, _ in module.named_modules())
+    return ArchitectureLayers(rule_for(module).family, layers, token_layout(module).num_prefix_tokens, modules)
+
+
+def _modules(module: torch.nn.Module, layers: list[str]) -> dict[str, torch.nn.Module]:
+    """The network's modules by name, once every one of `layers` is found among them."""
+    modules = dict(module.named_modules())
+    missing = [layer for layer in layers if layer not in modules]
+    if missing:
+        raise NetworkError(f"No such layers in the network: {', '.join(missing)}.")
+    return modules
 
 
 @contextmanager
@@ -244,10 +250,7 @@ def hooked(
     module: torch.nn.Module, layers: list[str], hook: Callable[[str, torch.Tensor], None]
 ) -> Iterator[None]:
     """Call hook(layer, output) on each layer's forward output while the block runs."""
-    modules = dict(module.named_modules())
-    missing = [layer for layer in layers if layer not in modules]
-    if missing:
-        raise NetworkError(f"No such layers in the network: {', '.join(missing)}.")
+    modules = _modules(module, layers)
     handles = [
         modules[layer].register_forward_hook(lambda _m, _i, out, layer=layer: hook(layer, out))
         for layer in layers
@@ -259,23 +262,22 @@ def hooked(
             handle.remove()
 
 
-def channel_axis_size(output: torch.Tensor) -> int:
+def layer_shapes(network: Network, layers: list[str]) -> dict[str, torch.Size]:
+    """Each layer's output shape, from one forward pass of a dummy image at the network's input size."""
+    _modules(network.module, layers)
+    return output_shapes(network.module, layers, network.input_size)
+
+
+def channel_axis_size(shape: torch.Size) -> int:
     """Channels of a layer output: (B, C, H, W) for CNNs, (B, tokens, C) for ViTs."""
-    if output.ndim == 4:
-        return output.shape[1]
-    if output.ndim == 3:
-        return output.shape[2]
-    raise NetworkError(f"Cannot find channels in a layer output of shape {tuple(output.shape)}.")
+    if len(shape) == 4:
+        return shape[1]
+    if len(shape) == 3:
+        return shape[2]
+    raise NetworkError(f"Cannot find channels in a layer output of shape {tuple(shape)}.")
 
 
 def channel_counts(network: Network, layers: list[str]) -> dict[str, int]:
     """Channels of each layer, from one forward pass of a dummy image."""
-    counts: dict[str, int] = {}
-
-    def record(layer: str, output: torch.Tensor) -> None:
-        counts[layer] = channel_axis_size(output)
-
-    dummy = torch.zeros((1, *network.input_size), dtype=torch.uint8)
-    with hooked(network.module, layers, record), torch.inference_mode():
-        network.module(network.inputs(dummy))
-    return {layer: counts[layer] for layer in layers}
+    shapes = layer_shapes(network, layers)
+    return {layer: channel_axis_size(shapes[layer]) for layer in layers}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,10 +48,13 @@ def loader_defaults(device: torch.device) -> tuple[int, int]:
     images/s, and no second copy of torch in memory. With Pillow's resampling,
     this was 0.78 to 0.83, against 0.56 and 0.58 with one and two decoding
     processes.
-    GPU: the forward pass is cheap, so decoding needs every spare core.
+    GPU: the forward pass is cheap, so decoding needs every spare core, unless
+    this process is daemonic (a Celery prefork worker's child), which may start
+    no processes: DataLoader would fail there, so it decodes in-process.
     """
     if device.type == "cuda":
-        return 128, max(1, min(8, (os.cpu_count() or 2) - 1))
+        workers = 0 if multiprocessing.current_process().daemon else max(1, min(8, (os.cpu_count() or 2) - 1))
+        return 128, workers
     return 16, 0
 
 

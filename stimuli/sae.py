@@ -40,12 +40,12 @@ import numpy as np
 import torch
 from django.core.files.storage import default_storage
 
-from stimuli.networks import Network, NetworkError, hooked
+from stimuli.networks import Network, NetworkError, hooked, layer_shapes
 from stimuli.pools import ImageSource
 from stimuli.recording import ActivationFile, Progress, fingerprint, image_batches, no_progress
 from stimuli.sampling import seeded_rng
 from stimuli.tokens import positions, token_layout
-from stimuli.unitrefs import UnitRef
+from stimuli.unitrefs import SAE_LATENT, UnitRef
 from stimuli.units import Reader, UnitError, UnitKind
 
 # Bumped whenever a change to this module changes what training produces.
@@ -246,7 +246,7 @@ def record_tokens(
         patches, _grid = positions(out, layout)
         captured.append(patches.reshape(-1, patches.shape[-1]).float().cpu())
 
-    loader = image_batches(network, source, keys[done:], batch_size, num_workers=0)
+    loader = image_batches(network, source, keys[done:], batch_size)
     with hooked(network.module, [layer], capture), torch.inference_mode():
         for images in loader:
             network.module(network.inputs(images))
@@ -258,16 +258,10 @@ def record_tokens(
 
 def token_shape(network: Network, layer: str) -> tuple[int, int]:
     """(positions per image, dimensions) of a layer, from one forward pass of a blank image."""
-    shapes: list[torch.Size] = []
-
-    def record(_: str, out: torch.Tensor) -> None:
-        patches, _grid = positions(out, token_layout(network.module))
-        shapes.append(patches.shape)
-
-    dummy = torch.zeros((1, *network.input_size), dtype=torch.uint8)
-    with hooked(network.module, [layer], record), torch.inference_mode():
-        network.module(network.inputs(dummy))
-    return int(shapes[0][1]), int(shapes[0][2])
+    shape = layer_shapes(network, [layer])[layer]
+    # Only the shape is needed: positions() of a tensor with no data (the meta device) gives it.
+    patches, _grid = positions(torch.empty(shape, device="meta"), token_layout(network.module))
+    return int(patches.shape[1]), int(patches.shape[2])
 
 
 def normalisation(tokens: np.ndarray, chunk: int = 65536) -> Normalisation:
@@ -516,7 +510,7 @@ class LatentReader(Reader):
 
 
 class LatentKind(UnitKind):
-    name = "sae_latent"
+    name = SAE_LATENT
 
     def reader(self, source: str, indices: Sequence[int], device: torch.device) -> Reader:
         sae = stored_sae(source, str(device))

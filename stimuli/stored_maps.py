@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stimuli.maps import MapRequest, record_maps, resampled
-from stimuli.networks import Network, NetworkError
+from stimuli.maps import MapRequest, map_framing, record_maps, resampled
+from stimuli.networks import Network
 from stimuli.pools import ImageSource
 from stimuli.storage import StimulusWriter
 from stimuli.units import UnitRef
@@ -31,18 +31,14 @@ def maps_on_stimuli(
     identity: str = "",
 ) -> list[np.ndarray]:
     """The unit's (size, size) float32 map on each stimulus, given as (pool row, disguised), in order."""
-    if network.framing is None:
-        raise NetworkError(
-            "The network's preprocessing is not a resize and centre crop, so its maps cannot be "
-            "placed on the stored stimuli."
-        )
+    framing = map_framing(network)  # before the map pass, which would be wasted
     keys = tuple(dict.fromkeys(writer.keys[row] for row, _ in stimuli))
     [unit_maps] = record_maps(network, source, [MapRequest(unit, keys)], directory, identity=identity)
     result = []
     for row, disguised in stimuli:
         key = writer.keys[row]
         box, mirrored = writer.shown(row, disguised)
-        seen = network.framing(*writer.sizes[row])
+        seen = framing(*writer.sizes[row])
         values = resampled(unit_maps.map_of(key), seen, box, writer.size)
         result.append(np.ascontiguousarray(values[:, ::-1]) if mirrored else values)
     return result

@@ -89,6 +89,6 @@ def test_each_family_gets_its_rule(timm_name, family):
 
 
 def test_an_architecture_lists_its_family_and_layers_without_loading_weights():
-    family, layers, prefix_tokens = architecture_layers("test_vit")
+    family, layers, prefix_tokens, _modules = architecture_layers("test_vit")
     assert family.startswith("ViT") and prefix_tokens == 1
     assert layers == {f"blocks.{i}.mlp.act": 192 for i in range(6)}

@@ -5,12 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from billiard.pool import Pool
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from stimuli.networks import Network
 from stimuli.pools import PoolError
-from stimuli.recording import record_activations
+from stimuli.recording import loader_defaults, record_activations
 from stimuli.unitrefs import UnitRef
 
 
@@ -154,3 +155,17 @@ def test_an_unreadable_image_stops_the_recording_naming_it_after_the_batches_bef
     with pytest.raises(PoolError, match="colour/13"):
         record(network, PoolWithABrokenImage(20), tmp_path / "a.npy")
     assert json.loads((tmp_path / "a.progress.json").read_text())["done"] == 8
+
+
+def _gpu_decoding_workers(_: object = None) -> int:
+    return loader_defaults(torch.device("cuda"))[1]
+
+
+def test_a_celery_prefork_child_decodes_gpu_batches_in_process():
+    """Its processes are daemonic: a DataLoader there with decoding processes fails to start them."""
+    pool = Pool(1)  # what Celery's prefork pool runs tasks in
+    try:
+        [in_child] = pool.map(_gpu_decoding_workers, [None])
+    finally:
+        pool.terminate()
+    assert in_child == 0 and _gpu_decoding_workers() >= 1

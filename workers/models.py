@@ -1,7 +1,15 @@
 """Job rows: what a background task is doing, so that the admin can show it."""
 
+from __future__ import annotations
+
+import math
+import time
+
 from django.db import models
 from django.utils import timezone
+
+# How often a running task's progress is written at most (one UPDATE of the job row each time).
+REPORT_EVERY_S = 1.0
 
 
 class Job(models.Model):
@@ -56,6 +64,10 @@ class Job(models.Model):
             self.message = message
         self.save(update_fields=["stage", "done", "total", "message", "updated_at", "stage_started_at"])
 
+    def reporter(self, every_s: float = REPORT_EVERY_S) -> ThrottledReport:
+        """report() for a task to call as often as it likes (SAE training calls it every step)."""
+        return ThrottledReport(self, every_s)
+
     @property
     def stage_label(self) -> str:
         """What the job is doing: its stage while it runs, and plainly done, failed or queued otherwise."""
@@ -74,3 +86,18 @@ class Job(models.Model):
         """Seconds left in the current stage at its rate so far."""
         rate = self.rate
         return (self.total - self.done) / rate if rate else None
+
+
+class ThrottledReport:
+    """Job.report that saves a new stage, a message and a stage's end at once, and otherwise at most once
+    every `every_s` seconds: a task's progress costs an UPDATE of its row, which per SAE training step
+    would cost more than the step."""
+
+    def __init__(self, job: Job, every_s: float) -> None:
+        self.job, self.every_s, self.last = job, every_s, -math.inf
+
+    def __call__(self, stage: str, done: int, total: int, message: str = "") -> None:
+        now = time.monotonic()
+        if stage != self.job.stage or message or done >= total or now - self.last >= self.every_s:
+            self.job.report(stage, done, total, message)
+            self.last = now

@@ -29,9 +29,7 @@ def start_rendering(study: Study) -> Job:
     see how it ended.
     """
     study.full_clean()
-    job = Job.objects.create(kind=Job.Kind.RENDER_STIMULI, study=study)
-    transaction.on_commit(lambda: _enqueue(job.pk))
-    return job
+    return _queued(Job.objects.create(kind=Job.Kind.RENDER_STIMULI, study=study))
 
 
 def start_training(sae: SparseAutoencoder) -> Job:
@@ -41,24 +39,25 @@ def start_training(sae: SparseAutoencoder) -> Job:
     continues the first's work, and one for a trained SAE finds it done.
     """
     sae.full_clean()
-    job = Job.objects.create(kind=Job.Kind.TRAIN_SAE, sae=sae)
-    transaction.on_commit(lambda: _enqueue(job.pk))
-    return job
+    return _queued(Job.objects.create(kind=Job.Kind.TRAIN_SAE, sae=sae))
 
 
 def start_summary(study: Study) -> Job:
     """Create a summarize Job (the protocol's unit statistics, e.g. nameability's agreement) and queue it once
     the transaction commits; like rendering, it runs in-process without REDIS_URL."""
-    job = Job.objects.create(kind=Job.Kind.SUMMARIZE, study=study)
-    transaction.on_commit(lambda: _enqueue(job.pk))
+    return _queued(Job.objects.create(kind=Job.Kind.SUMMARIZE, study=study))
+
+
+def _queued(job: Job) -> Job:
+    """The job, its task queued once the transaction commits."""
+    transaction.on_commit(lambda: _enqueue(job.pk, job.kind))
     return job
 
 
-def _enqueue(job_id: int) -> None:
+def _enqueue(job_id: int, kind: str) -> None:
     # Imported here because the task module imports this one.
     from workers.tasks import TASKS
 
-    kind = Job.objects.values_list("kind", flat=True).get(pk=job_id)
     try:
         TASKS[kind].delay(job_id)
     except Exception as exc:

@@ -24,6 +24,7 @@ TRANSIENT_ERRORS = (
 )
 MAX_RETRIES = 5
 
+
 def _run(task: Task, job_id: int, work: Callable[[Job], None]) -> None:
     """Run work(job) for a Job, retrying transient failures with backoff and recording how it ended."""
     job = services.mark_running(job_id)
@@ -50,7 +51,7 @@ def _render(job: Job) -> None:
 
     if job.study is None:
         raise ValueError(f"Job {job.pk} renders no study.")
-    render_study(job.study, progress=job.report)
+    render_study(job.study, progress=job.reporter())
 
 
 def _train(job: Job) -> None:
@@ -58,7 +59,7 @@ def _train(job: Job) -> None:
 
     if job.sae is None:
         raise ValueError(f"Job {job.pk} trains no SAE.")
-    train_autoencoder(job.sae, report=job.report)
+    train_autoencoder(job.sae, report=job.reporter())
 
 
 def _summarize(job: Job) -> None:
@@ -66,7 +67,7 @@ def _summarize(job: Job) -> None:
 
     if job.study is None:
         raise ValueError(f"Job {job.pk} summarizes no study.")
-    summarize_study(job.study, job.report)
+    summarize_study(job.study, job.reporter())
 
 
 @shared_task(bind=True, name="workers.tasks.render_stimuli", max_retries=MAX_RETRIES)
