@@ -508,6 +508,10 @@ class SessionTrial(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="+")
     phase = models.CharField(max_length=20, choices=Session.Phase.choices)
     attempt = models.PositiveIntegerField(default=1, help_text="Practice round number.")
+    # A round (a practice attempt, or the main block) is planned at once, so its trials' places are known
+    # then; stored, so that serving a trial needs no count over its round.
+    position = models.PositiveIntegerField(default=1, help_text="Its place in its round, from 1.")
+    round_length = models.PositiveIntegerField(default=1, help_text="How many trials its round has.")
     layout = models.JSONField(help_text="What the protocol shows where: image ids in display order.")
     key = models.JSONField(
         default=dict, blank=True, help_text="The protocol's answer key; never sent to the browser."

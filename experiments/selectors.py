@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.core.signals import setting_changed
-from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum, When
+from django.db.models import Case, Exists, Q, QuerySet, Sum, When
 from django.dispatch import receiver
 
 from experiments.models import (
@@ -26,9 +26,9 @@ from experiments.models import (
     Trial,
     TrialImage,
 )
-from experiments.planning import WITH_IMAGES, practice_trials, shown_images
+from experiments.planning import practice_trials, shown_images_of
 from experiments.recruiters import recruiter_for
-from protocols.base import DesignError
+from protocols.base import DesignError, ShownImage
 from stimuli.models import StimulusImage
 from stimuli.pools import PoolError, open_pool
 
@@ -56,8 +56,8 @@ class Upcoming:
 
     current: SessionTrial | None
     ahead: list[SessionTrial]
-    position: int = 0  # the current trial's place in its round, from 1 (with positions=True)
-    of: int = 0  # its round's length (with positions=True)
+    position: int = 0  # the current trial's place in its round, from 1
+    of: int = 0  # its round's length
     replayed: bool | None = False  # the session has an answer with this client_id (with replay_of; None: not known)
 
     @property
@@ -65,36 +65,22 @@ class Upcoming:
         return self.ahead[0] if self.ahead else None
 
 
-def _round_count(**index: Any) -> Subquery:
-    """How many trials of the outer trial's round (session, phase, attempt) match `index` lookups."""
-    rows = SessionTrial.objects.filter(
-        session=OuterRef("session"), phase=OuterRef("phase"), attempt=OuterRef("attempt"), **index
-    )
-    return Subquery(rows.order_by().values("session").annotate(n=Count("pk")).values("n"))
-
-
-def upcoming(
-    session: Session, positions: bool = False, replay_of: uuid.UUID | None = None, ahead: int = 1
-) -> Upcoming:
-    """The current trial and up to `ahead` after it in one query; with positions, the current one's place in
-    its round, and with replay_of, whether the session has an answer with that client_id, in the same query.
-    With no trial left the replay is not known (replayed None)."""
+def upcoming(session: Session, replay_of: uuid.UUID | None = None, ahead: int = 1) -> Upcoming:
+    """The current trial and up to `ahead` after it in one query, with the current one's place in its round;
+    with replay_of, whether the session has an answer with that client_id, in the same query. With no trial
+    left the replay is not known (replayed None)."""
     rows = SessionTrial.objects.filter(session=session, response__isnull=True).order_by("index")
-    if positions:
-        rows = rows.annotate(
-            round_position=_round_count(index__lte=OuterRef("index")), round_length=_round_count()
-        )
     if replay_of is not None:
         rows = rows.annotate(replayed=Exists(Response.objects.filter(session=session, client_id=replay_of)))
-    found: list[Any] = list(rows[: 1 + ahead])  # SessionTrial rows, with the annotations asked for
+    found: list[Any] = list(rows[: 1 + ahead])  # SessionTrial rows, with the annotation asked for
     if not found:
         return Upcoming(None, [], replayed=None if replay_of is not None else False)
     current = found[0]
     return Upcoming(
         current,
         found[1:],
-        current.round_position if positions else 0,
-        current.round_length if positions else 0,
+        current.position,
+        current.round_length,
         bool(current.replayed) if replay_of is not None else False,
     )
 
@@ -237,7 +223,6 @@ def sample_screen(study: Study) -> dict[str, Any] | None:
     task (no session, so nothing of the main block); None before the study is rendered."""
     trial = (
         practice_trials(study)
-        .prefetch_related(WITH_IMAGES)
         .order_by(Case(When(practice_level=Trial.PracticeLevel.OBVIOUS, then=0), default=1), "unit_id", "batch")
         .first()
     )
@@ -255,22 +240,21 @@ class TrialScreen:
     key: dict[str, Any]
 
 
-def trial_screen(study: Study, trial: Trial) -> TrialScreen:
-    """Laid out with the study's seed, so that the same trial always looks the same here."""
+def trial_screen(study: Study, trial: Trial, images: list[ShownImage] | None = None) -> TrialScreen:
+    """Laid out with the study's seed, so that the same trial always looks the same here; images are the
+    trial's (shown_images_of), read here if not given."""
     protocol, params = study.protocol_plugin, study.protocol_params
-    layout = protocol.layout(shown_images(trial), trial.content, params, random.Random(study.seed))
+    shown = shown_images_of([trial])[trial.pk] if images is None else images
+    layout = protocol.layout(shown, trial.content, params, random.Random(study.seed))
     payload = protocol.payload(layout.display, image_urls(protocol.image_ids(layout.display)), params)
     return TrialScreen(trial, payload, layout.key)
 
 
 def unit_gallery(study_unit: StudyUnit) -> list[TrialScreen]:
     """Every rendered trial of a study's unit (practice, main and catch), in kind and batch order."""
-    trials = (
-        Trial.objects.filter(study=study_unit.study, unit=study_unit.unit)
-        .prefetch_related(WITH_IMAGES)  # a layout reads each image's size
-        .order_by("kind", "batch")
-    )
-    return [trial_screen(study_unit.study, trial) for trial in trials]
+    trials = list(Trial.objects.filter(study=study_unit.study, unit=study_unit.unit).order_by("kind", "batch"))
+    images = shown_images_of(trials)
+    return [trial_screen(study_unit.study, trial, images[trial.pk]) for trial in trials]
 
 
 @dataclass(frozen=True)

@@ -58,10 +58,11 @@ def record_event(session: Session, type_: str, payload: dict[str, Any], address:
 
 def serve_trial(session: Session) -> dict[str, Any]:
     """The current trial's payload, noting when it was sent: the answer lock counts from then."""
-    trials = upcoming(session, positions=True, ahead=trials_ahead(session))
+    trials = upcoming(session, ahead=trials_ahead(session))
     if trials.current is not None:
         trials.current.served_at = timezone.now()
-        trials.current.save(update_fields=["served_at"])
+        # An UPDATE by key rather than save(): this runs on every trial fetch.
+        SessionTrial.objects.filter(pk=trials.current.pk).update(served_at=trials.current.served_at)
     return trial_payload(session, trials)
 
 

@@ -286,7 +286,7 @@ class Protocol(ABC, Generic[P]):
 
     def params(self, data: Mapping[str, Any] | None) -> P:
         """Validated parameters from a study's stored JSON (raises ParamsError)."""
-        return self.params_class.from_json(data)
+        return self.params_class.from_stored(data)
 
     def prompt(self, params: P) -> str:
         """The question shown above every trial."""

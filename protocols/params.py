@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -33,6 +34,10 @@ def param(default: T, form_field: forms.Field) -> T:
     form_field.required = not isinstance(form_field, forms.BooleanField)
     result: T = dataclasses.field(default=default, metadata={FORM_FIELD: form_field})
     return result
+
+
+_VALIDATED: dict[tuple[type[Params], str], Params] = {}
+_VALIDATED_KEPT = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +73,21 @@ class Params:
         params = cls(**form.cleaned_data)
         params.validate()
         return params
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any] | None) -> Self:
+        """from_json, remembered per distinct stored value: a study's parameters are read on every
+        participant call, and validating them through the form fields costs more than the call's queries.
+        Parameters are frozen, so one validated instance can serve every request."""
+        key = (cls, json.dumps(data or {}, sort_keys=True))
+        found = _VALIDATED.get(key)
+        if found is None:
+            if len(_VALIDATED) >= _VALIDATED_KEPT:
+                _VALIDATED.clear()
+            # A ParamsError is raised, not remembered, so parameters once mended are read afresh.
+            found = _VALIDATED[key] = cls.from_json(data)
+        assert isinstance(found, cls)
+        return found
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -62,3 +62,30 @@ def test_two_afc_rows_are_carried_into_the_protocol_shape():
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_trials_planned_before_round_positions_are_numbered_within_their_round():
+    old = migrate([("experiments", "0015_study_hand_picked_trials")])
+    try:
+        model = old.get_model("stimuli", "VisionModel").objects.create(name="m", timm_name="resnet18")
+        pool = old.get_model("stimuli", "ImagePool").objects.create(name="p", source="skimage_crops")
+        unit = old.get_model("stimuli", "Unit").objects.create(model=model, layer="layer1", channel=3)
+        study = old.get_model("experiments", "Study").objects.create(slug="old", name="old", model=model, image_pool=pool)
+        trial = old.get_model("experiments", "Trial").objects.create(study=study, unit=unit, kind="main", batch=0)
+        session = old.get_model("experiments", "Session").objects.create(
+            study=study, source="local", pseudonym="x", participant_id="p", token="t", seed=1,
+            created_at=timezone.now(), last_seen_at=timezone.now(),
+        )
+        rounds = [("practice", 1)] * 2 + [("practice", 2)] * 2 + [("main", 1)] * 3
+        for index, (phase, attempt) in enumerate(rounds):
+            old.get_model("experiments", "SessionTrial").objects.create(
+                session=session, index=index, trial=trial, phase=phase, attempt=attempt, layout={}
+            )
+
+        new = migrate([("experiments", "0016_sessiontrial_round_position")])
+        planned = new.get_model("experiments", "SessionTrial").objects.order_by("index")
+        assert [(t.position, t.round_length) for t in planned] == [(1, 2), (2, 2), (1, 2), (2, 2), (1, 3), (2, 3), (3, 3)]
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
