@@ -7,7 +7,9 @@ the published value (docs/protocols.md).
 
 from __future__ import annotations
 
+import copy
 import secrets
+import time
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -22,6 +24,29 @@ from protocols import DEFAULT_PROTOCOL, NotImplementedProtocol, base, condition_
 from protocols.base import Design, Protocol
 from protocols.params import Params, ParamsError
 from stimuli.models import ImagePool, KeptMap, SparseAutoencoder, StimulusImage, Unit, VisionModel
+
+# Studies as participant calls read them, by id: every call needs its study's settings, and reading its
+# ~60 columns costs more than the rest of a trial fetch. A process keeps each for at most this long; a save,
+# update or delete in the process forgets them at once, so another process sees a researcher's change within
+# this time, and this process (the admin's, a test's) at once.
+STUDY_CACHE_S = 2.0
+_CACHED_STUDIES: dict[int, tuple[float, Study]] = {}
+
+
+def forget_cached_studies() -> None:
+    _CACHED_STUDIES.clear()
+
+
+class StudyQuerySet(models.QuerySet["Study"]):
+    def update(self, **kwargs: Any) -> int:
+        updated = super().update(**kwargs)
+        forget_cached_studies()
+        return updated
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        deleted = super().delete()
+        forget_cached_studies()
+        return deleted
 
 
 class Study(models.Model):
@@ -224,11 +249,23 @@ class Study(models.Model):
         "n_practice_trials", "lock_ms", "feedback_delay_ms", "feedback_ms", "main_feedback", "derived_from",
     )
 
+    objects = StudyQuerySet.as_manager()
+
     class Meta:
         verbose_name_plural = "studies"
 
     def __str__(self) -> str:
         return self.slug
+
+    @classmethod
+    def cached(cls, pk: int) -> Study:
+        """The study as this process read it at most STUDY_CACHE_S ago: a copy, so that what a caller
+        changes on it stays the caller's."""
+        now = time.monotonic()
+        found = _CACHED_STUDIES.get(pk)
+        if found is None or now - found[0] > STUDY_CACHE_S:
+            found = _CACHED_STUDIES[pk] = (now, cls.objects.get(pk=pk))
+        return copy.copy(found[1])
 
     @property
     def has_stimuli(self) -> bool:
@@ -276,6 +313,12 @@ class Study(models.Model):
         if not self.completion_code:
             self.completion_code = secrets.token_hex(4).upper()
         super().save(*args, **kwargs)
+        forget_cached_studies()
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        deleted = super().delete(*args, **kwargs)
+        forget_cached_studies()
+        return deleted
 
     @property
     def protocol_plugin(self) -> Protocol[Any]:

@@ -10,7 +10,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from experiments.models import Session
+from experiments.models import Session, Study
 
 
 class SessionTokenAuthentication(BaseAuthentication):
@@ -23,9 +23,10 @@ class SessionTokenAuthentication(BaseAuthentication):
         if header[0].decode(errors="replace") != self.keyword or len(header) != 2:
             raise exceptions.AuthenticationFailed("Use the header 'Authorization: Bearer <token>'.")
         token = header[1].decode(errors="replace")
-        session = Session.objects.select_related("study").filter(token=token).first()
+        session = Session.objects.filter(token=token).first()
         if session is None:
             raise exceptions.AuthenticationFailed("Invalid session token.")
+        session.study = Study.cached(session.study_id)
         return None, session
 
     def authenticate_header(self, request: Request) -> str:
