@@ -66,7 +66,7 @@ def test_two_afc_rows_are_carried_into_the_protocol_shape():
 
 @pytest.mark.django_db(transaction=True)
 def test_trials_planned_before_round_positions_are_numbered_within_their_round():
-    old = migrate([("experiments", "0015_study_hand_picked_trials")])
+    old = migrate([("experiments", "0016_size_calibration_and_window_pauses")])
     try:
         model = old.get_model("stimuli", "VisionModel").objects.create(name="m", timm_name="resnet18")
         pool = old.get_model("stimuli", "ImagePool").objects.create(name="p", source="skimage_crops")
@@ -83,7 +83,7 @@ def test_trials_planned_before_round_positions_are_numbered_within_their_round()
                 session=session, index=index, trial=trial, phase=phase, attempt=attempt, layout={}
             )
 
-        new = migrate([("experiments", "0016_sessiontrial_round_position")])
+        new = migrate([("experiments", "0017_sessiontrial_round_position")])
         planned = new.get_model("experiments", "SessionTrial").objects.order_by("index")
         assert [(t.position, t.round_length) for t in planned] == [(1, 2), (2, 2), (1, 2), (2, 2), (1, 3), (2, 3), (3, 3)]
     finally:

@@ -19,7 +19,7 @@ def number_rounds(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("experiments", "0015_study_hand_picked_trials"),
+        ("experiments", "0016_size_calibration_and_window_pauses"),
     ]
 
     operations = [
