@@ -148,7 +148,7 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             {
                 "fields": (
                     "devices", "min_window_width", "min_window_height", "offer_fullscreen", "enforce_instruction_time",
-                    "preload_trials",
+                    "preload_trials", "calibrate_size", "image_size_mm",
                 )
             },
         ),

@@ -215,6 +215,17 @@ class Study(models.Model):
     preload_trials = models.PositiveIntegerField(
         default=3, help_text="Trials whose images the page loads ahead of the one on screen."
     )
+    calibrate_size = models.BooleanField(
+        default=False,
+        help_text="After consent the participant matches an outline to a bank card held against the screen (the "
+        "virtual chinrest's card method), and the images are then shown at image_size_mm on that screen.",
+    )
+    image_size_mm = models.FloatField(
+        default=30,
+        validators=[MinValueValidator(5), MaxValueValidator(300)],
+        help_text="With calibrate_size: the side in millimetres of each unit image (a reference or exemplar cell; "
+        "the protocol's other images keep their proportion to it). A window it does not fit is asked to grow.",
+    )
     researcher = models.CharField(max_length=200, blank=True, help_text="Shown on the consent page.")
     institution = models.CharField(max_length=200, blank=True)
     contact = models.CharField(max_length=200, blank=True, help_text="An e-mail address for questions.")
@@ -247,6 +258,7 @@ class Study(models.Model):
         "max_latent_frequency", "pooling", "trials_per_unit",
         "batches_used", "image_size", "resize_to", "ranking_crop", "n_main_trials", "n_catch_trials",
         "n_practice_trials", "lock_ms", "feedback_delay_ms", "feedback_ms", "main_feedback", "derived_from",
+        "calibrate_size", "image_size_mm",
     )
 
     objects = StudyQuerySet.as_manager()
@@ -470,6 +482,12 @@ class TrialImage(models.Model):
         ordering = ["trial", "role", "rank"]
 
 
+# CSS pixels per millimetre a size calibration may find: 1.5 is a 940 px window 63 cm wide (a television), 15 a
+# browser zoomed out to a third on a fine laptop screen; the nominal CSS pixel (1/96 inch) is 3.78.
+MIN_PX_PER_MM = 1.5
+MAX_PX_PER_MM = 15.0
+
+
 class Session(models.Model):
     """One participant's run through a study."""
 
@@ -511,6 +529,10 @@ class Session(models.Model):
         default=False, help_text="Started from a link the platform signed: exempt from per-address limits."
     )
     completion_code = models.CharField(max_length=32, blank=True, help_text="Given to this session at completion.")
+    px_per_mm = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(MIN_PX_PER_MM), MaxValueValidator(MAX_PX_PER_MM)],
+        help_text="CSS pixels per millimetre of the participant's screen, from the size calibration (blank: none).",
+    )
 
     class Meta:
         constraints = [
@@ -622,6 +644,8 @@ class Event(models.Model):
         INSTRUCTIONS_END = "instructions_end", "instructions end"
         BLUR = "blur", "window lost focus"
         FOCUS = "focus", "window got focus"
+        WINDOW_PAUSE = "window_pause", "trial paused: the window became too small"
+        WINDOW_RESUME = "window_resume", "trial resumed: the window is large enough again"
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=40, choices=Type.choices)

@@ -15,6 +15,8 @@ from django.db.models import Case, Exists, Q, QuerySet, Sum, When
 from django.dispatch import receiver
 
 from experiments.models import (
+    MAX_PX_PER_MM,
+    MIN_PX_PER_MM,
     Event,
     Response,
     Session,
@@ -101,6 +103,18 @@ def session_stage(session: Session) -> str:
     return Stage.FEEDBACK
 
 
+def calibration_state(session: Session) -> dict[str, Any] | None:
+    """The size the page shows the images at, and the screen's scale once the participant calibrated it."""
+    if not session.study.calibrate_size:
+        return None
+    return {
+        "image_size_mm": session.study.image_size_mm,
+        "px_per_mm": session.px_per_mm,
+        "min_px_per_mm": MIN_PX_PER_MM,
+        "max_px_per_mm": MAX_PX_PER_MM,
+    }
+
+
 def session_state(session: Session) -> dict[str, Any]:
     """What the participant page needs to pick its screen after a (re)load."""
     study = session.study
@@ -123,6 +137,7 @@ def session_state(session: Session) -> dict[str, Any]:
             "feedback_delay_ms": study.feedback_delay_ms,
             "feedback_ms": study.feedback_ms,
         },
+        "calibration": calibration_state(session),
     }
     if stage == Stage.DONE:
         state["hand_back"] = recruiter_for(session.source).hand_back(session)
@@ -356,6 +371,8 @@ def study_terms(study: Study) -> StudyTerms:
     ]
     if study.devices == Study.Devices.DESKTOP:
         requirements.insert(0, "A desktop or laptop computer with a keyboard: phones and tablets are not supported.")
+    if study.calibrate_size:
+        requirements.append("A card of bank-card size (a credit, debit or ID card) to measure the screen with.")
     rules = [
         f"The instructions read for at least {study.min_instruction_s:g} seconds.",
         f"The practice passed within {study.max_practice_attempts} rounds.",

@@ -56,6 +56,26 @@ def record_event(session: Session, type_: str, payload: dict[str, Any], address:
     return event
 
 
+def calibrate_size(session: Session, px_per_mm: float) -> float:
+    """Store the screen's scale the participant's size calibration found (the range is the serializer's).
+
+    Once only: every answer of a session is shown at one scale, which its geometry then carries. The same value
+    again is the page retrying a call whose reply it lost."""
+    resumable(session)
+    if not session.study.calibrate_size:
+        raise WrongStage("This study does not calibrate the screen's size.")
+    if session.consented_at is None:
+        raise WrongStage("Please give your consent first.")
+    with transaction.atomic():
+        session = Session.objects.select_for_update().get(pk=session.pk)
+        if session.px_per_mm is not None and session.px_per_mm != px_per_mm:
+            raise WrongStage("This session's screen size was calibrated already.")
+        session.px_per_mm = px_per_mm
+        session.last_seen_at = timezone.now()
+        session.save(update_fields=["px_per_mm", "last_seen_at"])
+    return px_per_mm
+
+
 def serve_trial(session: Session) -> dict[str, Any]:
     """The current trial's payload, noting when it was sent: the answer lock counts from then."""
     trials = upcoming(session, ahead=trials_ahead(session))
@@ -177,7 +197,7 @@ def answer_trial(
             server_ms=server_ms,
             correct=verdict.correct,
             score=verdict.score,
-            geometry=geometry or {},
+            geometry=_with_scale(geometry or {}, session),
             details=verdict.details,
             created_at=now,
         )
@@ -192,6 +212,15 @@ def answer_trial(
         elif result.practice is not None:
             plan_practice_round(session)
         return result, True
+
+
+def _with_scale(geometry: dict[str, Any], session: Session) -> dict[str, Any]:
+    """The browser's geometry with the screen scale the page drew the trial at: the session's calibrated one,
+    never the browser's word for it (none where the session has no calibration)."""
+    shown = {key: value for key, value in geometry.items() if key != "px_per_mm"}
+    if session.px_per_mm is not None:
+        shown["px_per_mm"] = session.px_per_mm
+    return shown
 
 
 def decline_session(session: Session) -> None:

@@ -18,6 +18,17 @@ def test_a_study_can_be_created_with_protocol_defaults(admin_client, study):
     assert b'name="min_instruction_s" value="15' in response.content
 
 
+def test_a_new_study_offers_the_size_calibration_off_at_30_mm(admin_client, db):
+    response = admin_client.get("/admin/experiments/study/add/")
+    assert b'name="calibrate_size"' in response.content and b'name="image_size_mm" value="30' in response.content
+    assert response.context["adminform"].form["calibrate_size"].value() is False
+
+
+def test_once_rendered_the_size_calibration_is_fixed(admin_client, study):
+    form = admin_client.get(f"/admin/experiments/study/{study.pk}/change/").context["adminform"].form
+    assert form.fields["calibrate_size"].disabled and form.fields["image_size_mm"].disabled
+
+
 def test_opening_a_study_without_stimuli_is_refused(admin_client, study):
     Study.objects.filter(pk=study.pk).update(status=Study.Status.DRAFT)
     response = admin_client.post(

@@ -12,11 +12,12 @@ from django.core.management.base import CommandError
 from experiments.export.responses import columns as export_columns
 from experiments.export.responses import responses_table
 from experiments.models import Study
-from tests.conftest import GEOMETRY
+from tests.builders import build_2afc_study
+from tests.conftest import GEOMETRY, Participant
 
 GEOMETRY_COLUMNS = (
     "window_width", "window_height", "screen_width", "screen_height", "device_pixel_ratio", "zoom", "fullscreen",
-    "image_css_px_min", "image_css_px_max", "image_device_px_min", "image_device_px_max", "user_agent",
+    "image_css_px_min", "image_css_px_max", "image_device_px_min", "image_device_px_max", "px_per_mm", "user_agent",
 )
 
 
@@ -58,14 +59,25 @@ def test_rows_carry_the_display_geometry_the_browser_reported(completed):
         "window_width": 1440, "window_height": 900, "screen_width": 1440, "screen_height": 900,
         "device_pixel_ratio": 2.0, "zoom": 1.0, "fullscreen": False, "image_css_px_min": 150.5,
         "image_css_px_max": 180.0, "image_device_px_min": 301.0, "image_device_px_max": 360.0,
-        "user_agent": GEOMETRY["user_agent"],
+        "px_per_mm": None, "user_agent": GEOMETRY["user_agent"],
     }
+
+
+def test_rows_carry_the_screen_scale_of_a_calibrated_session(db):
+    participant = Participant(build_2afc_study(n_units=4, n_main_trials=2, n_catch_trials=1, calibrate_size=True))
+    participant.take_part()
+    participant.client.post(participant.url("/calibration"), {"px_per_mm": 3.6215}, format="json")
+    participant.event("instructions_start")
+    participant.event("instructions_end")
+    participant.answer_current()
+    row = next(responses_table([participant.study]).records())
+    assert row["px_per_mm"] == 3.6215
 
 
 def test_the_geometry_columns_are_typed(db):
     types = dict(export_columns([]))
-    assert [types[name] for name in ("window_width", "device_pixel_ratio", "fullscreen", "user_agent")] == [
-        "int", "float", "bool", "str"
+    assert [types[name] for name in ("window_width", "device_pixel_ratio", "fullscreen", "user_agent", "px_per_mm")] == [
+        "int", "float", "bool", "str", "float"
     ]
 
 

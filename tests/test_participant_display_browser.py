@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from experiments.export.responses import responses_table
 from experiments.models import Event, Response, Session, SessionTrial, Study
 from experiments.selectors import image_urls
 from tests.builders import build_2afc_study
@@ -269,3 +270,125 @@ def test_declining_ends_without_a_session(live_server, chromium):
     expect(page.locator("#screen-declined")).to_be_visible()
     assert not Session.objects.filter(study=study).exists()
     assert not Event.objects.filter(session__study=study).exists()
+
+
+def calibrated_page(chromium, live_server, study: Study, participant: str, viewport: dict | None = None):
+    """A page past consent and a size calibration matched at 317 CSS pixels (the outline starts at 324, the
+    nominal CSS pixel's card: seven presses of the left arrow), on the instructions."""
+    from playwright.sync_api import expect
+
+    page = chromium.new_page(viewport=viewport or {"width": 1280, "height": 720})
+    page.goto(link(live_server, study, participant))
+    page.click("#consent-agree")
+    card = page.locator("#calibration-card")
+    expect(card).to_be_visible()
+    assert card.evaluate("e => e.getBoundingClientRect().width") == 324
+    for _ in range(7):
+        page.keyboard.press("ArrowLeft")
+    assert card.evaluate("e => e.getBoundingClientRect().width") == 317
+    page.click("#calibration-confirm")
+    page.locator("#screen-instructions").wait_for()
+    return page
+
+
+def test_the_card_outline_follows_the_slider_and_the_arrow_keys(live_server, chromium):
+    from playwright.sync_api import expect
+
+    study = small_study(calibrate_size=True)
+    page = chromium.new_page(viewport={"width": 1280, "height": 720})
+    page.goto(link(live_server, study, "card-1"))
+    page.click("#consent-agree")
+    card = page.locator("#calibration-card")
+    expect(card).to_be_visible()
+    page.locator("#calibration-slider").fill("300")
+    assert card.evaluate("e => [e.getBoundingClientRect().width, e.getBoundingClientRect().height]") == [
+        300, pytest.approx(300 * 53.98 / 85.6, abs=1 / 32)  # layout rounds to 1/64 px
+    ]
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("ArrowUp")
+    assert page.locator("#calibration-slider").input_value() == "311"
+    assert card.evaluate("e => e.getBoundingClientRect().width") == 311
+
+
+def test_a_calibrated_study_shows_its_images_at_the_set_millimetres(live_server, chromium):
+    from playwright.sync_api import expect
+
+    study = small_study(calibrate_size=True, image_size_mm=30)
+    page = calibrated_page(chromium, live_server, study, "mm-1")
+    session = Session.objects.get(study=study)
+    assert session.px_per_mm == round(317 / 85.6, 4)
+    start_practice(page)
+    assert wait_ready(page)["screen"] == "trial"
+    widths = page.locator("#trial-display .grid img").evaluate_all("els => els.map(e => e.getBoundingClientRect().width)")
+    assert len(widths) == 18
+    assert all(width == pytest.approx(30 * session.px_per_mm, abs=1) for width in widths)
+
+    index = current_index(page)
+    page.keyboard.press("1")
+    expect(page.locator("#trial-continue")).to_be_visible()
+    geometry = Response.objects.get(session=session, session_trial__index=index).geometry
+    assert geometry["px_per_mm"] == session.px_per_mm
+    row = next(responses_table([study]).records())
+    assert row["px_per_mm"] == session.px_per_mm
+
+
+def test_images_too_large_for_the_window_ask_for_a_larger_one(live_server, chromium):
+    from playwright.sync_api import expect
+
+    study = small_study(calibrate_size=True, image_size_mm=60)
+    page = calibrated_page(chromium, live_server, study, "large-1")
+    start_practice(page)
+    message = page.locator("#screen-window")
+    expect(message).to_be_visible()
+    expect(page.locator("#window-images")).to_contain_text("60 mm")
+    page.keyboard.press("1")
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    expect(message).to_be_hidden()
+    assert wait_ready(page)["screen"] == "trial"
+    assert not Response.objects.filter(session__study=study).exists()
+    pause = Event.objects.get(session__study=study, type=Event.Type.WINDOW_PAUSE)
+    assert pause.payload["reason"] == "image_size"
+
+
+def test_a_window_shrunk_mid_trial_pauses_the_trial_until_it_is_restored(live_server, chromium):
+    from playwright.sync_api import expect
+
+    study = small_study(lock_ms=1500, min_window_width=940, min_window_height=600)
+    page = consented(chromium, live_server, study, "shrink-1")
+    start_practice(page)
+    assert wait_ready(page)["screen"] == "trial"
+    index = current_index(page)
+    button = page.locator(".choice[data-choice='0'][data-confidence='2']")
+
+    def click_where_the_button_is() -> None:
+        box = button.bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+    page.set_viewport_size({"width": 900, "height": 560})
+    expect(page.locator("#screen-window")).to_be_visible()
+    expect(page.locator("#window-paused")).to_be_visible()
+    page.keyboard.press("1")
+    click_where_the_button_is()
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.psyplatform.state().mode") == "ready"
+    assert not Response.objects.filter(session__study=study).exists()
+
+    page.set_viewport_size({"width": 1280, "height": 720})
+    expect(page.locator("#screen-window")).to_be_hidden()
+    restored = page.evaluate("performance.now()")
+    # The lock starts again: the live buttons and the keys do nothing until it is over.
+    assert page.evaluate("window.psyplatform.state().mode") == "locked"
+    click_where_the_button_is()
+    page.keyboard.press("q")
+    wait_ready(page)
+    assert page.evaluate("performance.now()") - restored >= 1400
+    assert not Response.objects.filter(session__study=study).exists()
+    click_where_the_button_is()
+    expect(page.locator("#trial-continue")).to_be_visible()
+    answer = Response.objects.get(session__study=study)
+    assert (answer.session_trial.index, answer.answer["choice"], answer.answer["confidence"]) == (index, 0, 2)
+    events = {e.type: e.payload for e in Event.objects.filter(session__study=study, type__startswith="window_")}
+    assert events["window_pause"]["index"] == events["window_resume"]["index"] == index
+    assert events["window_pause"]["reason"] == "min_window"
+    assert (events["window_pause"]["window_width"], events["window_pause"]["window_height"]) == (900, 560)
+    assert events["window_resume"]["paused_ms"] >= 300

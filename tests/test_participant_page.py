@@ -135,3 +135,12 @@ def test_the_page_states_the_studys_window_and_device_requirements(client, db):
     study = build_2afc_study(min_window_width=1000, min_window_height=650, devices="any")
     page = client.get(f"/s/{study.slug}/?participant=p1").content.decode()
     assert 'data-devices="any" data-min-width="1000"' in page and 'data-min-height="650"' in page
+
+
+def test_an_mturk_preview_of_a_calibrated_study_asks_for_a_card(client, db):
+    plain = preview_section(client.get(f"/s/{build_2afc_study(recruiter='mturk').slug}/{PREVIEW}").content.decode())
+    study = build_2afc_study(recruiter="mturk", calibrate_size=True, image_size_mm=42.5)
+    page = client.get(f"/s/{study.slug}/{PREVIEW}").content.decode()
+    assert "A card of bank-card size" in preview_section(page) and "bank-card size" not in plain
+    # The window message names the millimetres the images are shown at.
+    assert "(42.5 mm, from the card you matched)" in " ".join(page.split())

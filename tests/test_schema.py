@@ -17,6 +17,7 @@ def test_the_schema_documents_every_participant_call(client, db):
         "/api/v1/sessions/{session_id}/trial",
         "/api/v1/sessions/{session_id}/responses",
         "/api/v1/sessions/{session_id}/events",
+        "/api/v1/sessions/{session_id}/calibration",
         "/api/v1/sessions/{session_id}/complete",
         "/api/v1/sessions/{session_id}/decline",
     }
@@ -30,7 +31,10 @@ def test_the_schema_declares_bearer_tokens(client, db):
 def request_serializers() -> list[type[serializers.Serializer]]:
     """The bodies the API reads, as the schema describes them: the answer has one variant per protocol that was
     registered when the process first made the schema."""
-    return [s.SessionStartSerializer, s.EventSerializer, s.CompleteSerializer, *s.ANSWER_SCHEMA.serializers]
+    return [
+        s.SessionStartSerializer, s.EventSerializer, s.CalibrationSerializer, s.CompleteSerializer,
+        *s.ANSWER_SCHEMA.serializers,
+    ]
 
 
 def component_name(serializer: type[serializers.Serializer]) -> str:

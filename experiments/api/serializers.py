@@ -10,7 +10,7 @@ from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 import protocols
-from experiments.models import Event
+from experiments.models import MAX_PX_PER_MM, MIN_PX_PER_MM, Event
 from experiments.recruiters import recruiter_choices, registered
 
 MAX_PAYLOAD_BYTES = 4096
@@ -39,6 +39,15 @@ class TimingSerializer(serializers.Serializer):
     feedback_ms = serializers.IntegerField()
 
 
+class CalibrationStateSerializer(serializers.Serializer):
+    image_size_mm = serializers.FloatField(help_text="The side each unit image is shown at, in millimetres.")
+    px_per_mm = serializers.FloatField(
+        allow_null=True, help_text="CSS pixels per millimetre of the session's screen; null until calibrated."
+    )
+    min_px_per_mm = serializers.FloatField()
+    max_px_per_mm = serializers.FloatField()
+
+
 class SessionStateSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     study = serializers.CharField()
@@ -57,6 +66,9 @@ class SessionStateSerializer(serializers.Serializer):
         help_text="Whether the page holds the start button for min_instruction_s (otherwise it only measures)."
     )
     timing = TimingSerializer()
+    calibration = CalibrationStateSerializer(
+        allow_null=True, help_text="The size calibration, where the study has one (calibrate_size); else null."
+    )
     hand_back = serializers.DictField(required=False)
 
 
@@ -162,6 +174,18 @@ class EventSerializer(serializers.Serializer):
 class EventRecordedSerializer(serializers.Serializer):
     type = serializers.CharField()
     created_at = serializers.DateTimeField()
+
+
+class CalibrationSerializer(serializers.Serializer):
+    px_per_mm = serializers.FloatField(
+        min_value=MIN_PX_PER_MM,
+        max_value=MAX_PX_PER_MM,
+        help_text="CSS pixels per millimetre: the matched card outline's width in CSS pixels over 85.60 mm.",
+        error_messages={
+            "min_value": f"This screen scale is not plausible: at least {MIN_PX_PER_MM:g} CSS pixels per millimetre.",
+            "max_value": f"This screen scale is not plausible: at most {MAX_PX_PER_MM:g} CSS pixels per millimetre.",
+        },
+    )
 
 
 class CompleteSerializer(serializers.Serializer):

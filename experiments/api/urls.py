@@ -10,6 +10,7 @@ urlpatterns = [
     path("sessions/<int:session_id>/trial", views.CurrentTrial.as_view(), name="api-trial"),
     path("sessions/<int:session_id>/responses", views.AnswerTrial.as_view(), name="api-responses"),
     path("sessions/<int:session_id>/events", views.RecordEvent.as_view(), name="api-events"),
+    path("sessions/<int:session_id>/calibration", views.CalibrateSize.as_view(), name="api-calibration"),
     path("sessions/<int:session_id>/decline", views.DeclineSession.as_view(), name="api-decline"),
     path("sessions/<int:session_id>/complete", views.CompleteSession.as_view(), name="api-complete"),
 ]

@@ -112,6 +112,19 @@ class RecordEvent(SessionView):
         return Response(s.EventRecordedSerializer(recorded).data, status=status.HTTP_201_CREATED)
 
 
+class CalibrateSize(SessionView):
+    @extend_schema(
+        request=s.CalibrationSerializer,
+        responses={200: s.CalibrationSerializer, **ERRORS},
+        summary="Store the screen's scale from the size calibration (once; the same value again is a replay).",
+    )
+    def post(self, request: Request, session_id: int) -> Response:
+        body = s.CalibrationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        px_per_mm = services.calibrate_size(self.session, body.validated_data["px_per_mm"])
+        return Response({"px_per_mm": px_per_mm})
+
+
 class CompleteSession(SessionView):
     @extend_schema(
         request=s.CompleteSerializer,

@@ -64,6 +64,7 @@ GEOMETRY = [
     ("image_css_px_max", "float", "image_css_px_max"),
     ("image_device_px_min", "float", "image_device_px_min"),
     ("image_device_px_max", "float", "image_device_px_max"),
+    ("px_per_mm", "float", "px_per_mm"),  # the session's size calibration, stamped by the server
     ("user_agent", "str", "user_agent"),
 ]
 # Where each source of a protocol's export columns is, from Response.

@@ -25,6 +25,17 @@
  * module draws (an image's URL waits in data-src for ctx.present to load it); psyplatform.grid(node, grid)
  * lays a block out as the payload's grid.
  *
+ * The size hint: where the study calibrates the screen's size (the virtual chinrest's card method), the element
+ * a module draws into carries the CSS custom property --image-size, the CSS pixels that measure the study's
+ * image_size_mm on this screen. A module's stylesheet sizes its unit images (a reference or exemplar cell) by it
+ * where it is set, e.g. --cell: var(--image-size, clamp(...)), and its other images in proportion; where the
+ * trial then does not fit the window, the shell pauses it and asks for a larger window.
+ *
+ * While a trial is on screen and the window falls below the study's minimum (or no longer holds a calibrated
+ * trial), the shell pauses it: the window message covers it, nothing can be answered, and once the window is
+ * large enough again the answer lock starts anew, so that the trial is seen for the whole lock; the response
+ * time counts from then. Pauses are recorded as window_pause and window_resume events.
+ *
  * Every piece of state (stage, current trial, practice round) comes from the participant API, so
  * a reload, a closed tab or a second device resumes at the first unanswered trial. Enter or Space
  * continues after the feedback.
@@ -53,6 +64,9 @@
     resumed: false,
     onKey: null, // the trial module's key handler while it accepts answers
     images: [], // the <img> elements of the trial on screen, for its geometry
+    paused: false, // the window is too small for the trial on screen
+    pausedAt: 0,
+    pausedFocus: null, // what had the focus when the pause began
   };
 
   // ---------------------------------------------------------------- helpers
@@ -81,8 +95,8 @@
   }
 
   var SCREENS = [
-    "loading", "device", "window", "declined", "error", "preview", "consent", "instructions", "trial", "message",
-    "feedback", "done",
+    "loading", "device", "window", "declined", "error", "preview", "consent", "calibration", "instructions", "trial",
+    "message", "feedback", "done",
   ];
 
   function show(name) {
@@ -251,12 +265,18 @@
     return window.innerWidth >= +app.dataset.minWidth && window.innerHeight >= +app.dataset.minHeight;
   }
 
+  // The window message's facts: this window's size, and whether it is the images' calibrated size that needs more.
+  function describeWindow(imagesTooLarge) {
+    $("window-size").textContent = window.innerWidth + " \u00d7 " + window.innerHeight + " pixels";
+    $("window-images").hidden = !imagesTooLarge;
+  }
+
   // Resolves once the window is at least the study's minimum size, asking the participant to enlarge it meanwhile.
   function windowLargeEnough() {
     return new Promise(function (resolve) {
       function check() {
         if (!windowFits()) {
-          $("window-size").textContent = window.innerWidth + " \u00d7 " + window.innerHeight + " pixels";
+          describeWindow(false);
           show("window");
           return;
         }
@@ -285,10 +305,11 @@
 
   function route() {
     var s = state.session;
+    applyImageSize();
     switch (s.stage) {
       case "consent": return showConsent();
-      case "instructions": return showInstructions();
-      case "trials": return guard(nextTrial(), route);
+      case "instructions": return calibrated(showInstructions);
+      case "trials": return calibrated(function () { guard(nextTrial(), route); });
       case "feedback": return showFeedback();
       case "done": return showDone(s.hand_back || {}, false);
       default:
@@ -296,7 +317,7 @@
     }
   }
 
-  // ---------------------------------------------------------------- consent, instructions
+  // ---------------------------------------------------------------- consent
 
   function showConsent() {
     $("consent-n-main").textContent = String(state.session.trials_per_session);
@@ -308,7 +329,7 @@
       button.disabled = decline.disabled = true;
       guard(sendEvent("consent").then(function () {
         state.session.stage = "instructions";
-        showInstructions();
+        route();
       }), showConsent);
     };
     // Declining deletes the session the page opened: nothing about the participant is kept.
@@ -321,6 +342,76 @@
       }), showConsent);
     };
   }
+
+  // ---------------------------------------------------------------- size calibration
+
+  // ISO/IEC 7810 ID-1, the size of bank cards, in millimetres: the virtual chinrest's card method (Li et al. 2020).
+  var CARD_MM = [85.6, 53.98];
+  var CARD_CORNER_MM = 3.18;
+  var NOMINAL_PX_PER_MM = 96 / 25.4; // the CSS pixel's definition: where the outline starts
+
+  // Runs then() once the screen's size is known, where the study calibrates it (after consent, before the
+  // instructions; a session calibrated before a reload is not asked again).
+  function calibrated(then) {
+    var calibration = state.session.calibration;
+    if (calibration && calibration.px_per_mm === null) return showCalibration(then);
+    then();
+  }
+
+  // The size hint the trial modules' stylesheets read: the CSS pixels of the study's millimetres on this screen.
+  function applyImageSize() {
+    var calibration = state.session && state.session.calibration;
+    if (calibration && calibration.px_per_mm) {
+      var side = calibration.image_size_mm * calibration.px_per_mm;
+      display.style.setProperty("--image-size", side.toFixed(2) + "px");
+    } else {
+      display.style.removeProperty("--image-size");
+    }
+  }
+
+  // The outline follows the slider's value, its width in CSS pixels. Sized through the CSSOM: the page's
+  // Content-Security-Policy refuses inline style attributes.
+  function drawCard() {
+    var width = +$("calibration-slider").value;
+    var card = $("calibration-card");
+    card.style.width = width + "px";
+    card.style.height = ((width * CARD_MM[1]) / CARD_MM[0]).toFixed(2) + "px";
+    card.style.borderRadius = ((width * CARD_CORNER_MM) / CARD_MM[0]).toFixed(2) + "px";
+  }
+
+  // The arrow keys move the slider wherever the focus is (the range input clamps to its bounds).
+  function stepCard(pixels) {
+    var slider = $("calibration-slider");
+    slider.value = String(+slider.value + pixels);
+    drawCard();
+  }
+
+  function showCalibration(then) {
+    var calibration = state.session.calibration;
+    var slider = $("calibration-slider");
+    var confirm = $("calibration-confirm");
+    slider.min = String(Math.ceil(calibration.min_px_per_mm * CARD_MM[0]));
+    // The outline must fit the window to be matched.
+    slider.max = String(Math.max(+slider.min,
+      Math.min(Math.floor(calibration.max_px_per_mm * CARD_MM[0]), window.innerWidth - 48)));
+    if (!slider.dataset.shown) slider.value = String(Math.round(NOMINAL_PX_PER_MM * CARD_MM[0]));
+    slider.dataset.shown = "1";
+    slider.oninput = drawCard;
+    drawCard();
+    show("calibration");
+    confirm.disabled = false;
+    confirm.onclick = function () {
+      confirm.disabled = true;
+      var pxPerMm = Math.round((+slider.value / CARD_MM[0]) * 10000) / 10000;
+      guard(request("POST", sessionPath("/calibration"), { px_per_mm: pxPerMm }).then(function (res) {
+        calibration.px_per_mm = res.data.px_per_mm;
+        applyImageSize();
+        then();
+      }), function () { showCalibration(then); });
+    };
+  }
+
+  // ---------------------------------------------------------------- instructions
 
   var instructionPages = Array.prototype.slice.call(document.querySelectorAll(".instructions-page"));
 
@@ -529,6 +620,102 @@
     return "Trial " + trial.position + " of " + trial.of;
   }
 
+  // ---------------------------------------------------------------- pauses: the window too small for the trial
+
+  var trialScreen = $("screen-trial");
+  var windowScreen = $("screen-window");
+  var pauseWaiters = []; // resolved when the pause ends
+
+  // Whether the trial on screen fits: the study's minimum window and, once the images have a calibrated size (the
+  // layout cannot shrink them then), the whole trial screen without scrolling. While the images load, the progress
+  // bar takes room of its own: only the minimum counts then.
+  function trialFits() {
+    if (!windowFits()) return false;
+    var calibration = state.session.calibration;
+    if (!(calibration && calibration.px_per_mm) || display.classList.contains("loading")) return true;
+    var root = document.documentElement;
+    return root.scrollWidth <= root.clientWidth && root.scrollHeight <= root.clientHeight;
+  }
+
+  // Pauses the trial on screen when the window is too small for it, and resumes it once it is not.
+  function checkTrialWindow() {
+    if (app.dataset.screen !== "trial") return;
+    if (trialFits()) {
+      if (state.paused) resumeTrial();
+      return;
+    }
+    var minimum = windowFits();
+    describeWindow(minimum);
+    if (!state.paused) pauseTrial(minimum ? "image_size" : "min_window");
+    windowScreen.classList.add("covering");
+    windowScreen.hidden = false;
+  }
+
+  function pauseTrial(reason) {
+    state.paused = true;
+    state.pausedAt = performance.now();
+    state.pausedFocus = document.activeElement;
+    // Nothing under the message can be clicked, focused or typed into; the keys are the shell's to refuse.
+    trialScreen.inert = true;
+    $("window-paused").hidden = false;
+    noteEvent("window_pause", { reason: reason, window_width: window.innerWidth, window_height: window.innerHeight });
+  }
+
+  function resumeTrial() {
+    var seq = state.seq;
+    state.paused = false;
+    windowScreen.hidden = true;
+    windowScreen.classList.remove("covering");
+    $("window-paused").hidden = true;
+    trialScreen.inert = false;
+    noteEvent("window_resume", {
+      paused_ms: Math.round(performance.now() - state.pausedAt),
+      window_width: window.innerWidth,
+      window_height: window.innerHeight,
+    });
+    var focus = state.pausedFocus;
+    function refocus() { if (focus && focus.focus && document.contains(focus)) focus.focus(); }
+    var relock = state.mode === "ready";
+    if (relock || state.mode === "locked") {
+      // The lock starts again from the first frame in which the trial is visible again, so that the trial is
+      // seen for all of it before an answer counts.
+      state.mode = "locked";
+      state.onset = performance.now();
+      nextFrame().then(function () { if (state.seq === seq && !state.paused) state.onset = performance.now(); });
+    }
+    if (relock) {
+      // A module that already took answers has live buttons: the shell holds them (inert) until the lock is over.
+      display.inert = true;
+      lockOver(seq).then(function () {
+        if (state.mode !== "locked") return;
+        state.mode = "ready";
+        display.inert = false;
+        refocus();
+      });
+    } else {
+      refocus();
+    }
+    var waiting = pauseWaiters;
+    pauseWaiters = [];
+    waiting.forEach(function (resolve) { resolve(); });
+  }
+
+  function unpaused() {
+    if (!state.paused) return Promise.resolve();
+    return new Promise(function (resolve) { pauseWaiters.push(resolve); });
+  }
+
+  // Resolves once the trial has been on screen, unpaused, for the whole lock since its last onset.
+  function lockOver(seq) {
+    if (state.seq !== seq) return new Promise(function () {});
+    if (state.paused) return unpaused().then(function () { return lockOver(seq); });
+    var left = state.onset + state.session.timing.lock_ms - performance.now();
+    if (left > 0) return sleep(left).then(function () { return lockOver(seq); });
+    return Promise.resolve();
+  }
+
+  window.addEventListener("resize", checkTrialWindow);
+
   // What the shell lends a trial module for one trial; stale once another trial is shown.
   function trialContext(seq) {
     var timing = state.session.timing;
@@ -553,14 +740,16 @@
           display.classList.remove("loading");
           statusLine.textContent = state.resumed ? "Welcome back: you continue where you left off." : "";
           state.resumed = false;
-          return nextFrame();
-        }).then(function () {
+          // Drawn at its calibrated size, the trial may need a larger window: it waits for one.
+          checkTrialWindow();
+          return unpaused();
+        }).then(nextFrame).then(function () {
           if (state.seq !== seq) return new Promise(function () {});
           // Onset: the first frame in which every image of the trial is visible.
           state.onset = performance.now();
           state.mode = "locked";
           preload(trial.preload);
-          return sleep(timing.lock_ms);
+          return lockOver(seq);
         }).then(function () {
           if (state.seq !== seq || state.mode !== "locked") return new Promise(function () {});
           state.mode = "ready";
@@ -587,9 +776,11 @@
     statusLine.textContent = "";
     display.textContent = "";
     display.classList.add("loading");
+    display.inert = false;
     preloadBar.value = 0;
     preloadBox.hidden = imageError.hidden = true;
     show("trial");
+    checkTrialWindow();
 
     // Rejects when an image fails to load, for the caller's guard to show.
     return Promise.resolve(moduleFor(trial.protocol).trial(display, trial, trialContext(seq))).then(
@@ -752,9 +943,19 @@
 
   // Enter or Space continue after the feedback; while a trial accepts answers, every key (Enter and
   // Space too: a pointing module clicks with them) goes to its module.
+  var CARD_KEYS = { arrowleft: -1, arrowdown: -1, arrowright: 1, arrowup: 1 };
+
   document.addEventListener("keydown", function (event) {
-    if (app.dataset.screen !== "trial") return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (app.dataset.screen === "calibration") {
+      var step = CARD_KEYS[(event.key || "").toLowerCase()];
+      if (step) {
+        event.preventDefault();
+        stepCard(step * (event.shiftKey ? 10 : 1));
+      }
+      return;
+    }
+    if (app.dataset.screen !== "trial" || state.paused) return;
     // Keys typed into a trial's own text box (a name) are the module's: Space is a space there.
     if (state.mode !== "continue" && event.target && event.target.closest && event.target.closest("input, textarea")) return;
     var key = (event.key || "").toLowerCase();
@@ -769,22 +970,22 @@
     if (state.onKey(key, event)) event.preventDefault();
   });
 
-  // Focus changes are recorded for the quality checks; best effort, never in the way. They are
-  // sent one after the other so that the server stores them in the order they happened, and
+  // Focus changes and pauses are recorded for the quality checks; best effort, never in the way. They
+  // are sent one after the other so that the server stores them in the order they happened, and
   // carry the client's clock for when the network delays them.
-  var focusChain = Promise.resolve();
+  var eventChain = Promise.resolve();
 
-  function focusEvent(type) {
+  function noteEvent(type, facts) {
     if (!state.session || !state.token) return;
     if (state.session.stage === "done") return;
-    var payload = { screen: app.dataset.screen || "", client_time: new Date().toISOString() };
+    var payload = Object.assign({ screen: app.dataset.screen || "", client_time: new Date().toISOString() }, facts);
     if (state.trial && app.dataset.screen === "trial") payload.index = state.trial.index;
-    focusChain = focusChain.then(function () {
+    eventChain = eventChain.then(function () {
       return sendEvent(type, payload, { keepalive: true, retries: 1 }).catch(function () {});
     });
   }
-  window.addEventListener("blur", function () { focusEvent("blur"); });
-  window.addEventListener("focus", function () { focusEvent("focus"); });
+  window.addEventListener("blur", function () { noteEvent("blur"); });
+  window.addEventListener("focus", function () { noteEvent("focus"); });
 
   $("error-reload").addEventListener("click", function () { window.location.reload(); });
 
