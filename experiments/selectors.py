@@ -58,8 +58,6 @@ class Upcoming:
 
     current: SessionTrial | None
     ahead: list[SessionTrial]
-    position: int = 0  # the current trial's place in its round, from 1
-    of: int = 0  # its round's length
     replayed: bool | None = False  # the session has an answer with this client_id (with replay_of; None: not known)
 
     @property
@@ -68,8 +66,8 @@ class Upcoming:
 
 
 def upcoming(session: Session, replay_of: uuid.UUID | None = None, ahead: int = 1) -> Upcoming:
-    """The current trial and up to `ahead` after it in one query, with the current one's place in its round;
-    with replay_of, whether the session has an answer with that client_id, in the same query. With no trial
+    """The current trial and up to `ahead` after it in one query (each knows its place in its round); with
+    replay_of, whether the session has an answer with that client_id, in the same query. With no trial
     left the replay is not known (replayed None)."""
     rows = SessionTrial.objects.filter(session=session, response__isnull=True).order_by("index")
     if replay_of is not None:
@@ -78,13 +76,7 @@ def upcoming(session: Session, replay_of: uuid.UUID | None = None, ahead: int = 
     if not found:
         return Upcoming(None, [], replayed=None if replay_of is not None else False)
     current = found[0]
-    return Upcoming(
-        current,
-        found[1:],
-        current.position,
-        current.round_length,
-        bool(current.replayed) if replay_of is not None else False,
-    )
+    return Upcoming(current, found[1:], bool(current.replayed) if replay_of is not None else False)
 
 
 def has_completed_instructions(session: Session) -> bool:
@@ -213,7 +205,8 @@ def trial_payload(session: Session, trials: Upcoming) -> dict[str, Any]:
         return {"done": True, "protocol": protocol.name}
     # A round's first trial brings the whole practice round (or the study's number of main trials) ahead,
     # for the page to load behind its progress bar; later trials keep that many ahead.
-    ahead = trials.of - 1 if trials.position == 1 and current.phase == Session.Phase.PRACTICE else 0
+    first_of_practice_round = current.position == 1 and current.phase == Session.Phase.PRACTICE
+    ahead = current.round_length - 1 if first_of_practice_round else 0
     preload_ids = [
         image_id
         for following in trials.ahead[: max(ahead, study.preload_trials)]
@@ -226,8 +219,8 @@ def trial_payload(session: Session, trials: Upcoming) -> dict[str, Any]:
         "index": current.index,
         "phase": current.phase,
         "attempt": current.attempt,
-        "position": trials.position,
-        "of": trials.of,
+        "position": current.position,
+        "of": current.round_length,
         **protocol.payload(current.layout, urls, study.protocol_params),
         "preload": [urls[i] for i in dict.fromkeys(preload_ids)],
     }
