@@ -29,6 +29,7 @@ from experiments.models import (
     TrialImage,
 )
 from experiments.planning import practice_trials, shown_images_of
+from experiments.prepared import PreparedSelect
 from experiments.recruiters import recruiter_for
 from protocols.base import DesignError, ShownImage
 from stimuli.models import StimulusImage
@@ -65,17 +66,35 @@ class Upcoming:
         return self.ahead[0] if self.ahead else None
 
 
+def _unanswered(limit: int, session: int) -> QuerySet[SessionTrial]:
+    return SessionTrial.objects.filter(session_id=session, response__isnull=True).order_by("index")[:limit]
+
+
+def _unanswered_and_replay(limit: int, session: int, client_id: uuid.UUID) -> QuerySet[SessionTrial]:
+    replay = Response.objects.filter(session_id=session, client_id=client_id)
+    return _unanswered(limit, session).annotate(replayed=Exists(replay))
+
+
+# Every trial fetch and answer reads these (experiments.prepared); the limit picks the compiled statement.
+_UNANSWERED = PreparedSelect(_unanswered, session=SessionTrial._meta.get_field("session"))
+_UNANSWERED_AND_REPLAY = PreparedSelect(
+    _unanswered_and_replay,
+    session=SessionTrial._meta.get_field("session"),
+    client_id=Response._meta.get_field("client_id"),
+)
+
+
 def upcoming(session: Session, replay_of: uuid.UUID | None = None, ahead: int = 1) -> Upcoming:
     """The current trial and up to `ahead` after it in one query (each knows its place in its round); with
     replay_of, whether the session has an answer with that client_id, in the same query. With no trial
     left the replay is not known (replayed None)."""
-    rows = SessionTrial.objects.filter(session=session, response__isnull=True).order_by("index")
-    if replay_of is not None:
-        rows = rows.annotate(replayed=Exists(Response.objects.filter(session=session, client_id=replay_of)))
-    found: list[Any] = list(rows[: 1 + ahead])  # SessionTrial rows, with the annotation asked for
+    if replay_of is None:
+        found = _UNANSWERED.all(1 + ahead, session=session.pk)
+    else:
+        found = _UNANSWERED_AND_REPLAY.all(1 + ahead, session=session.pk, client_id=replay_of)
     if not found:
         return Upcoming(None, [], replayed=None if replay_of is not None else False)
-    current = found[0]
+    current: Any = found[0]  # a SessionTrial, with the replay annotation where asked for
     return Upcoming(current, found[1:], bool(current.replayed) if replay_of is not None else False)
 
 

@@ -21,6 +21,7 @@ from experiments.errors import InvalidAnswer, NoPlacesLeft, NotCurrentTrial, Too
 from experiments.limits import retry_after
 from experiments.models import Event, Response, Session, SessionTrial, Study, Trial
 from experiments.planning import plan_main_block, plan_practice_round
+from experiments.prepared import PreparedSelect, PreparedUpdate
 from experiments.recruiters import ArrivalRefused, recruiter_for
 from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload, trials_ahead, upcoming
 from protocols.base import AnswerRefused, Score
@@ -76,13 +77,27 @@ def calibrate_size(session: Session, px_per_mm: float) -> float:
     return px_per_mm
 
 
+# The statements every trial fetch and answer sends, compiled once (experiments.prepared).
+_SERVED = PreparedUpdate(
+    SessionTrial, lambda pk: SessionTrial.objects.filter(pk=pk), ("served_at",), pk=SessionTrial._meta.pk
+)
+_LOCKED_SESSION = PreparedSelect(
+    lambda pk: Session.objects.filter(pk=pk).select_for_update(), pk=Session._meta.pk
+)
+_ANSWERED = PreparedUpdate(
+    Session,
+    lambda pk: Session.objects.filter(pk=pk),
+    ("last_seen_at", "last_answer_at", "phase"),
+    pk=Session._meta.pk,
+)
+
+
 def serve_trial(session: Session) -> dict[str, Any]:
     """The current trial's payload, noting when it was sent: the answer lock counts from then."""
     trials = upcoming(session, ahead=trials_ahead(session))
     if trials.current is not None:
         trials.current.served_at = timezone.now()
-        # An UPDATE by key rather than save(): this runs on every trial fetch.
-        SessionTrial.objects.filter(pk=trials.current.pk).update(served_at=trials.current.served_at)
+        _SERVED.run(pk=trials.current.pk, served_at=trials.current.served_at)
     return trial_payload(session, trials)
 
 
@@ -163,7 +178,7 @@ def answer_trial(
         # One answer at a time per session, so two tabs cannot both answer a trial.
         # Only the session's row: joining the study here would lock it too, and serialize every session's answers.
         study = session.study
-        session = Session.objects.select_for_update().get(pk=session.pk)
+        session = _LOCKED_SESSION.get(pk=session.pk)
         session.study = study
         trials = upcoming(session, replay_of=client_id)
         if trials.replayed is not False:
@@ -206,7 +221,7 @@ def answer_trial(
         session.last_seen_at = session.last_answer_at = now
         if passed:
             session.phase = Session.Phase.MAIN
-        session.save(update_fields=["last_seen_at", "last_answer_at", *(["phase"] if passed else [])])
+        _ANSWERED.run(pk=session.pk, last_seen_at=now, last_answer_at=now, phase=session.phase)
         if passed:
             plan_main_block(session)
         elif result.practice is not None:

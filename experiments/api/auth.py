@@ -11,6 +11,12 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from experiments.models import Session, Study
+from experiments.prepared import PreparedSelect
+
+# Every participant call starts here, so its statement is compiled once (experiments.prepared).
+SESSION_BY_TOKEN = PreparedSelect(
+    lambda token: Session.objects.filter(token=token)[:1], token=Session._meta.get_field("token")
+)
 
 
 class SessionTokenAuthentication(BaseAuthentication):
@@ -23,7 +29,7 @@ class SessionTokenAuthentication(BaseAuthentication):
         if header[0].decode(errors="replace") != self.keyword or len(header) != 2:
             raise exceptions.AuthenticationFailed("Use the header 'Authorization: Bearer <token>'.")
         token = header[1].decode(errors="replace")
-        session = Session.objects.filter(token=token).first()
+        session = SESSION_BY_TOKEN.first(token=token)
         if session is None:
             raise exceptions.AuthenticationFailed("Invalid session token.")
         session.study = Study.cached(session.study_id)

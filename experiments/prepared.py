@@ -1,0 +1,188 @@
+"""Querysets compiled to SQL once, then run again with new values: the participant API's hot path.
+
+Django compiles a queryset to SQL every time it runs one. For the few statements every trial fetch and
+answer sends, compiling costs several times the query itself (measured on PostgreSQL: a session looked up
+by its token, 0.70 ms through the ORM against 0.12 ms for the same SQL run directly). A prepared query
+compiles its queryset once per thread and database connection with stand-in values, remembers where each
+value sits among the statement's parameters, and afterwards only puts the new values there. Rows become
+model instances the way the ORM makes them (`Model.from_db`, the fields' converters), and statements go
+through Django's cursor, so query logging and counting see them as any other.
+
+Values are declared by the model field they are compared with or stored in, and prepared for the database
+by that field, as the ORM does. Only values that the ORM passes as parameters can be declared: slicing
+bounds are written into the SQL, so a query's limit is one of the `shape` arguments that pick a compiled
+statement.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar, cast
+
+from django.db import connections, models
+from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.subqueries import UpdateQuery
+
+M = TypeVar("M", bound=models.Model)
+Compiled = tuple[SQLCompiler, str, tuple[Any, ...]]
+
+
+class PreparedQueryError(Exception):
+    """A prepared query cannot be compiled as declared (a programming error, found on first use)."""
+
+
+def _stand_in(field: models.Field[Any, Any], number: int) -> Any:
+    """A value of the field's type that no real parameter of the statement will equal."""
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+    if isinstance(target, models.UUIDField):
+        return uuid.UUID(int=(0x5EED << 112) + number)
+    if isinstance(target, models.DateTimeField):
+        return datetime(1901, 2, 3, tzinfo=UTC) + timedelta(microseconds=number + 1)
+    if isinstance(target, (models.IntegerField, models.AutoField)):
+        return -(2**62) + number
+    if isinstance(target, models.CharField | models.TextField):
+        return f"\x1fprepared parameter {number}"
+    raise PreparedQueryError(f"A prepared query cannot take a value for {field!r}.")
+
+
+@dataclass(frozen=True)
+class _Statement:
+    connection: Any  # the thread's DatabaseWrapper it was compiled for
+    sql: str
+    params: tuple[Any, ...]
+    slots: tuple[tuple[int, str], ...]  # (position among the parameters, value's name)
+    compiler: SQLCompiler | None  # for rows: how they become instances
+
+
+class _Prepared(ABC):
+    """What selects and updates share: compiling with stand-ins and putting values in their places."""
+
+    def __init__(self, fields: Mapping[str, models.Field[Any, Any]]) -> None:
+        self.fields = dict(fields)
+        self._local = threading.local()
+
+    @abstractmethod
+    def _compile(self, stand_ins: dict[str, Any], shape: tuple[Hashable, ...], using: str) -> Compiled:
+        """The statement built with the stand-in values: its compiler, SQL and parameters."""
+
+    def _statement(self, using: str, shape: tuple[Hashable, ...]) -> _Statement:
+        connection = connections[using]
+        cache: dict[tuple[str, tuple[Hashable, ...]], _Statement] = self._local.__dict__.setdefault("statements", {})
+        statement = cache.get((using, shape))
+        if statement is not None and statement.connection is connection:
+            return statement
+        stand_ins = {name: _stand_in(field, number) for number, (name, field) in enumerate(self.fields.items())}
+        compiler, sql, params = self._compile(stand_ins, shape, using)
+        slots = []
+        for name, value in stand_ins.items():
+            prepared = self.fields[name].get_db_prep_value(value, connection, prepared=False)
+            places = [position for position, param in enumerate(params) if param == prepared]
+            if not places:
+                raise PreparedQueryError(f"The value {name!r} is not a parameter of: {sql}")
+            slots += [(place, name) for place in places]
+        statement = _Statement(connection, sql, tuple(params), tuple(slots), compiler)
+        cache[(using, shape)] = statement
+        return statement
+
+    def _params(self, statement: _Statement, values: Mapping[str, Any]) -> list[Any]:
+        if values.keys() != self.fields.keys():
+            raise PreparedQueryError(f"Expected the values {sorted(self.fields)}, got {sorted(values)}.")
+        params = list(statement.params)
+        for place, name in statement.slots:
+            params[place] = self.fields[name].get_db_prep_value(values[name], statement.connection, prepared=False)
+        return params
+
+
+class PreparedSelect(_Prepared, Generic[M]):
+    """A model queryset (no select_related) built by `build(**stand_ins, *shape)`; `.all()` runs it."""
+
+    def __init__(
+        self, build: Callable[..., models.QuerySet[M]], **fields: models.Field[Any, Any]
+    ) -> None:
+        super().__init__(fields)
+        self.build = build
+
+    def _compile(self, stand_ins: dict[str, Any], shape: tuple[Hashable, ...], using: str) -> Compiled:
+        queryset = self.build(*shape, **stand_ins)
+        compiler = queryset.query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        if compiler.klass_info is None or compiler.klass_info.get("related_klass_infos"):
+            raise PreparedQueryError("A prepared select makes instances of one model, without select_related.")
+        return compiler, sql, tuple(params)
+
+    def all(self, *shape: Hashable, using: str = "default", **values: Any) -> list[M]:
+        statement = self._statement(using, shape)
+        compiler = statement.compiler
+        assert compiler is not None and compiler.klass_info is not None
+        with statement.connection.cursor() as cursor:
+            cursor.execute(statement.sql, self._params(statement, values))
+            rows = cursor.fetchall()
+        return list(_instances(compiler, rows, using))
+
+    def first(self, *shape: Hashable, using: str = "default", **values: Any) -> M | None:
+        found = self.all(*shape, using=using, **values)
+        return found[0] if found else None
+
+    def get(self, *shape: Hashable, using: str = "default", **values: Any) -> M:
+        """The one row, or the model's DoesNotExist / MultipleObjectsReturned, as QuerySet.get raises."""
+        found = self.all(*shape, using=using, **values)
+        if len(found) == 1:
+            return found[0]
+        compiler = self._statement(using, shape).compiler
+        assert compiler is not None and compiler.klass_info is not None
+        model = compiler.klass_info["model"]
+        if not found:
+            raise model.DoesNotExist(f"{model._meta.object_name} matching {values} does not exist.")
+        raise model.MultipleObjectsReturned(f"{len(found)} {model._meta.object_name} rows match {values}.")
+
+
+def _instances(compiler: SQLCompiler, rows: list[Any], using: str) -> Any:
+    """Rows as the ORM's ModelIterable makes them into instances, with annotations set as attributes."""
+    assert compiler.klass_info is not None
+    select_fields = compiler.klass_info["select_fields"]
+    start, end = select_fields[0], select_fields[-1] + 1
+    names = [column[0].target.attname for column in compiler.select[start:end]]
+    converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
+    model = compiler.klass_info["model"]
+    for row in compiler.apply_converters(rows, converters) if converters else rows:
+        instance = model.from_db(using, names, row[start:end])
+        for name, position in (compiler.annotation_col_map or {}).items():
+            setattr(instance, name, row[position])
+        yield instance
+
+
+class PreparedUpdate(_Prepared):
+    """`UPDATE ... SET` the `assign` fields `WHERE` the queryset `build(**stand_ins)`; `.run()` returns the
+    number of rows changed."""
+
+    def __init__(
+        self,
+        model: type[models.Model],
+        build: Callable[..., models.QuerySet[Any]],
+        assign: tuple[str, ...],
+        **fields: models.Field[Any, Any],
+    ) -> None:
+        assigned = {name: model._meta.get_field(name) for name in assign}
+        if not all(isinstance(field, models.Field) for field in assigned.values()):
+            raise PreparedQueryError(f"Only a model's own fields can be assigned: {assign}.")
+        super().__init__({**fields, **cast(dict[str, models.Field[Any, Any]], assigned)})
+        self.build, self.assign = build, assign
+
+    def _compile(self, stand_ins: dict[str, Any], shape: tuple[Hashable, ...], using: str) -> Compiled:
+        where = {name: value for name, value in stand_ins.items() if name not in self.assign}
+        query = cast(UpdateQuery, self.build(*shape, **where).query.chain(UpdateQuery))
+        query.add_update_values({name: stand_ins[name] for name in self.assign})
+        compiler = query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        return compiler, sql, tuple(params)
+
+    def run(self, *shape: Hashable, using: str = "default", **values: Any) -> int:
+        statement = self._statement(using, shape)
+        with statement.connection.cursor() as cursor:
+            cursor.execute(statement.sql, self._params(statement, values))
+            return int(cursor.rowcount)

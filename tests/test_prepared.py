@@ -1,0 +1,145 @@
+"""Prepared queries give what the ORM gives for the same queryset, with the values of each call."""
+
+import threading
+import uuid
+
+import pytest
+from django.db import connection
+from django.db.models import Exists, OuterRef
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from experiments.models import Response, Session, SessionTrial, Study
+from experiments.prepared import PreparedQueryError, PreparedSelect, PreparedUpdate
+from tests.builders import build_2afc_study
+from tests.conftest import Participant
+from tests.factories import StudyFactory
+
+STUDY_BY_SLUG = PreparedSelect(lambda slug: Study.objects.filter(slug=slug), slug=Study._meta.get_field("slug"))
+
+
+def _fields(instance: object) -> dict[str, object]:
+    return {name: value for name, value in vars(instance).items() if name != "_state"}
+
+
+def _started(study: Study, name: str) -> Session:
+    participant = Participant(study, name)
+    participant.start()
+    participant.through_instructions()
+    participant.trial()
+    return participant.session
+
+
+def test_a_prepared_select_makes_the_instances_the_orm_makes(db):
+    study = StudyFactory(layers=["blocks.6"])
+    prepared = STUDY_BY_SLUG.get(slug=study.slug)
+    assert _fields(prepared) == _fields(Study.objects.get(slug=study.slug))
+    assert prepared._state.adding is False and prepared._state.db == "default"
+
+
+def test_each_call_runs_with_its_own_values(db):
+    first, second = StudyFactory(), StudyFactory()
+    assert STUDY_BY_SLUG.get(slug=first.slug).pk == first.pk
+    assert STUDY_BY_SLUG.get(slug=second.slug).pk == second.pk
+    assert STUDY_BY_SLUG.first(slug="no-such-study") is None
+
+
+def test_get_raises_as_the_orm_does(db):
+    with pytest.raises(Study.DoesNotExist):
+        STUDY_BY_SLUG.get(slug="no-such-study")
+
+
+def test_a_value_used_twice_is_put_in_both_places_and_annotations_are_set(db):
+    study = build_2afc_study()
+    session = _started(study, "p")
+    answered = Session.objects.filter(pk=OuterRef("session_id"), pk__in=[session.pk])
+    with_flag = PreparedSelect(
+        lambda session: SessionTrial.objects.filter(session_id=session)
+        .annotate(mine=Exists(answered.filter(pk=session)))
+        .order_by("index"),
+        session=SessionTrial._meta.get_field("session"),
+    )
+    rows = with_flag.all(session=session.pk)
+    assert [row.pk for row in rows] == list(
+        SessionTrial.objects.filter(session=session).order_by("index").values_list("pk", flat=True)
+    )
+    assert all(row.mine for row in rows)
+
+
+def test_the_shape_arguments_pick_the_compiled_statement(db):
+    session = _started(build_2afc_study(), "p")
+    first_n = PreparedSelect(
+        lambda limit, session: SessionTrial.objects.filter(session_id=session).order_by("index")[:limit],
+        session=SessionTrial._meta.get_field("session"),
+    )
+    assert len(first_n.all(1, session=session.pk)) == 1
+    assert len(first_n.all(3, session=session.pk)) == 3
+
+
+def test_a_prepared_update_changes_the_matched_rows_only(db):
+    study = build_2afc_study()
+    mine, other = _started(study, "p1"), _started(study, "p2")
+    seen = timezone.now()
+    touch = PreparedUpdate(
+        Session, lambda pk: Session.objects.filter(pk=pk), ("last_seen_at",), pk=Session._meta.pk
+    )
+    assert touch.run(pk=mine.pk, last_seen_at=seen) == 1
+    assert Session.objects.get(pk=mine.pk).last_seen_at == seen
+    assert Session.objects.get(pk=other.pk).last_seen_at == other.last_seen_at
+
+
+def test_statements_go_through_djangos_cursor(db):
+    study = StudyFactory()
+    with CaptureQueriesContext(connection) as queries:
+        STUDY_BY_SLUG.get(slug=study.slug)
+    assert len(queries) == 1 and study.slug in queries[0]["sql"]
+
+
+def test_a_declared_value_the_query_does_not_use_is_refused_when_compiled(db):
+    unused = PreparedSelect(
+        lambda slug, pk: Study.objects.filter(slug=slug), slug=Study._meta.get_field("slug"), pk=Study._meta.pk
+    )
+    with pytest.raises(PreparedQueryError, match="'pk' is not a parameter"):
+        unused.all(slug="x", pk=1)
+
+
+def test_a_call_must_give_every_declared_value(db):
+    with pytest.raises(PreparedQueryError, match="Expected the values"):
+        STUDY_BY_SLUG.all(slug="x", pk=1)
+
+
+def test_a_field_of_a_type_without_a_stand_in_is_refused(db):
+    by_params = PreparedSelect(
+        lambda params: Study.objects.filter(params=params), params=Study._meta.get_field("params")
+    )
+    with pytest.raises(PreparedQueryError, match="cannot take a value"):
+        by_params.all(params={})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_thread_runs_its_own_connections_statement():
+    study = StudyFactory()
+    STUDY_BY_SLUG.get(slug=study.slug)
+    found: list[int] = []
+
+    def in_another_thread() -> None:
+        try:
+            found.append(STUDY_BY_SLUG.get(slug=study.slug).pk)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=in_another_thread)
+    worker.start()
+    worker.join()
+    assert found == [study.pk]
+
+
+def test_a_uuid_value_is_prepared_for_the_database_as_the_orm_prepares_it(db):
+    session = _started(build_2afc_study(), "p")
+    client_id = uuid.uuid4()
+    replayed = PreparedSelect(
+        lambda session, client_id: Session.objects.filter(pk=session, responses__client_id=client_id),
+        session=Session._meta.pk,
+        client_id=Response._meta.get_field("client_id"),
+    )
+    assert replayed.all(session=session.pk, client_id=client_id) == []
