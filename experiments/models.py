@@ -593,15 +593,14 @@ class SessionTrial(models.Model):
 
 
 class ResponseQuerySet(models.QuerySet):
+    def about_units(self) -> ResponseQuerySet:
+        """Answers to the main block's main trials (neither practice nor catch): what participants said of units."""
+        return self.filter(session_trial__phase=Session.Phase.MAIN, session_trial__trial__kind=Trial.Kind.MAIN)
+
     def counted(self) -> ResponseQuerySet:
         """The answers a study's results rest on: main-block, non-catch trials of completed sessions that
         passed every exclusion check (unit statistics, the units table, derived studies, the hard-units check)."""
-        return self.filter(
-            session__status=Session.Status.COMPLETED,
-            session__passed=True,
-            session_trial__phase=Session.Phase.MAIN,
-            session_trial__trial__kind=Trial.Kind.MAIN,
-        )
+        return self.about_units().filter(session__status=Session.Status.COMPLETED, session__passed=True)
 
 
 class Response(models.Model):

@@ -17,6 +17,7 @@ from django.utils import timezone
 from experiments import checks
 from experiments.arrivals import count_refusal, resumable
 from experiments.assignment import assign_units, release_slots
+from experiments.comparisons import compare_session
 from experiments.errors import InvalidAnswer, NoPlacesLeft, NotCurrentTrial, TooEarly, TooManyRequests, WrongStage
 from experiments.limits import retry_after
 from experiments.models import Event, Response, Session, SessionTrial, Study, Trial
@@ -261,6 +262,8 @@ def complete_session(session: Session, feedback: str = "") -> dict[str, Any]:
             session.feedback = feedback
             # The session's own code, so that a code shows which session it belongs to (admin search).
             session.completion_code = secrets.token_hex(4).upper()
+            # Signals comparing its answers with other participants' are stored first: checks may use them.
+            compare_session(session)
             session.passed = checks.record_checks(session)
             session.save(update_fields=["status", "completed_at", "feedback", "completion_code", "passed"])
             if not session.passed:

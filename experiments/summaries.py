@@ -2,8 +2,10 @@
 from the verdicts alone (verify scores) are unit_columns, computed at export instead.
 
 Run by a background job (workers.tasks.summarize_responses) over the main, non-catch answers of passing
-sessions; the values go to StudyUnit.statistics, which the admin shows and the units table exports.
-Rerunnable: each run replaces the last one's values.
+sessions; the values go to StudyUnit.statistics, which the admin shows and the units table exports. The job
+first compares every completed session's answers with the others again (experiments/comparisons.py), so that
+answers stored before later ones were given are compared with those too. Rerunnable: each run replaces the last
+one's values.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from experiments.comparisons import compare_study, read_answers
 from experiments.models import Response, Study, StudyUnit
 from protocols.base import UnitAnswer
 from stimuli.recording import Progress, no_progress
@@ -21,19 +24,14 @@ STAGE = "computing unit statistics"
 
 
 def unit_answers(study: Study) -> list[UnitAnswer]:
-    rows = (
-        Response.objects.counted()
-        .filter(session__study=study)
-        .order_by("session_id", "session_trial__index")
-        .values_list("session_trial__trial__unit_id", "session__pseudonym", "answer", "session_trial__key", "correct")
-    )
-    return [UnitAnswer(unit, author, answer, key, correct) for unit, author, answer, key, correct in rows.iterator()]
+    return [answer for _, _, answer in read_answers(Response.objects.counted().filter(session__study=study))]
 
 
 def summarize_study(study: Study, progress: Progress = no_progress) -> int:
     """Compute and store the study's unit statistics; returns how many units got values."""
     protocol = study.protocol_plugin
     progress(STAGE, 0, 1)
+    compare_study(study)
     statistics = protocol.summarize(study.protocol_params, unit_answers(study), Path(settings.WORK_DIR))
     units = list(StudyUnit.objects.filter(study=study, role=StudyUnit.Role.MAIN))
     for study_unit in units:

@@ -185,7 +185,8 @@ class DerivedTrial:
 
 @dataclass(frozen=True)
 class UnitAnswer:
-    """A main, non-catch answer of a passing session, as a protocol's unit statistics see it."""
+    """A main, non-catch answer, as a protocol's unit statistics and answer comparisons see it (of a passing
+    session, but for the answers compare_answers updates: those of any completed session)."""
 
     unit: int
     author: str
@@ -411,6 +412,21 @@ class Protocol(ABC, Generic[P]):
         """Per unit id, the values of unit_statistics over the main answers of passing sessions; work_dir
         is where the protocol may cache what it computed (e.g. text embeddings)."""
         return {}
+
+    # ---- answer signals that compare an answer with other participants' answers (nameability: the nearest name
+    # given for another unit), computed when a session completes and again with the unit statistics
+
+    # Whether the protocol has such signals: only then does the core read the answers to compare.
+    compares_answers: ClassVar[bool] = False
+
+    def compare_answers(
+        self, params: P, answers: Sequence[UnitAnswer], others: Sequence[UnitAnswer], work_dir: Path
+    ) -> list[JSON]:
+        """Per answer, in order, the fields to merge into it (stored with its other signals, before the checks
+        run), from comparing it with `others`: the main answers of passing sessions so far, among them any of
+        `answers` that count (the protocol leaves out the pairs it must not compare, such as an answer and
+        itself); work_dir as for summarize."""
+        return [{} for _ in answers]
 
 
 def catch_check(main_block: Sequence[Answered], minimum: int, n_catch_trials: int) -> CheckResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from protocols.nameability.agreement import agreement_scores, near_duplicates
+from protocols.nameability.agreement import agreement_scores, nearest_other
 from protocols.nameability.embeddings import EmbeddingCache, encode
 
 VOCABULARY = (
@@ -62,13 +62,17 @@ def test_the_score_matches_the_mean_over_every_pair():
         assert agreement_scores(vectors)[unit] == pytest.approx((within - across) / (1 - across), abs=1e-5)
 
 
-def test_near_duplicates_are_other_participants_names_of_other_units():
+def test_the_nearest_other_name_is_another_participants_name_of_another_unit():
     vectors = encode(["striped cat", "striped cat", "striped cat", "rocket"])
     units, authors = np.array([1, 2, 1, 3]), np.array(["a", "b", "c", "d"])
-    # Name 0 repeats name 1 (another unit, another author); name 2 repeats name 1 too; name 3 is alone.
-    assert near_duplicates(vectors, units, authors, 0.95).tolist() == [True, True, True, False]
+    # Name 0 repeats name 1 (another unit, another author), and so does name 2; name 1 repeats name 0; name 3 is
+    # nearest to some name of another unit, far from it.
+    nearest, similarity = nearest_other(vectors, units, authors, vectors, units, authors)
+    assert nearest[:3].tolist() == [1, 0, 1] and similarity[:3] == pytest.approx([1, 1, 1], abs=1e-5)
+    assert similarity[3] < 0.95
     same_author = np.array(["a", "a", "a", "d"])
-    assert near_duplicates(vectors, units, same_author, 0.95).tolist() == [False, False, False, False]
+    nearest, similarity = nearest_other(vectors, units, same_author, vectors, units, same_author)
+    assert nearest[:3].tolist() == [3, 3, 3] and (similarity < 0.95).all()
 
 
 def test_the_cache_encodes_each_distinct_text_once_and_keeps_it(tmp_path):

@@ -5,6 +5,9 @@ Per unit, the mean pairwise cosine similarity of its names' embeddings, chance-a
 every pair of names of different units: S = (within - across) / (1 - across), 0 when a unit's names are as
 alike as names of random units, 1 when they are identical. Computed from sums of unit-length vectors, so the
 cost is linear in the number of names (no matrix of all pairs).
+
+Per name, also the nearest name given by another participant for another unit (nearest_other): a name nearly
+identical to it is a near-duplicate.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
+# The most similarities held at once when comparing names with other names (64 MB of float32).
+BLOCK_ELEMENTS = 1 << 24
 
 
 def across_units(vectors_by_unit: Mapping[int, np.ndarray]) -> float | None:
@@ -48,10 +54,30 @@ def agreement_scores(vectors_by_unit: Mapping[int, np.ndarray]) -> dict[int, flo
     return scores
 
 
-def near_duplicates(
-    vectors: np.ndarray, units: np.ndarray, authors: np.ndarray, threshold: float
-) -> np.ndarray:
-    """For each name, whether another participant gave a name at least this similar to another unit."""
-    similar = vectors @ vectors.T >= threshold
-    other = (units[:, None] != units[None, :]) & (authors[:, None] != authors[None, :])
-    return np.asarray((similar & other).any(axis=1))
+def nearest_other(
+    vectors: np.ndarray,
+    units: np.ndarray,
+    authors: np.ndarray,
+    other_vectors: np.ndarray,
+    other_units: np.ndarray,
+    other_authors: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each (unit-length) name, the row of the most similar of the other names given by another participant
+    for another unit, and their cosine similarity; -1 and NaN where there is none. Computed a block of names at a
+    time, so that memory stays linear in the number of other names."""
+    nearest = np.full(len(vectors), -1)
+    similarity = np.full(len(vectors), np.nan)
+    if not len(other_vectors):
+        return nearest, similarity
+    block = max(1, BLOCK_ELEMENTS // len(other_vectors))
+    for start in range(0, len(vectors), block):
+        rows = slice(start, start + block)
+        similar = vectors[rows] @ other_vectors.T
+        comparable = (units[rows, None] != other_units[None, :]) & (authors[rows, None] != other_authors[None, :])
+        similar = np.where(comparable, similar, -np.inf)
+        best = similar.argmax(axis=1)
+        found = comparable[np.arange(len(best)), best]
+        nearest[rows] = np.where(found, best, -1)
+        # Cosine is at most 1; float32 rounding can take identical names a hair above it.
+        similarity[rows] = np.where(found, np.clip(similar[np.arange(len(best)), best], -1, 1), np.nan)
+    return nearest, similarity

@@ -128,10 +128,14 @@ class Describe(Protocol[DescribeParams]):
         "too_fast": ExportColumn("answer", "too_fast", "bool"),
         "focus_lost": ExportColumn("answer", "focus_lost", "bool"),
         "unknown_words": ExportColumn("answer", "unknown_words", "str"),
+        "nearest_other_name": ExportColumn("answer", "nearest_other_name", "str"),
+        "nearest_other_similarity": ExportColumn("answer", "nearest_other_similarity", "float"),
+        "near_duplicate": ExportColumn("answer", "near_duplicate", "bool"),
         "expected_label": ExportColumn("key", "label", "str"),
     }
-    check_names = ("catch_trials", *(signal[0] for signal in SIGNALS), "same_answer")
+    check_names = ("catch_trials", *(signal[0] for signal in SIGNALS), "text_near_duplicates", "same_answer")
     unit_statistics = {"names": "int", "agreement": "float", "near_duplicates": "int"}
+    compares_answers = True
 
     def check_pool(self, design: Design[DescribeParams], n_images: int) -> None:
         params = design.params
@@ -212,6 +216,7 @@ class Describe(Protocol[DescribeParams]):
             on = bool(getattr(params, enabled))
             rule = f"at most {params.max_flagged} names {what}" if on else f"names {what}: counted, not checked"
             results.append(CheckResult(check, flagged, not on or flagged <= params.max_flagged, rule))
+        results.append(_near_duplicate_check(params, names))
         distinct = {str(answer.get("normalised", "")) for answer in names}
         same = len(names) >= 2 and len(distinct) == 1
         rule = "not the same name for every unit" if params.check_same_answer else "same name everywhere: not checked"
@@ -223,17 +228,54 @@ class Describe(Protocol[DescribeParams]):
         name of another unit. Embeddings are cached per distinct normalised text under work_dir."""
         if not answers:
             return {}
-        texts = [str(answer.answer.get("normalised", "")) for answer in answers]
-        vectors = embeddings.EmbeddingCache(work_dir / "embeddings").embed(texts)
-        units = np.array([answer.unit for answer in answers])
+        vectors = _embedded(answers, work_dir)
+        units, authors = _units_and_authors(answers)
         by_unit: dict[int, list[int]] = defaultdict(list)
         for row, unit in enumerate(units.tolist()):
             by_unit[unit].append(row)
         scores = agreement.agreement_scores({unit: vectors[rows] for unit, rows in by_unit.items()})
-        duplicates = agreement.near_duplicates(
-            vectors, units, np.array([answer.author for answer in answers]), params.near_duplicate_similarity
-        )
+        _, similarity = agreement.nearest_other(vectors, units, authors, vectors, units, authors)
+        duplicates = similarity >= params.near_duplicate_similarity  # NaN (no other name) is no duplicate
         return {
             unit: {"names": len(rows), "agreement": scores[unit], "near_duplicates": int(duplicates[rows].sum())}
             for unit, rows in by_unit.items()
         }
+
+    def compare_answers(
+        self, params: DescribeParams, answers: Sequence[UnitAnswer], others: Sequence[UnitAnswer], work_dir: Path
+    ) -> list[JSON]:
+        """Per name: the nearest name (as typed) another participant gave for another unit, the cosine similarity
+        of their embeddings, and whether it reaches near_duplicate_similarity; none where there is no such name."""
+        vectors = _embedded([*answers, *others], work_dir)
+        nearest, similarity = agreement.nearest_other(
+            vectors[: len(answers)], *_units_and_authors(answers), vectors[len(answers) :], *_units_and_authors(others)
+        )
+        return [
+            {
+                "nearest_other_name": str(others[row].answer.get("text", "")).strip() if row >= 0 else None,
+                "nearest_other_similarity": float(similar) if row >= 0 else None,
+                "near_duplicate": bool(row >= 0 and similar >= params.near_duplicate_similarity),
+            }
+            for row, similar in zip(nearest.tolist(), similarity.tolist(), strict=True)
+        ]
+
+
+def _embedded(answers: Sequence[UnitAnswer], work_dir: Path) -> np.ndarray:
+    """The answers' normalised names' embeddings, cached per distinct text under work_dir."""
+    texts = [str(answer.answer.get("normalised", "")) for answer in answers]
+    return embeddings.EmbeddingCache(work_dir / "embeddings").embed(texts)
+
+
+def _units_and_authors(answers: Sequence[UnitAnswer]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([answer.unit for answer in answers]), np.array([answer.author for answer in answers])
+
+
+def _near_duplicate_check(params: DescribeParams, names: Sequence[Mapping[str, Any]]) -> CheckResult:
+    """The share of a session's main names that are near-duplicates of other participants' names for other units
+    (flagged on each answer when the session completed), at most max_near_duplicate_share where it is checked."""
+    share = sum(1 for answer in names if answer.get("near_duplicate")) / len(names) if names else 0.0
+    on, most = params.check_near_duplicates, params.max_near_duplicate_share
+    rule = f"at most {most:.0%} of names near-duplicates of others' for other units" if on else (
+        "names near-duplicates of others' for other units: counted, not checked"
+    )
+    return CheckResult("text_near_duplicates", share, not on or share <= most, rule)

@@ -90,8 +90,8 @@ class DescribeParams(Params):
         forms.FloatField(
             min_value=0,
             max_value=1,
-            help_text="Unit statistics: a name this similar to another participant's name of another unit is a "
-            "near-duplicate.",
+            help_text="A name this similar (embeddings' cosine) to another participant's name of another unit is a "
+            "near-duplicate: flagged on the answer, counted per unit, checked where the study says so.",
         ),
     )
     check_pasted: bool = _flag("Check pasted names", True)
@@ -99,6 +99,16 @@ class DescribeParams(Params):
     check_focus_lost: bool = _flag("Check focus lost while typing", False)
     check_not_words: bool = _flag("Check names that are not words", True)
     check_same_answer: bool = _flag("Check the same name for every unit", True)
+    check_near_duplicates: bool = _flag("Check near-duplicates of other participants' names", False)
+    max_near_duplicate_share: float = param(
+        0.5,
+        forms.FloatField(
+            min_value=0,
+            max_value=1,
+            label="Near-duplicate share allowed",
+            help_text="Exclusion check: the largest share of a session's main names that may be near-duplicates.",
+        ),
+    )
     max_flagged: int = param(
         1,
         forms.IntegerField(
