@@ -98,9 +98,7 @@ def test_the_datasheet_and_the_units_table_carry_the_rule_and_the_values(study):
     assert [(u["role"], u["channel"], u["practice_value"]) for u in sheet["practice_units"]] == [
         (su.role, su.unit.channel, su.practice_value) for su in practice_units(study)
     ]
-    table = units_table([study])
-    names = [name for name, _ in table.columns]
-    values = {(row["role"], row["order"]): row["practice_value"] for row in (dict(zip(names, r)) for r in table.rows)}
+    values = {(row["role"], row["order"]): row["practice_value"] for row in units_table([study]).records()}
     assert {key: value for key, value in values.items() if value is not None} == {
         (su.role, su.order): su.practice_value for su in practice_units(study)
     }
