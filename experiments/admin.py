@@ -59,7 +59,7 @@ class ReadOnlyInline(admin.TabularInline):
 class StudyUnitProgressInline(ReadOnlyInline):
     model = StudyUnit
     verbose_name_plural = "units and progress (passing participants / target)"
-    fields = ("unit", "role", "progress", "held", "statistics", "gallery")
+    fields = ("unit", "role", "progress", "held", "statistics", "practice_value", "gallery")
     readonly_fields = fields
     # The summary at the top of the page says where the study stands; the table is there to look things up.
     classes = ("collapse",)
@@ -70,7 +70,7 @@ class StudyUnitProgressInline(ReadOnlyInline):
     # The rows carry the counts with_progress() annotates.
     @admin.display(description="completed / target")
     def progress(self, obj: Any) -> str:
-        if obj.role == StudyUnit.Role.PRACTICE:
+        if obj.role != StudyUnit.Role.MAIN:
             return "-"
         return f"{obj.completed} / {obj.study.target_per_unit}"
 
@@ -96,7 +96,7 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
     search_fields = ("slug", "name")
     readonly_fields = (
         "progress_summary", "job_panel", "pool_check", "participant_link", "analysis_links", "participation_summary",
-        "completion_code", "created_at", "derived_from", "hand_picked", "ranking_input",
+        "completion_code", "created_at", "derived_from", "hand_picked", "practice_units", "ranking_input",
     )
     inlines = [StudyUnitProgressInline]
     actions = [
@@ -129,6 +129,7 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
                 "fields": (
                     "n_main_trials", "n_catch_trials", "n_practice_trials", "target_per_unit", "lock_ms",
                     "feedback_delay_ms", "feedback_ms", "main_feedback", "slot_timeout_minutes", "hand_picked",
+                    "practice_units",
                 )
             },
         ),
@@ -280,6 +281,17 @@ class StudyAdmin(StudyReportsMixin, admin.ModelAdmin):
             'practice: {}; catch: {} &middot; <a href="{}">pick them, seeing the trials</a>',
             *counts, reverse("admin:experiments_study_trials", args=[obj.pk]),
         )
+
+    @admin.display(description="practice units")
+    def practice_units(self, obj: Study) -> str:
+        """The rule the render chose the study's own practice units by (each unit's value is in the units table),
+        and whether hand-picked trials are shown instead."""
+        if not obj.practice_rule:
+            return "chosen when the stimuli are rendered"
+        picked = obj.practice_trials.count() if obj.pk else 0
+        if picked:
+            return f"{obj.practice_rule} (not in use: {picked} hand-picked practice trials are shown instead)"
+        return obj.practice_rule
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view

@@ -147,6 +147,11 @@ class Study(models.Model):
         "Trial", blank=True, related_name="catch_for",
         help_text="Hand-picked catch trials, from any rendered study; empty: the catch trials of the study's units.",
     )
+    practice_rule = models.CharField(
+        max_length=300, blank=True, editable=False,
+        help_text="How the render chose the study's own practice units (its protocol's rule); hand-picked practice "
+        "trials, where there are any, are shown instead of them.",
+    )
     consent_timeout_minutes = models.PositiveIntegerField(
         default=10, help_text="A session that has not consented this long after it started lapses."
     )
@@ -401,6 +406,8 @@ class StudyUnit(models.Model):
     class Role(models.TextChoices):
         MAIN = "main", "main"
         PRACTICE = "practice", "practice"
+        # Drawn as a practice unit where the protocol draws several per practice unit, and not kept.
+        PRACTICE_CANDIDATE = "practice_candidate", "practice candidate, not kept"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="study_units")
     unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="study_units")
@@ -411,6 +418,11 @@ class StudyUnit(models.Model):
     )
     statistics = models.JSONField(
         default=dict, blank=True, help_text="Its protocol's unit statistics, as the last summary job computed them."
+    )
+    practice_value = models.FloatField(
+        null=True, blank=True, editable=False,
+        help_text="How obvious its practice trials are, where practice units were chosen among candidates "
+        "(Study.practice_rule; localizability: its exemplar maps' mean p0); the lower, the more obvious.",
     )
 
     objects = StudyUnitQuerySet.as_manager()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,9 @@ from django.db import transaction
 from experiments.models import Study, StudyUnit, Trial, TrialImage
 from experiments.unit_sources import unit_source
 from protocols.base import (
+    MAIN,
     PRACTICE,
+    Design,
     ImageSlot,
     Protocol,
     Recording,
@@ -48,6 +50,7 @@ from stimuli.tokens import token_layout
 UNIT_STREAM = 0
 TRIAL_STREAM = 1
 WRITING = "writing stimuli"
+CHOOSING = "choosing practice units"
 
 # How each kind of recording a protocol asks for is made.
 RECORDERS = {Recording.CHANNEL_MEANS: record_activations}
@@ -72,35 +75,42 @@ def ranking_network(study: Study) -> Network:
 
 
 def sample_units(study: Study, network: Network | None = None) -> list[StudyUnit]:
-    """The study's units: n_units main ones, then n_practice_trials practice ones.
+    """The study's units: n_units main ones, then n_practice_trials practice ones, or, where the protocol
+    chooses its practice units among several candidates each (PracticeChoice), that many times as many
+    practice candidates, among which the render keeps the most obvious (_choose_practice).
 
     Drawn by the source of the study's unit kind (experiments.unit_sources:
     channels as IMI does, a random layer of interest then a random channel;
-    or latents of the study's SAE), no unit twice, seeded by study.seed. A
-    study that already has units keeps them.
+    or latents of the study's SAE), no unit twice, seeded by study.seed; the
+    study's practice_rule says how the practice units are chosen. A study that
+    already has units keeps them.
     """
     existing = list(study.study_units.select_related("unit__sae").order_by("order"))
     if existing:
         return existing
     network = network or ranking_network(study)
+    choice = study.protocol_plugin.practice_choice(study.design.params)
     drawn = unit_source(study.unit_kind).draw(
         study,
         network,
         layers_of_interest(study, network),
-        study.n_units + study.n_practice_trials,
+        study.n_units + choice.candidates * study.n_practice_trials,
         seeded_rng(study.seed, UNIT_STREAM),
     )
+    practice = StudyUnit.Role.PRACTICE if choice.candidates == 1 else StudyUnit.Role.PRACTICE_CANDIDATE
     with transaction.atomic():
         for order, sampled in enumerate(drawn):
             unit, _ = Unit.objects.get_or_create(
                 model=study.model, kind=study.unit_kind, layer=sampled.layer, channel=sampled.index, sae=sampled.sae
             )
-            role = StudyUnit.Role.MAIN if order < study.n_units else StudyUnit.Role.PRACTICE
+            role = StudyUnit.Role.MAIN if order < study.n_units else practice
             StudyUnit.objects.get_or_create(
                 study=study,
                 unit=unit,
                 defaults={"role": role, "order": order, "relative_depth": sampled.relative_depth},
             )
+        Study.objects.filter(pk=study.pk).update(practice_rule=choice.rule)
+    study.practice_rule = choice.rule
     return list(study.study_units.select_related("unit__sae").order_by("order"))
 
 
@@ -164,24 +174,43 @@ def _render(study: Study, path: Path, progress: Progress) -> None:
     Study.objects.filter(pk=study.pk).update(ranking_input=ranking_input)
     study.ranking_input = ranking_input
     writer = StimulusWriter(source, study.resize_to, study.image_size)
-    render = _Render(network, source, writer, protocol, design.params, path.with_suffix(""), identity)
+    render = _Render(network, source, writer, protocol, design, path.with_suffix(""), identity, source.keys())
+    _choose_practice(study, study_units, activations, render, progress)
     practice = [su for su in study_units if su.role == StudyUnit.Role.PRACTICE]
-    keys = source.keys()
     for index, study_unit in enumerate(study_units):
         progress(WRITING, index, len(study_units))
+        if study_unit.role == StudyUnit.Role.PRACTICE_CANDIDATE:
+            continue  # drawn, and not kept
         if Trial.objects.filter(study=study, unit=study_unit.unit).exists():
             continue  # written whole by an earlier run (one transaction per unit)
         column = np.array(activations[:, index])
-        unit = UnitActivations(
-            activations=column,
-            role=study_unit.role,
-            practice_index=practice.index(study_unit) if study_unit.role == PRACTICE else 0,
-            rng=seeded_rng(study.seed, TRIAL_STREAM, study_unit.order),
-            keys=keys,
-        )
-        mapper = _Mapper(render, study_unit)
-        _write_trials(study, study_unit.unit, protocol.build_trials(design, unit), column, writer, mapper)
+        practice_index = practice.index(study_unit) if study_unit.role == PRACTICE else 0
+        plans = protocol.build_trials(design, render.unit(study, study_unit, column, practice_index))
+        _write_trials(study, study_unit.unit, plans, column, writer, _Mapper(render, study_unit))
     progress(WRITING, len(study_units), len(study_units))
+
+
+def _choose_practice(
+    study: Study, study_units: list[StudyUnit], activations: np.ndarray, render: _Render, progress: Progress
+) -> None:
+    """Keep the n_practice_trials practice candidates whose practice trials the protocol finds most obvious
+    (the lowest practice_value; the earlier drawn on a tie), storing every candidate's value. Once in one
+    transaction, so a resumed render keeps what an earlier one chose."""
+    candidates = [(index, su) for index, su in enumerate(study_units) if su.role == StudyUnit.Role.PRACTICE_CANDIDATE]
+    if not candidates or any(su.role == StudyUnit.Role.PRACTICE for su in study_units):
+        return
+    protocol, design = render.protocol, render.design
+    for done, (index, study_unit) in enumerate(candidates):
+        progress(CHOOSING, done, len(candidates))
+        # Judged on the trials it would have as the first practice unit; the maps stay on disk for its trials.
+        plans = protocol.build_trials(design, render.unit(study, study_unit, np.array(activations[:, index]), 0))
+        maps = _Mapper(render, study_unit).maps(plans)
+        study_unit.practice_value = protocol.practice_value(plans, maps, design.params)
+    kept = sorted((su for _, su in candidates), key=lambda su: (su.practice_value, su.order))[: study.n_practice_trials]
+    for study_unit in kept:
+        study_unit.role = StudyUnit.Role.PRACTICE
+    StudyUnit.objects.bulk_update([su for _, su in candidates], ["practice_value", "role"])
+    progress(CHOOSING, len(candidates), len(candidates))
 
 
 class _Mapper:
@@ -191,9 +220,8 @@ class _Mapper:
         self.render, self.unit = render, study_unit.unit
         self.directory = render.work / "maps" / f"unit-{study_unit.order}"
 
-    def derived(
-        self, plans: list[TrialPlan], images: dict[tuple[int, int], StimulusImage]
-    ) -> dict[tuple[int, int], tuple[StimulusImage | None, KeptMap | None]]:
+    def maps(self, plans: Sequence[TrialPlan]) -> dict[tuple[int, int], np.ndarray]:
+        """The unit's map on the stored image of each slot that asks for an overlay or a kept map, by place."""
         wanted = [(place, slot) for place, slot in _slots(plans) if slot.overlay or slot.keep_map]
         if not wanted:
             return {}
@@ -203,12 +231,21 @@ class _Mapper:
             render.network, render.source, render.writer, self.unit.ref(), stimuli, self.directory, render.identity
         )
         maps = dict(zip(stimuli, arrays, strict=True))
+        return {place: maps[(slot.row, slot.variant is Variant.DISGUISED_COPY)] for place, slot in wanted}
+
+    def derived(
+        self, plans: list[TrialPlan], images: dict[tuple[int, int], StimulusImage]
+    ) -> dict[tuple[int, int], tuple[StimulusImage | None, KeptMap | None]]:
+        maps = self.maps(plans)
+        render = self.render
         result: dict[tuple[int, int], tuple[StimulusImage | None, KeptMap | None]] = {}
-        for place, slot in wanted:
-            image, values = images[place], maps[(slot.row, slot.variant is Variant.DISGUISED_COPY)]
+        for place, slot in _slots(plans):
+            if place not in maps:
+                continue
+            image, values = images[place], maps[place]
             overlay = None
             if slot.overlay:
-                content = png_bytes(render.protocol.overlay(values, render.params))
+                content = png_bytes(render.protocol.overlay(values, render.design.params))
                 overlay = store_stimulus(content, f"{image.source_key}#overlay", suffix="png")
             kept = keep_map(self.unit, image, values) if slot.keep_map else None
             result[place] = (overlay, kept)
@@ -223,12 +260,24 @@ class _Render:
     source: ImageSource
     writer: StimulusWriter
     protocol: Protocol[Any]
-    params: Any
+    design: Design[Any]
     work: Path
     identity: str
+    keys: Sequence[str]  # the pool's, in pool order
+
+    def unit(self, study: Study, study_unit: StudyUnit, column: np.ndarray, practice_index: int) -> UnitActivations:
+        """What the protocol builds a unit's trials from; its random stream is the unit's own, so the same
+        unit gets the same trials however often they are built."""
+        return UnitActivations(
+            activations=column,
+            role=MAIN if study_unit.role == StudyUnit.Role.MAIN else PRACTICE,
+            practice_index=practice_index,
+            rng=seeded_rng(study.seed, TRIAL_STREAM, study_unit.order),
+            keys=self.keys,
+        )
 
 
-def _slots(plans: list[TrialPlan]) -> Iterator[tuple[tuple[int, int], ImageSlot]]:
+def _slots(plans: Sequence[TrialPlan]) -> Iterator[tuple[tuple[int, int], ImageSlot]]:
     for number, plan in enumerate(plans):
         for position, slot in enumerate(plan.images):
             yield (number, position), slot

@@ -129,6 +129,20 @@ class TrialPlan:
 
 
 @dataclass(frozen=True)
+class PracticeChoice:
+    """How a study's practice units are chosen: `candidates` units are drawn for each of them and the ones
+    whose practice trials Protocol.practice_value finds most obvious are kept; with 1, every unit drawn is
+    kept as it is. `rule` says it in words, for the admin and the dataset's datasheet (Study.practice_rule)."""
+
+    candidates: int
+    rule: str
+
+
+# What a protocol does unless it says otherwise: its practice units are drawn like its main units.
+DRAWN_PRACTICE = PracticeChoice(1, "drawn at random, as the main units are")
+
+
+@dataclass(frozen=True)
 class ShownImage:
     """A stored image of a trial, as a session lays it out."""
 
@@ -306,6 +320,20 @@ class Protocol(ABC, Generic[P]):
     def build_trials(self, design: Design[P], unit: UnitActivations) -> list[TrialPlan]:
         """The trials of one unit (main and catch for a main unit, practice for a practice unit)."""
 
+    def practice_choice(self, params: P) -> PracticeChoice:
+        """How the study's practice units are chosen (hand-picked practice trials, where a study has them, are
+        shown instead of its own practice units whatever this says)."""
+        return DRAWN_PRACTICE
+
+    def practice_value(
+        self, plans: Sequence[TrialPlan], maps: Mapping[tuple[int, int], np.ndarray], params: P
+    ) -> float:
+        """How obvious a candidate practice unit is, the lower the more obvious; called only where
+        practice_choice draws several candidates per practice unit. `plans` are the unit's practice trials
+        (build_trials, built as the first practice unit), `maps` the unit's map on the stored image of each
+        slot that asks for an overlay or a kept map, by (trial, slot) position in the plans."""
+        raise NotImplementedError(f"{type(self).__name__} draws no practice candidates.")
+
     # ---- sessions
 
     @abstractmethod
@@ -360,6 +388,13 @@ class Protocol(ABC, Generic[P]):
     def maps_read(self, key: JSON) -> list[int]:
         """The kept activation maps (ids, from ShownImage.map_id) that the verdict on this key reads."""
         return []
+
+    def key_with_maps(self, key: JSON, maps: Sequence[int]) -> JSON:
+        """The key reading these kept maps (ids, in maps_read's order) instead of its own: a dataset bundle's
+        import stores the maps it carries under new ids."""
+        if maps:
+            raise NotImplementedError(f"{type(self).__name__} reads no kept maps.")
+        return dict(key)
 
     def judge(self, answer: Mapping[str, Any], key: JSON, params: P, maps: Mapping[int, np.ndarray]) -> Score:
         """The verdict, given the kept maps maps_read names (map id -> array on the image's pixels)."""

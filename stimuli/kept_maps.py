@@ -21,9 +21,14 @@ def keep_map(unit: Unit, image: StimulusImage, values: np.ndarray) -> KeptMap:
     return kept
 
 
-def as_array(kept: KeptMap) -> np.ndarray:
+def stored_values(kept: KeptMap) -> np.ndarray:
+    """The map as it is kept: float16, (height, width)."""
     raw = zlib.decompress(bytes(kept.values))
-    return np.frombuffer(raw, dtype=np.float16).reshape(kept.height, kept.width).astype(np.float32)
+    return np.frombuffer(raw, dtype=np.float16).reshape(kept.height, kept.width)
+
+
+def as_array(kept: KeptMap) -> np.ndarray:
+    return stored_values(kept).astype(np.float32)
 
 
 def kept_maps(ids: Iterable[int]) -> dict[int, np.ndarray]:

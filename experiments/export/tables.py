@@ -27,7 +27,7 @@ SHOWN_COLUMNS = [
 ]
 UNIT_COLUMNS = [
     ("study", "str"), ("role", "str"), ("order", "int"), ("model", "str"), ("timm_name", "str"), ("kind", "str"),
-    ("layer", "str"), ("channel", "int"), ("relative_depth", "float"), ("sae", "str"),
+    ("layer", "str"), ("channel", "int"), ("relative_depth", "float"), ("sae", "str"), ("practice_value", "float"),
 ]
 SESSION_COLUMNS = [
     ("study", "str"), ("session", "str"), ("recruiter", "str"), ("seed", "int"), ("status", "str"),
@@ -108,7 +108,8 @@ def units_table(studies: Iterable[Study]) -> Table:
         .order_by("study_id", "role", "order")
         .values_list(
             "study__slug", "role", "order", "unit__model__name", "unit__model__timm_name", "unit__kind",
-            "unit__layer", "unit__channel", "relative_depth", "unit__sae__name", *fields, "study_id", "unit_id",
+            "unit__layer", "unit__channel", "relative_depth", "unit__sae__name", "practice_value", *fields,
+            "study_id", "unit_id",
         )
         .iterator(chunk_size=CHUNK)
     )

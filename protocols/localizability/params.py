@@ -45,6 +45,16 @@ class LocalizabilityParams(Params):
             help_text="How a response with several clicks is scored: its best click, its first, or their mean.",
         ),
     )
+    practice_candidates: int = param(
+        3,
+        forms.IntegerField(
+            label="Practice candidates",
+            min_value=1,
+            max_value=10,
+            help_text="Units drawn for each practice unit; the ones whose exemplar maps are most concentrated "
+            "(smallest mean p0) are kept. 1: practice units are drawn at random, as main units are.",
+        ),
+    )
     colour_map: str = param("inferno", forms.ChoiceField(choices=COLOUR_MAPS, label="Colour map"))
     overlay_opacity: float = param(
         0.6,
@@ -89,6 +99,6 @@ class LocalizabilityParams(Params):
         # verdicts would follow another rule than new ones.
         {
             "n_exemplars", "difficulty", "prompt", "max_clicks", "colour_map", "overlay_opacity", "click_rule",
-            "region_mass",
+            "region_mass", "practice_candidates",
         }
     )

@@ -32,6 +32,7 @@ from protocols.base import (
     ExportColumn,
     ImageSlot,
     Layout,
+    PracticeChoice,
     Protocol,
     Score,
     ShownImage,
@@ -44,7 +45,7 @@ from protocols.base import (
 )
 from protocols.localizability.overlay import heat_overlay
 from protocols.localizability.params import LocalizabilityParams
-from protocols.localizability.scoring import score_response, summarize, unit_score
+from protocols.localizability.scoring import mean_p0, score_response, summarize, unit_score
 from protocols.localizability.selection import LocalizationStimuli, catch_trial, query_window, select_trials
 from protocols.localizability.serializers import LocalizabilityAnswerSerializer, LocalizabilityTrialSerializer
 from protocols.selection import EASY
@@ -123,6 +124,30 @@ class Localizability(Protocol[LocalizabilityParams]):
         catch = catch_trial(trials[0], unit.rng)
         return plans + [TrialPlan(CATCH, catch.batch, params.difficulty, _slots(catch, Variant.DISGUISED_COPY))]
 
+    def practice_choice(self, params: LocalizabilityParams) -> PracticeChoice:
+        if params.practice_candidates == 1:
+            return super().practice_choice(params)
+        return PracticeChoice(
+            params.practice_candidates,
+            f"the most concentrated of {params.practice_candidates} units drawn per practice unit: the smallest "
+            f"mean p0 of their exemplar maps (top region holding {params.region_mass:g} of a map's mass)",
+        )
+
+    def practice_value(
+        self,
+        plans: Sequence[TrialPlan],
+        maps: Mapping[tuple[int, int], np.ndarray],
+        params: LocalizabilityParams,
+    ) -> float:
+        """The mean p0 of the exemplars' maps: the smaller, the more plainly the heat maps point at one place."""
+        exemplars = [
+            maps[(number, position)]
+            for number, plan in enumerate(plans)
+            for position, slot in enumerate(plan.images)
+            if slot.role == EXEMPLAR
+        ]
+        return mean_p0(exemplars, params.region_mass)
+
     def overlay(self, activation_map: np.ndarray, params: LocalizabilityParams) -> np.ndarray:
         return heat_overlay(activation_map, params.colour_map, params.overlay_opacity)
 
@@ -168,6 +193,10 @@ class Localizability(Protocol[LocalizabilityParams]):
 
     def maps_read(self, key: JSON) -> list[int]:
         return [key["map"]]
+
+    def key_with_maps(self, key: JSON, maps: Sequence[int]) -> JSON:
+        [query_map] = maps
+        return {**key, "map": query_map}
 
     def judge(
         self,

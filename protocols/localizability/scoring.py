@@ -136,7 +136,10 @@ def unit_score(
     return UnitScore(len(pairs), hit_rate, chance, score, mean_grade)
 
 
-def concentration(activation_map: np.ndarray) -> float:
-    """1 - p0: how concentrated a map is (practice units default to the most concentrated ones)."""
-    summary = summarize(activation_map)
-    return 1 - summary.p0 if summary.scored else 0.0
+def mean_p0(activation_maps: Sequence[np.ndarray], mass: float = MASS) -> float:
+    """The maps' mean p0: how little of an image their top regions cover (practice units default to the
+    units whose exemplar maps have the smallest). A map without mass counts as 1: it shows nothing to find."""
+    if not activation_maps:
+        raise ValueError("The mean p0 of no maps is not defined.")
+    shares = [summary.p0 if (summary := summarize(values, mass)).scored else 1.0 for values in activation_maps]
+    return float(np.mean(shares))
