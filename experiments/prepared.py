@@ -56,7 +56,46 @@ class _Statement:
     sql: str
     params: tuple[Any, ...]
     slots: tuple[tuple[int, str], ...]  # (position among the parameters, value's name)
-    compiler: SQLCompiler | None  # for rows: how they become instances
+    rows: _Rows | None  # for a select: how its rows become instances
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """How a select's rows become instances, as the ORM's ModelIterable makes them: read off the compiler once."""
+
+    compiler: SQLCompiler
+    model: Any  # the model class (its DoesNotExist is made per model)
+    names: list[str]  # the model's columns' attribute names, in the row's order
+    start: int
+    end: int
+    converters: dict[int, Any]
+    annotations: dict[str, int]
+
+    @classmethod
+    def of(cls, compiler: SQLCompiler) -> _Rows:
+        assert compiler.klass_info is not None
+        select_fields = compiler.klass_info["select_fields"]
+        start, end = select_fields[0], select_fields[-1] + 1
+        return cls(
+            compiler,
+            compiler.klass_info["model"],
+            [column[0].target.attname for column in compiler.select[start:end]],
+            start,
+            end,
+            compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]]),
+            dict(compiler.annotation_col_map or {}),
+        )
+
+    def instances(self, rows: list[Any], using: str) -> list[Any]:
+        """The rows as instances, with annotations set as attributes."""
+        found = []
+        converted = self.compiler.apply_converters(rows, self.converters) if self.converters else rows
+        for row in converted:
+            instance = self.model.from_db(using, self.names, row[self.start : self.end])
+            for name, position in self.annotations.items():
+                setattr(instance, name, row[position])
+            found.append(instance)
+        return found
 
 
 class _Prepared(ABC):
@@ -69,6 +108,10 @@ class _Prepared(ABC):
     @abstractmethod
     def _compile(self, stand_ins: dict[str, Any], shape: tuple[Hashable, ...], using: str) -> Compiled:
         """The statement built with the stand-in values: its compiler, SQL and parameters."""
+
+    def _rows(self, compiler: SQLCompiler) -> _Rows | None:
+        """How the statement's rows become instances; None for a statement that returns none."""
+        return None
 
     def _statement(self, using: str, shape: tuple[Hashable, ...]) -> _Statement:
         connection = connections[using]
@@ -85,7 +128,7 @@ class _Prepared(ABC):
             if not places:
                 raise PreparedQueryError(f"The value {name!r} is not a parameter of: {sql}")
             slots += [(place, name) for place in places]
-        statement = _Statement(connection, sql, tuple(params), tuple(slots), compiler)
+        statement = _Statement(connection, sql, tuple(params), tuple(slots), self._rows(compiler))
         cache[(using, shape)] = statement
         return statement
 
@@ -115,14 +158,16 @@ class PreparedSelect(_Prepared, Generic[M]):
             raise PreparedQueryError("A prepared select makes instances of one model, without select_related.")
         return compiler, sql, tuple(params)
 
+    def _rows(self, compiler: SQLCompiler) -> _Rows:
+        return _Rows.of(compiler)
+
     def all(self, *shape: Hashable, using: str = "default", **values: Any) -> list[M]:
         statement = self._statement(using, shape)
-        compiler = statement.compiler
-        assert compiler is not None and compiler.klass_info is not None
+        assert statement.rows is not None
         with statement.connection.cursor() as cursor:
             cursor.execute(statement.sql, self._params(statement, values))
             rows = cursor.fetchall()
-        return list(_instances(compiler, rows, using))
+        return statement.rows.instances(rows, using)
 
     def first(self, *shape: Hashable, using: str = "default", **values: Any) -> M | None:
         found = self.all(*shape, using=using, **values)
@@ -133,27 +178,12 @@ class PreparedSelect(_Prepared, Generic[M]):
         found = self.all(*shape, using=using, **values)
         if len(found) == 1:
             return found[0]
-        compiler = self._statement(using, shape).compiler
-        assert compiler is not None and compiler.klass_info is not None
-        model = compiler.klass_info["model"]
+        rows = self._statement(using, shape).rows
+        assert rows is not None
+        meta = rows.model._meta
         if not found:
-            raise model.DoesNotExist(f"{model._meta.object_name} matching {values} does not exist.")
-        raise model.MultipleObjectsReturned(f"{len(found)} {model._meta.object_name} rows match {values}.")
-
-
-def _instances(compiler: SQLCompiler, rows: list[Any], using: str) -> Any:
-    """Rows as the ORM's ModelIterable makes them into instances, with annotations set as attributes."""
-    assert compiler.klass_info is not None
-    select_fields = compiler.klass_info["select_fields"]
-    start, end = select_fields[0], select_fields[-1] + 1
-    names = [column[0].target.attname for column in compiler.select[start:end]]
-    converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
-    model = compiler.klass_info["model"]
-    for row in compiler.apply_converters(rows, converters) if converters else rows:
-        instance = model.from_db(using, names, row[start:end])
-        for name, position in (compiler.annotation_col_map or {}).items():
-            setattr(instance, name, row[position])
-        yield instance
+            raise rows.model.DoesNotExist(f"{meta.object_name} matching {values} does not exist.")
+        raise rows.model.MultipleObjectsReturned(f"{len(found)} {meta.object_name} rows match {values}.")
 
 
 class PreparedUpdate(_Prepared):

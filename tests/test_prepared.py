@@ -135,11 +135,16 @@ def test_each_thread_runs_its_own_connections_statement():
 
 
 def test_a_uuid_value_is_prepared_for_the_database_as_the_orm_prepares_it(db):
-    session = _started(build_2afc_study(), "p")
+    participant = Participant(build_2afc_study(), "p")
+    participant.start()
+    participant.through_instructions()
+    index = participant.trial().json()["index"]
     client_id = uuid.uuid4()
-    replayed = PreparedSelect(
+    assert participant.answer(index, participant.correct_choice(index), client_id=str(client_id)).status_code == 201
+    answered_with = PreparedSelect(
         lambda session, client_id: Session.objects.filter(pk=session, responses__client_id=client_id),
         session=Session._meta.pk,
         client_id=Response._meta.get_field("client_id"),
     )
-    assert replayed.all(session=session.pk, client_id=client_id) == []
+    assert [found.pk for found in answered_with.all(session=participant.id, client_id=client_id)] == [participant.id]
+    assert answered_with.all(session=participant.id, client_id=uuid.uuid4()) == []
