@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from django.db import connections, models
 from django.db.models.sql.compiler import SQLCompiler
-from django.db.models.sql.subqueries import UpdateQuery
+from django.db.models.sql.subqueries import InsertQuery, UpdateQuery
 
 M = TypeVar("M", bound=models.Model)
 Compiled = tuple[SQLCompiler, str, tuple[Any, ...]]
@@ -98,6 +98,18 @@ class _Rows:
         return found
 
 
+S = TypeVar("S")
+
+
+def _cached(local: threading.local, using: str, shape: tuple[Hashable, ...], prepare: Callable[[], S]) -> S:
+    """The thread's statement for this database and shape, prepared again for a new connection."""
+    cache: dict[tuple[str, tuple[Hashable, ...]], Any] = local.__dict__.setdefault("statements", {})
+    statement = cache.get((using, shape))
+    if statement is None or statement.connection is not connections[using]:
+        statement = cache[(using, shape)] = prepare()
+    return cast(S, statement)
+
+
 class _Prepared(ABC):
     """What selects and updates share: compiling with stand-ins and putting values in their places."""
 
@@ -114,11 +126,10 @@ class _Prepared(ABC):
         return None
 
     def _statement(self, using: str, shape: tuple[Hashable, ...]) -> _Statement:
+        return _cached(self._local, using, shape, lambda: self._prepare(using, shape))
+
+    def _prepare(self, using: str, shape: tuple[Hashable, ...]) -> _Statement:
         connection = connections[using]
-        cache: dict[tuple[str, tuple[Hashable, ...]], _Statement] = self._local.__dict__.setdefault("statements", {})
-        statement = cache.get((using, shape))
-        if statement is not None and statement.connection is connection:
-            return statement
         stand_ins = {name: _stand_in(field, number) for number, (name, field) in enumerate(self.fields.items())}
         compiler, sql, params = self._compile(stand_ins, shape, using)
         slots = []
@@ -128,9 +139,7 @@ class _Prepared(ABC):
             if not places:
                 raise PreparedQueryError(f"The value {name!r} is not a parameter of: {sql}")
             slots += [(place, name) for place in places]
-        statement = _Statement(connection, sql, tuple(params), tuple(slots), self._rows(compiler))
-        cache[(using, shape)] = statement
-        return statement
+        return _Statement(connection, sql, tuple(params), tuple(slots), self._rows(compiler))
 
     def _params(self, statement: _Statement, values: Mapping[str, Any]) -> list[Any]:
         if values.keys() != self.fields.keys():
@@ -216,3 +225,57 @@ class PreparedUpdate(_Prepared):
         with statement.connection.cursor() as cursor:
             cursor.execute(statement.sql, self._params(statement, values))
             return int(cursor.rowcount)
+
+
+@dataclass(frozen=True)
+class _Insert:
+    connection: Any
+    sql: str
+    returns_pk: bool  # INSERT ... RETURNING the primary key (else the backend's last insert id)
+
+
+class PreparedInsert(Generic[M]):
+    """`INSERT` one row of `model`, every concrete field but its automatic primary key, as Model.save does;
+    `.create(**values)` returns the saved instance, as `QuerySet.create` does for a model without save()
+    overrides or signal receivers (unset fields take their defaults).
+
+    An insert's parameters are its fields' values in order, one each, so nothing needs a stand-in: the first
+    row's statement is kept, and later rows only prepare their values, by the fields' own pre_save and
+    get_db_prep_save as Model.save does."""
+
+    def __init__(self, model: type[M]) -> None:
+        meta = model._meta
+        self.model = model
+        self.fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
+        if any(field.generated for field in self.fields):
+            raise PreparedQueryError(f"{meta.label} has fields the database fills: save it through the ORM.")
+        self._local = threading.local()
+
+    def _prepare(self, instance: M, using: str) -> _Insert:
+        connection = connections[using]
+        query = InsertQuery(self.model)
+        query.insert_values(self.fields, [instance])
+        compiler = query.get_compiler(using=using)
+        returns_pk = bool(connection.features.can_return_columns_from_insert)
+        compiler.returning_fields = [self.model._meta.pk] if returns_pk else None
+        (sql, params), *more = compiler.as_sql()
+        if more or len(params) != len(self.fields):
+            raise PreparedQueryError(f"An insert of {len(self.fields)} plain values was expected, not: {sql}")
+        return _Insert(connection, sql, returns_pk)
+
+    def create(self, using: str = "default", **values: Any) -> M:
+        instance = self.model(**values)
+        statement = _cached(self._local, using, (), lambda: self._prepare(instance, using))
+        connection = statement.connection
+        params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self.fields]
+        meta = self.model._meta
+        with connection.cursor() as cursor:
+            cursor.execute(statement.sql, params)
+            if statement.returns_pk:
+                pk = cursor.fetchone()[0]
+            else:
+                pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+        instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = using
+        return instance

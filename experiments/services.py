@@ -22,7 +22,7 @@ from experiments.errors import InvalidAnswer, NoPlacesLeft, NotCurrentTrial, Too
 from experiments.limits import retry_after
 from experiments.models import Event, Response, Session, SessionTrial, Study, Trial
 from experiments.planning import plan_main_block, plan_practice_round
-from experiments.prepared import PreparedSelect, PreparedUpdate
+from experiments.prepared import PreparedInsert, PreparedSelect, PreparedUpdate
 from experiments.recruiters import ArrivalRefused, recruiter_for
 from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload, trials_ahead, upcoming
 from protocols.base import AnswerRefused, Score
@@ -91,6 +91,7 @@ _ANSWERED = PreparedUpdate(
     ("last_seen_at", "last_answer_at", "phase"),
     pk=Session._meta.pk,
 )
+_RESPONSE = PreparedInsert(Response)
 
 
 def serve_trial(session: Session) -> dict[str, Any]:
@@ -109,6 +110,17 @@ class AnswerResult:
     done: bool
     practice: dict[str, Any] | None
     feedback: dict[str, Any]  # the protocol's own reply fields
+
+    @property
+    def reply(self) -> dict[str, Any]:
+        """What the participant's page is told (AnswerResultSerializer in the schema), the protocol's fields beside."""
+        return {
+            "correct": self.correct,
+            "index": self.index,
+            "done": self.done,
+            "practice": self.practice,
+            **self.feedback,
+        }
 
 
 def _result(response: Response, following: SessionTrial | None) -> AnswerResult:
@@ -170,17 +182,24 @@ def answer_trial(
     rt_ms: int,
     answer: dict[str, Any],
     geometry: dict[str, Any] | None = None,
+    locked: bool = False,
 ) -> tuple[AnswerResult, bool]:
     """Store the answer (the protocol's validated fields) to the current trial; returns (result, created).
 
-    A replayed client_id returns the stored result and writes nothing.
+    A replayed client_id returns the stored result and writes nothing. locked: the caller read the session
+    with its row locked in the transaction it has open (the API's answer view), which this joins; a refusal
+    then rolls that whole transaction back.
     """
-    with transaction.atomic():
+    if locked and not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("answer_trial(locked=True) runs in the transaction that locked the session.")
+    with transaction.atomic(savepoint=not locked):
         # One answer at a time per session, so two tabs cannot both answer a trial.
         # Only the session's row: joining the study here would lock it too, and serialize every session's answers.
+        if not locked:
+            study = session.study
+            session = _LOCKED_SESSION.get(pk=session.pk)
+            session.study = study
         study = session.study
-        session = _LOCKED_SESSION.get(pk=session.pk)
-        session.study = study
         trials = upcoming(session, replay_of=client_id)
         if trials.replayed is not False:
             replay = Response.objects.filter(session=session, client_id=client_id).select_related("session_trial")
@@ -204,7 +223,7 @@ def answer_trial(
             raise InvalidAnswer(str(exc)) from exc
         maps = kept_maps(protocol.maps_read(current.key))
         verdict = protocol.judge(answer, current.key, study.protocol_params, maps)
-        response = Response.objects.create(
+        response = _RESPONSE.create(
             session=session,
             session_trial=current,
             client_id=client_id,

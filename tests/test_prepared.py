@@ -9,8 +9,8 @@ from django.db.models import Exists, OuterRef
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from experiments.models import Response, Session, SessionTrial, Study
-from experiments.prepared import PreparedQueryError, PreparedSelect, PreparedUpdate
+from experiments.models import Event, Response, Session, SessionTrial, Study
+from experiments.prepared import PreparedInsert, PreparedQueryError, PreparedSelect, PreparedUpdate
 from tests.builders import build_2afc_study
 from tests.conftest import Participant
 from tests.factories import StudyFactory
@@ -86,6 +86,27 @@ def test_a_prepared_update_changes_the_matched_rows_only(db):
     assert touch.run(pk=mine.pk, last_seen_at=seen) == 1
     assert Session.objects.get(pk=mine.pk).last_seen_at == seen
     assert Session.objects.get(pk=other.pk).last_seen_at == other.last_seen_at
+
+
+EVENT = PreparedInsert(Event)
+
+
+def test_a_prepared_insert_stores_the_row_the_orms_create_stores(db):
+    session = _started(build_2afc_study(), "p")
+    at = timezone.now()
+    prepared = EVENT.create(session=session, type=Event.Type.BLUR, payload={"n": [1, "é"]}, created_at=at)
+    through_orm = Event.objects.create(session=session, type=Event.Type.BLUR, payload={"n": [1, "é"]}, created_at=at)
+    assert prepared.pk is not None and prepared.pk != through_orm.pk
+    assert prepared._state.adding is False and prepared._state.db == "default"
+    stored = Event.objects.get(pk=prepared.pk)
+    assert _fields(stored) | {"id": None} == _fields(Event.objects.get(pk=through_orm.pk)) | {"id": None}
+
+
+def test_a_prepared_insert_gives_unset_fields_their_defaults(db):
+    session = _started(build_2afc_study(), "p")
+    before = timezone.now()
+    stored = Event.objects.get(pk=EVENT.create(session=session, type=Event.Type.FOCUS).pk)
+    assert stored.payload == {} and stored.created_at >= before
 
 
 def test_statements_go_through_djangos_cursor(db):

@@ -50,24 +50,24 @@ def test_fetching_a_trial_whose_images_the_process_has_read_takes_3_queries(cons
         assert consented.trial().status_code == 200
 
 
-def test_answering_a_practice_trial_takes_7_queries(consented, django_assert_num_queries):
+def test_answering_a_practice_trial_takes_6_queries(consented, django_assert_num_queries):
     index = consented.trial().json()["index"]
     choice = consented.correct_choice(index)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         assert consented.answer(index, choice).status_code == 201
 
 
-def test_answering_a_main_trial_takes_7_queries(in_main_block, django_assert_num_queries):
+def test_answering_a_main_trial_takes_6_queries(in_main_block, django_assert_num_queries):
     index = in_main_block.trial().json()["index"]
     choice = in_main_block.correct_choice(index)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         assert in_main_block.answer(index, choice).status_code == 201
 
 
-def test_a_replayed_answer_takes_7_queries(consented, django_assert_num_queries):
+def test_a_replayed_answer_takes_6_queries(consented, django_assert_num_queries):
     index = consented.trial().json()["index"]
     consented.answer(index, 0, client_id="00000000-0000-4000-8000-000000000001")
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         replay = consented.answer(index, 0, client_id="00000000-0000-4000-8000-000000000001")
     assert replay.status_code == 200
 

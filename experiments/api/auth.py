@@ -17,10 +17,14 @@ from experiments.prepared import PreparedSelect
 SESSION_BY_TOKEN = PreparedSelect(
     lambda token: Session.objects.filter(token=token)[:1], token=Session._meta.get_field("token")
 )
+SESSION_BY_TOKEN_LOCKED = PreparedSelect(
+    lambda token: Session.objects.filter(token=token).select_for_update()[:1], token=Session._meta.get_field("token")
+)
 
 
 class SessionTokenAuthentication(BaseAuthentication):
     keyword = "Bearer"
+    by_token: PreparedSelect[Session] = SESSION_BY_TOKEN
 
     def authenticate(self, request: Request) -> tuple[None, Session] | None:
         header = get_authorization_header(request).split()
@@ -29,7 +33,7 @@ class SessionTokenAuthentication(BaseAuthentication):
         if header[0].decode(errors="replace") != self.keyword or len(header) != 2:
             raise exceptions.AuthenticationFailed("Use the header 'Authorization: Bearer <token>'.")
         token = header[1].decode(errors="replace")
-        session = SESSION_BY_TOKEN.first(token=token)
+        session = self.by_token.first(token=token)
         if session is None:
             raise exceptions.AuthenticationFailed("Invalid session token.")
         session.study = Study.cached(session.study_id)
@@ -37,6 +41,13 @@ class SessionTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+class LockingSessionTokenAuthentication(SessionTokenAuthentication):
+    """Reads the session with its row locked until the request's transaction ends: for a call that writes in
+    the transaction its view opens (an answer), the one statement that both authenticates and locks."""
+
+    by_token = SESSION_BY_TOKEN_LOCKED
 
 
 class OwnsSession(BasePermission):

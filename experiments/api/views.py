@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -13,7 +14,7 @@ from rest_framework.views import APIView
 from experiments import arrivals, selectors, services
 from experiments.addresses import address_key
 from experiments.api import serializers as s
-from experiments.api.auth import OwnsSession, SessionTokenAuthentication
+from experiments.api.auth import LockingSessionTokenAuthentication, OwnsSession, SessionTokenAuthentication
 from experiments.errors import WrongStage
 from experiments.models import Session
 
@@ -76,6 +77,14 @@ class CurrentTrial(SessionView):
 
 
 class AnswerTrial(SessionView):
+    # The session is read by its token and locked in the transaction that stores the answer: one statement
+    # fewer than reading it, then locking it (answers are half of all calls).
+    authentication_classes = [LockingSessionTokenAuthentication]
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        with transaction.atomic():
+            return super().dispatch(request, *args, **kwargs)
+
     @extend_schema(
         request=s.ANSWER_SCHEMA,
         responses={201: s.AnswerResultSerializer, 200: s.AnswerResultSerializer, **ERRORS},
@@ -92,9 +101,9 @@ class AnswerTrial(SessionView):
             rt_ms=answer.pop("rt_ms"),
             geometry=answer.pop("geometry"),
             answer=answer,
+            locked=True,
         )
-        reply = {**s.AnswerResultSerializer(result).data, **result.feedback}
-        return Response(reply, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(result.reply, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class RecordEvent(SessionView):
