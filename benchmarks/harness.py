@@ -280,7 +280,6 @@ class Stats:
     """What every participant of a run saw: latencies per call, failures, and acknowledged answers."""
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    answered_at: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # perf_counter
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # "call status" -> count
     retried: int = 0
     acknowledged: list[tuple[int, str]] = field(default_factory=list)  # (session id, client_id)
@@ -343,7 +342,6 @@ class Http:
             elapsed_ms = (time.perf_counter() - started) * 1000
             if 200 <= status < 300:
                 self.stats.latencies[name].append(elapsed_ms)
-                self.stats.answered_at[name].append(started + elapsed_ms / 1000)
                 return json.loads(data)
             self.stats.errors[f"{name} {status}"] += 1
             if status and status < 500 and status != 429:
