@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -76,9 +75,13 @@ def has_open_places(study: Study) -> bool:
     return len(_open_units(study)) >= study.n_main_trials
 
 
-@transaction.atomic
 def assign_units(session: Session) -> list[SessionUnit]:
-    study = Study.objects.select_for_update().get(pk=session.study_id)
+    """Hold the session's main units. Runs in the caller's transaction (the consent's), which keeps the
+    study's row locked until it commits; the study's settings are those the session was read with
+    (Study.cached, at most STUDY_CACHE_S old), so the lock reads nothing but the row's key."""
+    study = session.study
+    # Outside a transaction Django refuses select_for_update, so a caller cannot forget one.
+    list(Study.objects.select_for_update().filter(pk=study.pk).values_list("pk", flat=True))
     release_abandoned(study)
     open_units = _open_units(study)
     if len(open_units) < study.n_main_trials:

@@ -27,10 +27,10 @@ def test_starting_a_session_takes_17_queries(study, django_assert_num_queries):
         assert Participant(study, "new").start().status_code == 201
 
 
-def test_consenting_takes_12_queries(participant, django_assert_num_queries):
+def test_consenting_takes_10_queries(participant, django_assert_num_queries):
     # Once the process holds the study (Study.cached): the first call on a session reads it too.
     participant.client.get(participant.url())
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(10):
         assert participant.event("consent").status_code == 201
 
 
