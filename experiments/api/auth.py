@@ -24,7 +24,6 @@ SESSION_BY_TOKEN_LOCKED = PreparedSelect(
 
 class SessionTokenAuthentication(BaseAuthentication):
     keyword = "Bearer"
-    by_token: PreparedSelect[Session] = SESSION_BY_TOKEN
 
     def authenticate(self, request: Request) -> tuple[None, Session] | None:
         header = get_authorization_header(request).split()
@@ -33,7 +32,11 @@ class SessionTokenAuthentication(BaseAuthentication):
         if header[0].decode(errors="replace") != self.keyword or len(header) != 2:
             raise exceptions.AuthenticationFailed("Use the header 'Authorization: Bearer <token>'.")
         token = header[1].decode(errors="replace")
-        session = self.by_token.first(token=token)
+        # A view that writes in the transaction it opens (an answer) has the session's row locked by the lookup
+        # itself: one statement that both authenticates and locks.
+        view = (request.parser_context or {}).get("view")
+        by_token = SESSION_BY_TOKEN_LOCKED if getattr(view, "locks_session", False) else SESSION_BY_TOKEN
+        session = by_token.first(token=token)
         if session is None:
             raise exceptions.AuthenticationFailed("Invalid session token.")
         session.study = Study.cached(session.study_id)
@@ -41,13 +44,6 @@ class SessionTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
-
-
-class LockingSessionTokenAuthentication(SessionTokenAuthentication):
-    """Reads the session with its row locked until the request's transaction ends: for a call that writes in
-    the transaction its view opens (an answer), the one statement that both authenticates and locks."""
-
-    by_token = SESSION_BY_TOKEN_LOCKED
 
 
 class OwnsSession(BasePermission):

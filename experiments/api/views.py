@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from experiments import arrivals, selectors, services
 from experiments.addresses import address_key
 from experiments.api import serializers as s
-from experiments.api.auth import LockingSessionTokenAuthentication, OwnsSession, SessionTokenAuthentication
+from experiments.api.auth import OwnsSession, SessionTokenAuthentication
 from experiments.errors import WrongStage
 from experiments.models import Session
 
@@ -79,7 +79,7 @@ class CurrentTrial(SessionView):
 class AnswerTrial(SessionView):
     # The session is read by its token and locked in the transaction that stores the answer: one statement
     # fewer than reading it, then locking it (answers are half of all calls).
-    authentication_classes = [LockingSessionTokenAuthentication]
+    locks_session = True
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         with transaction.atomic():
