@@ -88,3 +88,14 @@ def test_a_new_postgresql_connection_starts_in_the_sites_time_zone(db):
         assert raw.info.parameter_status("TimeZone") == "UTC"
     finally:
         raw.close()
+
+
+@pytest.mark.postgres
+def test_an_answers_token_lookup_also_locks_the_session(consented):
+    from django.test.utils import CaptureQueriesContext
+
+    index = consented.trial().json()["index"]
+    with CaptureQueriesContext(connection) as queries:
+        assert consented.answer(index, consented.correct_choice(index)).status_code == 201
+    lookups = [q["sql"] for q in queries.captured_queries if '"token" =' in q["sql"]]
+    assert len(lookups) == 1 and lookups[0].endswith("FOR UPDATE")
