@@ -22,7 +22,7 @@ from experiments.errors import InvalidAnswer, NoPlacesLeft, NotCurrentTrial, Too
 from experiments.limits import retry_after
 from experiments.models import Event, Response, Session, SessionTrial, Study, Trial
 from experiments.planning import plan_main_block, plan_practice_round
-from experiments.prepared import PreparedInsert, PreparedSelect, PreparedUpdate
+from experiments.prepared import PreparedInsert, PreparedUpdate
 from experiments.recruiters import ArrivalRefused, recruiter_for
 from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload, trials_ahead, upcoming
 from protocols.base import AnswerRefused, Score
@@ -81,9 +81,6 @@ def calibrate_size(session: Session, px_per_mm: float) -> float:
 # The statements every trial fetch and answer sends, compiled once (experiments.prepared).
 _SERVED = PreparedUpdate(
     SessionTrial, lambda pk: SessionTrial.objects.filter(pk=pk), ("served_at",), pk=SessionTrial._meta.pk
-)
-_LOCKED_SESSION = PreparedSelect(
-    lambda pk: Session.objects.filter(pk=pk).select_for_update(), pk=Session._meta.pk
 )
 _ANSWERED = PreparedUpdate(
     Session,
@@ -182,23 +179,17 @@ def answer_trial(
     rt_ms: int,
     answer: dict[str, Any],
     geometry: dict[str, Any] | None = None,
-    locked: bool = False,
 ) -> tuple[AnswerResult, bool]:
     """Store the answer (the protocol's validated fields) to the current trial; returns (result, created).
 
-    A replayed client_id returns the stored result and writes nothing. locked: the caller read the session
-    with its row locked in the transaction it has open (the API's answer view), which this joins; a refusal
-    then rolls that whole transaction back.
+    A replayed client_id returns the stored result and writes nothing. The caller read the session with its
+    row locked, in the transaction it has open (the answer view: locks_session), so that two tabs cannot both
+    answer a trial; only the session's row, as joining the study would lock it too and serialize every
+    session's answers. This joins that transaction: a refusal rolls it back.
     """
-    if locked and not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("answer_trial(locked=True) runs in the transaction that locked the session.")
-    with transaction.atomic(savepoint=not locked):
-        # One answer at a time per session, so two tabs cannot both answer a trial.
-        # Only the session's row: joining the study here would lock it too, and serialize every session's answers.
-        if not locked:
-            study = session.study
-            session = _LOCKED_SESSION.get(pk=session.pk)
-            session.study = study
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("answer_trial runs in the transaction that locked the session.")
+    with transaction.atomic(savepoint=False):
         study = session.study
         trials = upcoming(session, replay_of=client_id)
         if trials.replayed is not False:

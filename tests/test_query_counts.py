@@ -3,6 +3,7 @@ that production opens with BEGIN and ends with COMMIT)."""
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from experiments.models import Session
 from tests.conftest import Participant
@@ -92,8 +93,6 @@ def test_a_new_postgresql_connection_starts_in_the_sites_time_zone(db):
 
 @pytest.mark.postgres
 def test_an_answers_token_lookup_also_locks_the_session(consented):
-    from django.test.utils import CaptureQueriesContext
-
     index = consented.trial().json()["index"]
     with CaptureQueriesContext(connection) as queries:
         assert consented.answer(index, consented.correct_choice(index)).status_code == 201

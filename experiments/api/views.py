@@ -101,7 +101,6 @@ class AnswerTrial(SessionView):
             rt_ms=answer.pop("rt_ms"),
             geometry=answer.pop("geometry"),
             answer=answer,
-            locked=True,
         )
         return Response(result.reply, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
