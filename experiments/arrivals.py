@@ -57,7 +57,8 @@ def _refuse(study: Study, reason: str, error: Exception) -> Exception:
 
 
 def _open_study(slug: str) -> Study:
-    study = Study.objects.filter(slug=slug).first()
+    # Cached (Study.cached): arrivals come in bursts when a study is published, and each needs the study.
+    study = Study.cached_by_slug(slug)
     if study is None:
         raise StudyUnavailable(f"There is no study {slug!r}.")
     if study.status != Study.Status.OPEN:
@@ -139,8 +140,9 @@ def start_session(slug: str, data: dict[str, Any], address: str) -> tuple[Sessio
                 external=arrival.external,
                 address=address,
                 signed_link=arrival.signed,
+                practice_attempts=1,
             )
-            plan_practice_round(session)
+            plan_practice_round(session, start=0)
             recruiter.session_started(session)
     except IntegrityError:
         # The same participant started twice at once: the other request won.

@@ -10,12 +10,14 @@ from __future__ import annotations
 import copy
 import secrets
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Count, Q
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
 from experiments.recruiters import recruiter_choices
@@ -25,15 +27,28 @@ from protocols.base import Design, Protocol
 from protocols.params import Params, ParamsError
 from stimuli.models import ImagePool, KeptMap, SparseAutoencoder, StimulusImage, Unit, VisionModel
 
-# Studies as participant calls read them, by id: every call needs its study's settings, and reading its
-# ~60 columns costs more than the rest of a trial fetch. A process keeps each for at most this long; a save,
-# update or delete in the process forgets them at once, so another process sees a researcher's change within
-# this time, and this process (the admin's, a test's) at once.
+# Studies as participant calls read them, by id, and what every start plans from (its practice and catch
+# trials): every call needs its study's settings, and reading its ~60 columns costs more than the rest of a
+# trial fetch. A process keeps each for at most this long; a change to a study or its trials made in the
+# process forgets them at once, so another process sees a researcher's change within this time, and this
+# process (the admin's, a test's) at once.
 STUDY_CACHE_S = 2.0
-_CACHED_STUDIES: dict[int, tuple[float, Study]] = {}
+_CACHED_STUDIES: dict[tuple[str, int | str], tuple[float, Any]] = {}
+_T = TypeVar("_T")
 
 
-def forget_cached_studies() -> None:
+def cached_for_study(kind: str, study: int | str, read: Callable[[], _T]) -> _T:
+    """What read() gave for the study (its id, or its slug) in this process at most STUDY_CACHE_S ago; kind
+    names what it is. Shared between threads: callers must not change it."""
+    now = time.monotonic()
+    found = _CACHED_STUDIES.get((kind, study))
+    if found is None or now - found[0] > STUDY_CACHE_S:
+        found = _CACHED_STUDIES[(kind, study)] = (now, read())
+    return found[1]
+
+
+def forget_cached_studies(*args: Any, **kwargs: Any) -> None:
+    """Forget every cached study (a signal receiver too, hence the arguments it ignores)."""
     _CACHED_STUDIES.clear()
 
 
@@ -278,11 +293,13 @@ class Study(models.Model):
     def cached(cls, pk: int) -> Study:
         """The study as this process read it at most STUDY_CACHE_S ago: a copy, so that what a caller
         changes on it stays the caller's."""
-        now = time.monotonic()
-        found = _CACHED_STUDIES.get(pk)
-        if found is None or now - found[0] > STUDY_CACHE_S:
-            found = _CACHED_STUDIES[pk] = (now, cls.objects.get(pk=pk))
-        return copy.copy(found[1])
+        return copy.copy(cached_for_study("study", pk, lambda: cls.objects.get(pk=pk)))
+
+    @classmethod
+    def cached_by_slug(cls, slug: str) -> Study | None:
+        """As cached, by slug (how participants' links name studies); None for no such study."""
+        found = cached_for_study("by slug", slug, lambda: cls.objects.filter(slug=slug).first())
+        return copy.copy(found)
 
     @property
     def has_stimuli(self) -> bool:
@@ -702,3 +719,12 @@ class StartRefusal(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["study", "reason", "day"], name="one_count_per_day")]
         ordering = ["study", "-day", "reason"]
+
+
+# What starts and main blocks are planned from (experiments.planning, through cached_for_study): a change made
+# in this process, a render or a hand-pick in the admin, is seen at once.
+for _planned_from in (Trial, TrialImage):
+    post_save.connect(forget_cached_studies, sender=_planned_from)
+    post_delete.connect(forget_cached_studies, sender=_planned_from)
+m2m_changed.connect(forget_cached_studies, sender=Study.practice_trials.through)
+m2m_changed.connect(forget_cached_studies, sender=Study.catch_trials.through)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
-from experiments.models import Session, SessionTrial, SessionUnit, Study, Trial, TrialImage
+from experiments.models import Session, SessionTrial, SessionUnit, Study, Trial, TrialImage, cached_for_study
 from protocols.base import ShownImage
 
 
@@ -24,7 +25,7 @@ def shown_images_of(trials: Iterable[Trial]) -> dict[int, list[ShownImage]]:
     model instances: a session's main block lays out some 900 images)."""
     rows = (
         TrialImage.objects.filter(trial__in=[trial.pk for trial in trials])
-        .order_by("trial", "role", "rank")
+        .order_by("trial_id", "role", "rank")
         .values_list("trial_id", "image_id", "role", "rank", "kept_map_id", "image__width", "image__height")
     )
     found: dict[int, list[ShownImage]] = {trial.pk: [] for trial in trials}
@@ -33,12 +34,32 @@ def shown_images_of(trials: Iterable[Trial]) -> dict[int, list[ShownImage]]:
     return found
 
 
-def _append(session: Session, trials: list[Trial], phase: str, attempt: int, purpose: str) -> None:
+@dataclass(frozen=True)
+class TrialPool:
+    """Trials a round is drawn from, in a fixed order, with the images their layouts need (by trial id)."""
+
+    trials: tuple[Trial, ...]
+    images: dict[int, list[ShownImage]]
+
+
+def _pool(trials: QuerySet[Trial]) -> TrialPool:
+    found = tuple(trials.order_by("study_id", "unit_id", "batch"))
+    return TrialPool(found, shown_images_of(found))
+
+
+def _append(
+    session: Session,
+    trials: list[Trial],
+    images: dict[int, list[ShownImage]],
+    *,
+    phase: str,
+    attempt: int,
+    purpose: str,
+    start: int,
+) -> None:
+    """Lay out the trials as the session's next round, from index start (after every trial it has)."""
     rng = session_rng(session, purpose)
-    last = session.session_trials.aggregate(m=Max("index"))["m"]
-    start = 0 if last is None else last + 1
     protocol, params = session.study.protocol_plugin, session.study.protocol_params
-    images = shown_images_of(trials)
     rows = []
     for offset, trial in enumerate(trials):
         layout = protocol.layout(images[trial.pk], trial.content, params, rng)
@@ -70,38 +91,51 @@ def catch_trials(study: Study) -> QuerySet[Trial]:
     return picked if picked.exists() else Trial.objects.filter(study=study, kind=Trial.Kind.CATCH)
 
 
-def plan_practice_round(session: Session) -> None:
-    """Append one more round of every practice trial, in a fresh seeded order."""
-    session.practice_attempts += 1
-    session.save(update_fields=["practice_attempts"])
-    trials = list(practice_trials(session.study).order_by("study_id", "unit_id", "batch"))
+# Every session of a study plans from the same practice and catch trials: read once per process and study
+# for a short while (Study's cache), not at every start and every main block.
+def practice_pool(study: Study) -> TrialPool:
+    return cached_for_study("practice pool", study.pk, lambda: _pool(practice_trials(study)))
+
+
+def catch_pool(study: Study) -> TrialPool:
+    return cached_for_study("catch pool", study.pk, lambda: _pool(catch_trials(study)))
+
+
+def plan_practice_round(session: Session, start: int) -> None:
+    """Append practice round number session.practice_attempts (counted, and saved, by the caller) of every
+    practice trial from index start, in a fresh seeded order."""
+    pool = practice_pool(session.study)
+    trials = list(pool.trials)
     purpose = f"practice:{session.practice_attempts}"
     session_rng(session, purpose + ":order").shuffle(trials)
-    _append(session, trials, Session.Phase.PRACTICE, session.practice_attempts, purpose)
+    _append(
+        session, trials, pool.images,
+        phase=Session.Phase.PRACTICE, attempt=session.practice_attempts, purpose=purpose, start=start,
+    )
 
 
-def plan_main_block(session: Session) -> None:
-    """Append the main trials of the session's units with the catch trials at random positions."""
-    slots = SessionUnit.objects.filter(session=session).select_related("study_unit")
-    wanted = {(slot.study_unit.unit_id, slot.batch) for slot in slots}
+def plan_main_block(session: Session, start: int) -> None:
+    """Append, from index start, the main trials of the session's units with the catch trials at random
+    positions."""
     # Only the held batches' trials, not every batch of the held units: each trial brings its images.
-    held = Q(pk__in=[])
-    for unit_id, batch in wanted:
-        held |= Q(unit_id=unit_id, batch=batch)
-    main_trials = list(Trial.objects.filter(held, study=session.study_id, kind=Trial.Kind.MAIN))
+    held = SessionUnit.objects.filter(session=session, study_unit__unit_id=OuterRef("unit_id"), batch=OuterRef("batch"))
+    main_trials = list(
+        Trial.objects.filter(Exists(held), study=session.study_id, kind=Trial.Kind.MAIN).order_by()
+    )
     rng = session_rng(session, "main:order")
     main_trials.sort(key=lambda t: t.unit_id)
     rng.shuffle(main_trials)
 
-    catch_pool = list(catch_trials(session.study).order_by("study_id", "unit_id", "batch"))
+    catch = catch_pool(session.study)
+    catch_pool_trials = list(catch.trials)
     # Prefer catch trials of units the participant does not see in the main block.
-    shown = {unit for unit, _ in wanted}
-    rng.shuffle(catch_pool)
-    catch_pool.sort(key=lambda t: t.unit_id in shown)
-    chosen_catch = catch_pool[: session.study.n_catch_trials]
+    shown = {trial.unit_id for trial in main_trials}
+    rng.shuffle(catch_pool_trials)
+    catch_pool_trials.sort(key=lambda t: t.unit_id in shown)
+    chosen_catch = catch_pool_trials[: session.study.n_catch_trials]
 
     ordered = list(main_trials)
     for trial in chosen_catch:
         ordered.insert(rng.randint(0, len(ordered)), trial)
-    _append(session, ordered, Session.Phase.MAIN, 1, "main:layout")
-
+    images = {**shown_images_of(main_trials), **catch.images}
+    _append(session, ordered, images, phase=Session.Phase.MAIN, attempt=1, purpose="main:layout", start=start)

@@ -85,7 +85,7 @@ _SERVED = PreparedUpdate(
 _ANSWERED = PreparedUpdate(
     Session,
     lambda pk: Session.objects.filter(pk=pk),
-    ("last_seen_at", "last_answer_at", "phase"),
+    ("last_seen_at", "last_answer_at", "phase", "practice_attempts"),
     pk=Session._meta.pk,
 )
 _RESPONSE = PreparedInsert(Response)
@@ -232,11 +232,20 @@ def answer_trial(
         session.last_seen_at = session.last_answer_at = now
         if passed:
             session.phase = Session.Phase.MAIN
-        _ANSWERED.run(pk=session.pk, last_seen_at=now, last_answer_at=now, phase=session.phase)
-        if passed:
-            plan_main_block(session)
         elif result.practice is not None:
-            plan_practice_round(session)
+            session.practice_attempts += 1  # another round
+        _ANSWERED.run(
+            pk=session.pk,
+            last_seen_at=now,
+            last_answer_at=now,
+            phase=session.phase,
+            practice_attempts=session.practice_attempts,
+        )
+        # The answered trial was its round's last, so the next round starts right after it.
+        if passed:
+            plan_main_block(session, start=current.index + 1)
+        elif result.practice is not None:
+            plan_practice_round(session, start=current.index + 1)
         return result, True
 
 

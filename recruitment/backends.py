@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db.models import QuerySet
 
-from experiments.models import Session, Study
+from experiments.models import Session, Study, cached_for_study
 from experiments.recruiters import Recruiter, Spend, Terms, recruiter_for
 from recruitment import budget
 from recruitment.errors import ConfigurationError
@@ -55,7 +55,12 @@ def derivation_family(study: Study) -> set[int]:
 
 
 def linked_study_ids(study: Study) -> list[int]:
-    """The study and every study linked to it (same LinkGroup, or built from one another)."""
+    """The study and every study linked to it (same LinkGroup, or built from one another). Every arrival asks,
+    so a process keeps them a short while as it keeps the study (a change in this process forgets them)."""
+    return cached_for_study("linked studies", study.pk, lambda: _linked_study_ids(study))
+
+
+def _linked_study_ids(study: Study) -> list[int]:
     family = derivation_family(study)
     groups = Recruitment.objects.filter(study_id__in=family, group__isnull=False).values_list("group_id", flat=True)
     group_ids = set(groups)

@@ -14,9 +14,10 @@ from typing import ClassVar
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from experiments.models import Session, Study
+from experiments.models import Session, Study, forget_cached_studies
 from experiments.recruiters import recruiter_choices
 from recruitment.errors import RecruitmentError
 
@@ -348,3 +349,10 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.external_id} ({self.status})"
+
+
+# Which studies are linked is cached with the study (recruitment.backends.linked_study_ids): a change made in
+# this process is seen at once.
+for _links in (LinkGroup, Recruitment):
+    post_save.connect(forget_cached_studies, sender=_links)
+    post_delete.connect(forget_cached_studies, sender=_links)

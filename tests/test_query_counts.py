@@ -21,10 +21,16 @@ def in_main_block(consented):
     return consented
 
 
-def test_starting_a_session_takes_17_queries(study, django_assert_num_queries):
-    # Among them: the studies derived from this one (a verify stage), whose participants it refuses, and
-    # whether the study has hand-picked practice trials.
-    with django_assert_num_queries(17):
+def test_starting_a_session_takes_15_queries(study, django_assert_num_queries):
+    # Among them: the study, the studies linked to it (whose participants it refuses), and its practice trials
+    # with their images, which the process then holds for a while (Study.cached).
+    with django_assert_num_queries(15):
+        assert Participant(study, "new").start().status_code == 201
+
+
+def test_starting_a_session_where_the_process_holds_the_study_takes_9_queries(study, django_assert_num_queries):
+    Participant(study, "first").start()
+    with django_assert_num_queries(9):
         assert Participant(study, "new").start().status_code == 201
 
 
