@@ -11,8 +11,9 @@ Redis for the cache). For each size N (50, 100, 200 by default):
   requests/s is counted between the last start and the first completion;
 - baseline: in the same gunicorn processes, the same N clients call a bare Django JSON view doing one
   primary-key query (benchmarks/bench_urls.py) in a closed loop for --bare-s seconds;
-- at the protocol's pace: N participants, arriving over the first 5 s, take whole sessions at about
-  3-5 s a trial (the study's 1,500 ms lock, a look, the feedback), as people do.
+- at the protocol's pace: N participants, arriving over the first --arrival-s seconds (5 by default: a
+  burst, all of them within a tenth of a session), take whole sessions at about 3-5 s a trial (the study's
+  1,500 ms lock, a look, the feedback), as people do.
 
 Prints one line per scenario, then one JSON object last: `requests_per_s` (the full-speed cycle at the
 largest N) and `bare_requests_per_s`, `ratio` (the smallest over the sizes of the cycle's requests/s
@@ -22,7 +23,7 @@ largest paced N; target < 100 ms), `endpoints` (p50/p95/p99 ms per call at the l
 `units_over_target`, `units_twice_in_a_session` (all must be 0).
 
     .venv/bin/python benchmarks/serve_participants.py [--sizes 50,100,200] [--paced-sizes 50,100,200]
-        [--bare-s 10] [--workers 4] [--threads 4]
+        [--bare-s 10] [--arrival-s 5] [--workers 4] [--threads 4]
 
 The load generator runs on the same machine as the server and takes its share of the CPU.
 """
@@ -122,7 +123,9 @@ def bare(port: int, size: int, seconds: float, session_ids: list[int]) -> tuple[
     return sum(count) / (time.perf_counter() - started), stats
 
 
-def paced(port: int, env: dict[str, str], keys: Keys, size: int, pace: Pace) -> tuple[dict[str, Any], Stats, list[Any]]:
+def paced(
+    port: int, env: dict[str, str], keys: Keys, size: int, pace: Pace, arrival_s: float
+) -> tuple[dict[str, Any], Stats, list[Any]]:
     study = study_for(env, f"paced-{size}", size, lock_ms=1500)
     stats = Stats()
     people = [Participant(port, study, name, keys, stats, pace) for name in study["signatures"]]
@@ -134,7 +137,7 @@ def paced(port: int, env: dict[str, str], keys: Keys, size: int, pace: Pace) -> 
 
     started = time.perf_counter()
     with ThreadPoolExecutor(size) as pool:
-        delays = [rng.uniform(0, 5) for _ in people]
+        delays = [rng.uniform(0, arrival_s) for _ in people]
         run_all(pool, [lambda p=p, d=d: arrive(p, d) for p, d in zip(people, delays, strict=True)])
     elapsed = time.perf_counter() - started
     cycles = sum(len(stats.latencies.get(call, [])) for call in CYCLE)
@@ -147,6 +150,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="50,100,200")
     parser.add_argument("--paced-sizes", default="50,100,200")
     parser.add_argument("--bare-s", type=float, default=10.0)
+    parser.add_argument("--arrival-s", type=float, default=5.0, help="paced participants arrive over this long")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
@@ -208,7 +212,7 @@ def measure(
             }
             print(json.dumps({"scenario": f"full speed, {size} participants", **full[size]}), flush=True)
         for size in paced_sizes:
-            result, stats, people = paced(port, env, keys, size, PROTOCOL_PACE)
+            result, stats, people = paced(port, env, keys, size, PROTOCOL_PACE, args.arrival_s)
             study = result.pop("study")
             found = account(study, stats)
             errors += own_errors(stats, people)
@@ -238,6 +242,7 @@ def measure(
         "ratio": round(min(ratios.values()), 3) if ratios else None,
         "endpoints": full[largest]["endpoints"] if largest else None,
         "paced_p99_ms": paced_results[largest_paced]["cycle"].get("p99") if largest_paced else None,
+        "paced_arrival_s": args.arrival_s,
         "paced_cycle_by_size": {n: r["cycle"] for n, r in paced_results.items()},
         "errors": errors,
         **checks,
