@@ -297,9 +297,12 @@ class Study(models.Model):
 
     @classmethod
     def cached_by_slug(cls, slug: str) -> Study | None:
-        """As cached, by slug (how participants' links name studies); None for no such study."""
-        found = cached_for_study("by slug", slug, lambda: cls.objects.filter(slug=slug).first())
-        return copy.copy(found)
+        """As cached, found by slug (how participants' links name studies); None for no such study. The process
+        keeps one copy of each study, so an arrival and the calls after it read the same one."""
+        pk = cached_for_study(
+            "id by slug", slug, lambda: cls.objects.filter(slug=slug).values_list("pk", flat=True).first()
+        )
+        return None if pk is None else cls.cached(pk)
 
     @property
     def has_stimuli(self) -> bool:

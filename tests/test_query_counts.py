@@ -21,10 +21,10 @@ def in_main_block(consented):
     return consented
 
 
-def test_starting_a_session_takes_15_queries(study, django_assert_num_queries):
-    # Among them: the study, the studies linked to it (whose participants it refuses), and its practice trials
-    # with their images, which the process then holds for a while (Study.cached).
-    with django_assert_num_queries(15):
+def test_starting_a_session_takes_16_queries(study, django_assert_num_queries):
+    # Among them: the study's id by slug and its row, the studies linked to it (whose participants it refuses),
+    # and its practice trials with their images, which the process then holds for a while (Study.cached).
+    with django_assert_num_queries(16):
         assert Participant(study, "new").start().status_code == 201
 
 

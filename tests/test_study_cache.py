@@ -82,6 +82,23 @@ def test_practice_trials_another_process_picked_are_planned_once_the_cached_copy
     assert _practised_on(study, "later") == {pick.pk}
 
 
+def _catch_trials_planned_for(study: Study, participant: str) -> set[int]:
+    started = Participant(study, participant)
+    started.start()
+    started.through_instructions()
+    started.pass_practice()
+    planned = SessionTrial.objects.filter(session_id=started.id, phase=Session.Phase.MAIN, trial__kind=Trial.Kind.CATCH)
+    return set(planned.values_list("trial", flat=True))
+
+
+def test_catch_trials_picked_in_this_process_are_the_next_main_blocks_catch_trials(db):
+    study, bank = build_2afc_study(), build_2afc_study(n_units=6, slug="catch-bank")
+    _catch_trials_planned_for(study, "before")  # the process now holds the study's catch trials
+    picks = list(Trial.objects.filter(study=bank, kind=Trial.Kind.CATCH)[: study.n_catch_trials])
+    pick_trials(study, "catch", [trial.pk for trial in picks])
+    assert _catch_trials_planned_for(study, "after") == {trial.pk for trial in picks}
+
+
 def test_a_link_made_in_this_process_is_seen_by_the_next_took_part_check(db):
     first, later = LaunchedRecruitmentFactory(), LaunchedRecruitmentFactory()
     make_session(first, "AW1")
