@@ -36,7 +36,7 @@ class PreparedQueryError(Exception):
     """A prepared query cannot be compiled as declared (a programming error, found on first use)."""
 
 
-def _stand_in(field: models.Field[Any, Any], number: int) -> Any:
+def _stand_in(field: models.Field[Any, Any], number: int, connection: Any) -> Any:
     """A value of the field's type that no real parameter of the statement will equal."""
     target = field.target_field if isinstance(field, models.ForeignKey) else field
     if isinstance(target, models.UUIDField):
@@ -44,7 +44,9 @@ def _stand_in(field: models.Field[Any, Any], number: int) -> Any:
     if isinstance(target, models.DateTimeField):
         return datetime(1901, 2, 3, tzinfo=UTC) + timedelta(microseconds=number + 1)
     if isinstance(target, (models.IntegerField, models.AutoField)):
-        return -(2**62) + number
+        # At the top of the column's range: Django drops a comparison with a value outside it from the SQL.
+        _, highest = connection.ops.integer_field_range(target.get_internal_type())
+        return (2**62 if highest is None else highest) - number
     if isinstance(target, models.CharField | models.TextField):
         return f"\x1fprepared parameter {number}"
     raise PreparedQueryError(f"A prepared query cannot take a value for {field!r}.")
@@ -130,7 +132,9 @@ class _Prepared(ABC):
 
     def _prepare(self, using: str, shape: tuple[Hashable, ...]) -> _Statement:
         connection = connections[using]
-        stand_ins = {name: _stand_in(field, number) for number, (name, field) in enumerate(self.fields.items())}
+        stand_ins = {
+            name: _stand_in(field, number, connection) for number, (name, field) in enumerate(self.fields.items())
+        }
         compiler, sql, params = self._compile(stand_ins, shape, using)
         slots = []
         for name, value in stand_ins.items():

@@ -45,7 +45,7 @@ class Stage:
 
 
 def first_unanswered(session: Session) -> SessionTrial | None:
-    return SessionTrial.objects.filter(session=session, response__isnull=True).order_by("index").first()
+    return _unanswered(1, session.pk, session.next_index).first()
 
 
 @dataclass(frozen=True)
@@ -66,20 +66,25 @@ class Upcoming:
         return self.ahead[0] if self.ahead else None
 
 
-def _unanswered(limit: int, session: int) -> QuerySet[SessionTrial]:
-    return SessionTrial.objects.filter(session_id=session, response__isnull=True).order_by("index")[:limit]
+def _unanswered(limit: int, session: int, start: int) -> QuerySet[SessionTrial]:
+    # From the session's next_index on, so that the answered trials before it are not walked past.
+    unanswered = SessionTrial.objects.filter(session_id=session, index__gte=start, response__isnull=True)
+    return unanswered.order_by("index")[:limit]
 
 
-def _unanswered_and_replay(limit: int, session: int, client_id: uuid.UUID) -> QuerySet[SessionTrial]:
+def _unanswered_and_replay(limit: int, session: int, start: int, client_id: uuid.UUID) -> QuerySet[SessionTrial]:
     replay = Response.objects.filter(session_id=session, client_id=client_id)
-    return _unanswered(limit, session).annotate(replayed=Exists(replay))
+    return _unanswered(limit, session, start).annotate(replayed=Exists(replay))
 
 
 # Every trial fetch and answer reads these (experiments.prepared); the limit picks the compiled statement.
-_UNANSWERED = PreparedSelect(_unanswered, session=SessionTrial._meta.get_field("session"))
+_UNANSWERED = PreparedSelect(
+    _unanswered, session=SessionTrial._meta.get_field("session"), start=SessionTrial._meta.get_field("index")
+)
 _UNANSWERED_AND_REPLAY = PreparedSelect(
     _unanswered_and_replay,
     session=SessionTrial._meta.get_field("session"),
+    start=SessionTrial._meta.get_field("index"),
     client_id=Response._meta.get_field("client_id"),
 )
 
@@ -89,9 +94,9 @@ def upcoming(session: Session, replay_of: uuid.UUID | None = None, ahead: int = 
     replay_of, whether the session has an answer with that client_id, in the same query. With no trial
     left the replay is not known (replayed None)."""
     if replay_of is None:
-        found = _UNANSWERED.all(1 + ahead, session=session.pk)
+        found = _UNANSWERED.all(1 + ahead, session=session.pk, start=session.next_index)
     else:
-        found = _UNANSWERED_AND_REPLAY.all(1 + ahead, session=session.pk, client_id=replay_of)
+        found = _UNANSWERED_AND_REPLAY.all(1 + ahead, session=session.pk, start=session.next_index, client_id=replay_of)
     if not found:
         return Upcoming(None, [], replayed=None if replay_of is not None else False)
     current: Any = found[0]  # a SessionTrial, with the replay annotation where asked for

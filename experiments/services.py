@@ -91,7 +91,7 @@ _SERVED = PreparedUpdate(
 _ANSWERED = PreparedUpdate(
     Session,
     lambda pk: Session.objects.filter(pk=pk),
-    ("last_seen_at", "last_answer_at", "phase", "practice_attempts"),
+    ("last_seen_at", "last_answer_at", "phase", "practice_attempts", "next_index"),
     pk=Session._meta.pk,
 )
 _RESPONSE = PreparedInsert(Response)
@@ -236,6 +236,7 @@ def answer_trial(
         result = _result(response, trials.following)
         passed = result.practice is not None and result.practice["passed"]
         session.last_seen_at = session.last_answer_at = now
+        session.next_index = current.index + 1
         if passed:
             session.phase = Session.Phase.MAIN
         elif result.practice is not None:
@@ -246,6 +247,7 @@ def answer_trial(
             last_answer_at=now,
             phase=session.phase,
             practice_attempts=session.practice_attempts,
+            next_index=session.next_index,
         )
         # The answered trial was its round's last, so the next round starts right after it.
         if passed:
