@@ -67,9 +67,9 @@ class Upcoming:
 
 
 def _unanswered(limit: int, session: int, start: int) -> QuerySet[SessionTrial]:
-    # From the session's next_index on, so that the answered trials before it are not walked past.
-    unanswered = SessionTrial.objects.filter(session_id=session, index__gte=start, response__isnull=True)
-    return unanswered.order_by("index")[:limit]
+    # The session's trials from its next_index on are its unanswered ones: read off the (session, index) index,
+    # with no join to the answers (which made PostgreSQL read every trial of the session and sort them).
+    return SessionTrial.objects.filter(session_id=session, index__gte=start).order_by("index")[:limit]
 
 
 def _unanswered_and_replay(limit: int, session: int, start: int, client_id: uuid.UUID) -> QuerySet[SessionTrial]:

@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 
 from experiments.export.responses import columns as export_columns
 from experiments.export.responses import responses_table
-from experiments.models import Study
+from experiments.models import Session, Study
 from tests.builders import build_2afc_study
 from tests.conftest import GEOMETRY, Participant
 
@@ -182,6 +182,14 @@ def test_the_bundle_round_trips_through_import_responses(completed, tmp_path):
 
     assert comparable(imported) == comparable(completed.study)
     assert imported.protocol_params == completed.study.protocol_params
+
+
+def test_an_imported_session_goes_on_after_its_last_answer(completed, tmp_path):
+    bundle_path = tmp_path / "dataset.zip"
+    call_command("export_dataset", completed.study.slug, "-o", str(bundle_path), stdout=io.StringIO())
+    call_command("import_responses", str(bundle_path), stdout=io.StringIO())
+    imported = Session.objects.get(study__slug=f"{completed.study.slug}-imported")
+    assert imported.next_index == completed.session.next_index == 50
 
 
 def test_a_file_that_is_not_a_bundle_is_refused_with_a_message(db, tmp_path):

@@ -89,3 +89,39 @@ def test_trials_planned_before_round_positions_are_numbered_within_their_round()
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sessions_under_way_go_on_after_their_last_answered_trial():
+    old = migrate([("experiments", "0018_practice_choice")])
+    try:
+        model = old.get_model("stimuli", "VisionModel").objects.create(name="m", timm_name="resnet18")
+        pool = old.get_model("stimuli", "ImagePool").objects.create(name="p", source="skimage_crops")
+        unit = old.get_model("stimuli", "Unit").objects.create(model=model, layer="layer1", channel=3)
+        study = old.get_model("experiments", "Study").objects.create(slug="old", name="old", model=model, image_pool=pool)
+        trial = old.get_model("experiments", "Trial").objects.create(study=study, unit=unit, kind="main", batch=0)
+        Session, SessionTrial = old.get_model("experiments", "Session"), old.get_model("experiments", "SessionTrial")
+        answering, starting = (
+            Session.objects.create(
+                study=study, source="local", pseudonym=name, participant_id=name, token=name, seed=1,
+                created_at=timezone.now(), last_seen_at=timezone.now(),
+            )
+            for name in ("answering", "starting")
+        )
+        for session, answered in ((answering, 3), (starting, 0)):
+            for index in range(5):
+                planned = SessionTrial.objects.create(
+                    session=session, index=index, trial=trial, phase="main", attempt=1, layout={}
+                )
+                if index < answered:
+                    old.get_model("experiments", "Response").objects.create(
+                        session=session, session_trial=planned, client_id=f"00000000-0000-4000-8000-00000000000{index}",
+                        answer={}, rt_ms=900,
+                    )
+
+        new = migrate([("experiments", "0019_session_next_index")])
+        next_indexes = dict(new.get_model("experiments", "Session").objects.values_list("pseudonym", "next_index"))
+        assert next_indexes == {"answering": 3, "starting": 0}
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())

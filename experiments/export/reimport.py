@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Max
 
 from experiments.copies import free_slug
 from experiments.export.kept_maps import kept_arrays
@@ -323,4 +324,9 @@ def store_answered(pending: list[tuple[SessionTrial, Response]]) -> None:
     for planned, response in pending:
         response.session_trial = planned
     Response.objects.bulk_create([response for _, response in pending])
+    # Every stored trial is answered, so each session goes on after its last (as answer_trial keeps it).
+    sessions = {planned.session_id for planned, _ in pending}
+    last_indexes = SessionTrial.objects.filter(session__in=sessions).values("session").annotate(last=Max("index"))
+    for last in last_indexes.order_by():
+        Session.objects.filter(pk=last["session"]).update(next_index=last["last"] + 1)
     pending.clear()

@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
             name="next_index",
             field=models.PositiveIntegerField(
                 default=0,
-                help_text="Every trial before this index is answered: where the search for the current trial starts.",
+                help_text="The index of the first unanswered trial: every trial before it is answered.",
             ),
         ),
         migrations.RunPython(start_after_answered, migrations.RunPython.noop),
