@@ -280,12 +280,17 @@ class Stats:
     """What every participant of a run saw: latencies per call, failures, and acknowledged answers."""
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    answered_at: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # perf_counter, per call
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # "call status" -> count
     retried: int = 0
     acknowledged: list[tuple[int, str]] = field(default_factory=list)  # (session id, client_id)
 
     def calls_served(self) -> int:
         return sum(len(values) for values in list(self.latencies.values()))
+
+    def served_between(self, calls: tuple[str, ...], since: float, until: float) -> int:
+        """How many of these calls were answered in that span (perf_counter times)."""
+        return sum(since <= at <= until for call in calls for at in self.answered_at.get(call, []))
 
     def percentiles(self, call: str) -> dict[str, float]:
         values = sorted(self.latencies.get(call, []))
@@ -342,6 +347,7 @@ class Http:
             elapsed_ms = (time.perf_counter() - started) * 1000
             if 200 <= status < 300:
                 self.stats.latencies[name].append(elapsed_ms)
+                self.stats.answered_at[name].append(time.perf_counter())
                 return json.loads(data)
             self.stats.errors[f"{name} {status}"] += 1
             if status and status < 500 and status != 429:
@@ -392,6 +398,7 @@ class Participant:
         self.session_id = 0
         self.choices: dict[int, int] = {}
         self.cycles = 0
+        self.trials_done_at = 0.0  # perf_counter when the last trial was answered
         self.completed = False
         self.full = False  # the study had no places left for this participant (the scenario's own 409)
 
@@ -422,6 +429,7 @@ class Participant:
         while True:
             trial = self.http.call("trial", "GET", f"{base}/trial")
             if trial["done"]:
+                self.trials_done_at = time.perf_counter()
                 return
             index = trial["index"]
             if index not in self.choices:
