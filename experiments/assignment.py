@@ -80,10 +80,8 @@ def assign_units(session: Session) -> list[SessionUnit]:
     study's row locked until it commits; the study's settings are those the session was read with
     (Study.cached, at most STUDY_CACHE_S old), so the lock reads nothing but the row's key."""
     study = session.study
-    # Outside a transaction Django refuses select_for_update, so a caller cannot forget one. NO KEY: consents
-    # still wait for each other, but a new session's row, whose foreign key to the study takes a KEY SHARE
-    # lock on it, is not held up by them (on PostgreSQL, starts waited 8-24 ms on average behind consents).
-    list(Study.objects.select_for_update(no_key=True).filter(pk=study.pk).values_list("pk", flat=True))
+    # Outside a transaction Django refuses select_for_update, so a caller cannot forget one.
+    list(Study.objects.select_for_update().filter(pk=study.pk).values_list("pk", flat=True))
     release_abandoned(study)
     open_units = _open_units(study)
     if len(open_units) < study.n_main_trials:
