@@ -18,6 +18,15 @@ def migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
+def old_study_with_a_trial(old):
+    """A study with one main trial, in the models of an earlier migration state."""
+    model = old.get_model("stimuli", "VisionModel").objects.create(name="m", timm_name="resnet18")
+    pool = old.get_model("stimuli", "ImagePool").objects.create(name="p", source="skimage_crops")
+    unit = old.get_model("stimuli", "Unit").objects.create(model=model, layer="layer1", channel=3)
+    study = old.get_model("experiments", "Study").objects.create(slug="old", name="old", model=model, image_pool=pool)
+    return study, old.get_model("experiments", "Trial").objects.create(study=study, unit=unit, kind="main", batch=0)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_afc_rows_are_carried_into_the_protocol_shape():
     old = migrate(BEFORE)
@@ -68,11 +77,7 @@ def test_two_afc_rows_are_carried_into_the_protocol_shape():
 def test_trials_planned_before_round_positions_are_numbered_within_their_round():
     old = migrate([("experiments", "0016_size_calibration_and_window_pauses")])
     try:
-        model = old.get_model("stimuli", "VisionModel").objects.create(name="m", timm_name="resnet18")
-        pool = old.get_model("stimuli", "ImagePool").objects.create(name="p", source="skimage_crops")
-        unit = old.get_model("stimuli", "Unit").objects.create(model=model, layer="layer1", channel=3)
-        study = old.get_model("experiments", "Study").objects.create(slug="old", name="old", model=model, image_pool=pool)
-        trial = old.get_model("experiments", "Trial").objects.create(study=study, unit=unit, kind="main", batch=0)
+        study, trial = old_study_with_a_trial(old)
         session = old.get_model("experiments", "Session").objects.create(
             study=study, source="local", pseudonym="x", participant_id="p", token="t", seed=1,
             created_at=timezone.now(), last_seen_at=timezone.now(),
@@ -95,11 +100,7 @@ def test_trials_planned_before_round_positions_are_numbered_within_their_round()
 def test_sessions_under_way_go_on_after_their_last_answered_trial():
     old = migrate([("experiments", "0018_practice_choice")])
     try:
-        model = old.get_model("stimuli", "VisionModel").objects.create(name="m", timm_name="resnet18")
-        pool = old.get_model("stimuli", "ImagePool").objects.create(name="p", source="skimage_crops")
-        unit = old.get_model("stimuli", "Unit").objects.create(model=model, layer="layer1", channel=3)
-        study = old.get_model("experiments", "Study").objects.create(slug="old", name="old", model=model, image_pool=pool)
-        trial = old.get_model("experiments", "Trial").objects.create(study=study, unit=unit, kind="main", batch=0)
+        study, trial = old_study_with_a_trial(old)
         Session, SessionTrial = old.get_model("experiments", "Session"), old.get_model("experiments", "SessionTrial")
         answering, starting = (
             Session.objects.create(
