@@ -547,7 +547,7 @@ class Session(models.Model):
     practice_attempts = models.PositiveIntegerField(default=0)
     # Answers come in index order, so the trials from this index on are the unanswered ones, and the current
     # trial is read by index alone; finding it by the trials without an answer read every trial of the session
-    # (on PostgreSQL, 0.7-1.2 ms a fetch halfway through 50 trials, against 0.03 ms). Written with each answer.
+    # (on PostgreSQL, 0.7-1.2 ms a query halfway through 50 trials, against 0.06-0.08). Written with each answer.
     next_index = models.PositiveIntegerField(
         default=0, help_text="The index of the first unanswered trial: every trial before it is answered."
     )

@@ -45,8 +45,7 @@ def _stand_in(field: models.Field[Any, Any], number: int, connection: Any) -> An
         return datetime(1901, 2, 3, tzinfo=UTC) + timedelta(microseconds=number + 1)
     if isinstance(target, (models.IntegerField, models.AutoField)):
         # At the top of the column's range: Django drops a comparison with a value outside it from the SQL.
-        _, highest = connection.ops.integer_field_range(target.get_internal_type())
-        return (2**62 if highest is None else highest) - number
+        return connection.ops.integer_field_range(target.get_internal_type())[1] - number
     if isinstance(target, models.CharField | models.TextField):
         return f"\x1fprepared parameter {number}"
     raise PreparedQueryError(f"A prepared query cannot take a value for {field!r}.")

@@ -45,7 +45,7 @@ class Stage:
 
 
 def first_unanswered(session: Session) -> SessionTrial | None:
-    return _unanswered(1, session.pk, session.next_index).first()
+    return upcoming(session, ahead=0).current
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,16 @@ def test_the_shape_arguments_pick_the_compiled_statement(db):
     assert len(first_n.all(3, session=session.pk)) == 3
 
 
+def test_a_comparison_with_a_positive_integer_column_keeps_its_value(db):
+    session = _started(build_2afc_study(), "p")
+    from_index = PreparedSelect(
+        lambda session, start: SessionTrial.objects.filter(session_id=session, index__gte=start).order_by("index"),
+        session=SessionTrial._meta.get_field("session"),
+        start=SessionTrial._meta.get_field("index"),
+    )
+    assert [t.index for t in from_index.all(session=session.pk, start=2)][:2] == [2, 3]
+
+
 def test_a_prepared_update_changes_the_matched_rows_only(db):
     study = build_2afc_study()
     mine, other = _started(study, "p1"), _started(study, "p2")

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import OuterRef, Subquery
 
 from experiments.copies import free_slug
 from experiments.export.kept_maps import kept_arrays
@@ -325,8 +325,8 @@ def store_answered(pending: list[tuple[SessionTrial, Response]]) -> None:
         response.session_trial = planned
     Response.objects.bulk_create([response for _, response in pending])
     # Every stored trial is answered, so each session goes on after its last (as answer_trial keeps it).
-    sessions = {planned.session_id for planned, _ in pending}
-    last_indexes = SessionTrial.objects.filter(session__in=sessions).values("session").annotate(last=Max("index"))
-    for last in last_indexes.order_by():
-        Session.objects.filter(pk=last["session"]).update(next_index=last["last"] + 1)
+    last_index = SessionTrial.objects.filter(session=OuterRef("pk")).order_by("-index").values("index")[:1]
+    Session.objects.filter(pk__in={planned.session_id for planned, _ in pending}).update(
+        next_index=Subquery(last_index) + 1
+    )
     pending.clear()
