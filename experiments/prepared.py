@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar, cast
 
 from django.db import connections, models
+from django.db.models.constants import OnConflict
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]  # not in the stubs
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.subqueries import InsertQuery, UpdateQuery
 
@@ -71,9 +73,10 @@ class _Rows:
     end: int
     converters: dict[int, Any]
     annotations: dict[str, int]
+    related: list[Any]  # the ORM's RelatedPopulators, one per select_related model
 
     @classmethod
-    def of(cls, compiler: SQLCompiler) -> _Rows:
+    def of(cls, compiler: SQLCompiler, using: str) -> _Rows:
         assert compiler.klass_info is not None
         select_fields = compiler.klass_info["select_fields"]
         start, end = select_fields[0], select_fields[-1] + 1
@@ -85,14 +88,17 @@ class _Rows:
             end,
             compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]]),
             dict(compiler.annotation_col_map or {}),
+            get_related_populators(compiler.klass_info, compiler.select, using),
         )
 
     def instances(self, rows: list[Any], using: str) -> list[Any]:
-        """The rows as instances, with annotations set as attributes."""
+        """The rows as instances, with their select_related instances and annotations set as attributes."""
         found = []
         converted = self.compiler.apply_converters(rows, self.converters) if self.converters else rows
         for row in converted:
             instance = self.model.from_db(using, self.names, row[self.start : self.end])
+            for populator in self.related:
+                populator.populate(row, instance)
             for name, position in self.annotations.items():
                 setattr(instance, name, row[position])
             found.append(instance)
@@ -122,7 +128,7 @@ class _Prepared(ABC):
     def _compile(self, stand_ins: dict[str, Any], shape: tuple[Hashable, ...], using: str) -> Compiled:
         """The statement built with the stand-in values: its compiler, SQL and parameters."""
 
-    def _rows(self, compiler: SQLCompiler) -> _Rows | None:
+    def _rows(self, compiler: SQLCompiler, using: str) -> _Rows | None:
         """How the statement's rows become instances; None for a statement that returns none."""
         return None
 
@@ -142,7 +148,7 @@ class _Prepared(ABC):
             if not places:
                 raise PreparedQueryError(f"The value {name!r} is not a parameter of: {sql}")
             slots += [(place, name) for place in places]
-        return _Statement(connection, sql, tuple(params), tuple(slots), self._rows(compiler))
+        return _Statement(connection, sql, tuple(params), tuple(slots), self._rows(compiler, using))
 
     def _params(self, statement: _Statement, values: Mapping[str, Any]) -> list[Any]:
         if values.keys() != self.fields.keys():
@@ -154,7 +160,7 @@ class _Prepared(ABC):
 
 
 class PreparedSelect(_Prepared, Generic[M]):
-    """A model queryset (no select_related) built by `build(**stand_ins, *shape)`; `.all()` runs it."""
+    """A model queryset built by `build(*shape, **stand_ins)`; `.all()` runs it."""
 
     def __init__(
         self, build: Callable[..., models.QuerySet[M]], **fields: models.Field[Any, Any]
@@ -166,12 +172,12 @@ class PreparedSelect(_Prepared, Generic[M]):
         queryset = self.build(*shape, **stand_ins)
         compiler = queryset.query.get_compiler(using=using)
         sql, params = compiler.as_sql()
-        if compiler.klass_info is None or compiler.klass_info.get("related_klass_infos"):
-            raise PreparedQueryError("A prepared select makes instances of one model, without select_related.")
+        if compiler.klass_info is None:
+            raise PreparedQueryError("A prepared select makes model instances (not values() rows).")
         return compiler, sql, tuple(params)
 
-    def _rows(self, compiler: SQLCompiler) -> _Rows:
-        return _Rows.of(compiler)
+    def _rows(self, compiler: SQLCompiler, using: str) -> _Rows:
+        return _Rows.of(compiler, using)
 
     def all(self, *shape: Hashable, using: str = "default", **values: Any) -> list[M]:
         statement = self._statement(using, shape)
@@ -240,7 +246,9 @@ class _Insert:
 class PreparedInsert(Generic[M]):
     """`INSERT` one row of `model`, every concrete field but its automatic primary key, as Model.save does;
     `.create(**values)` returns the saved instance, as `QuerySet.create` does for a model without save()
-    overrides or signal receivers (unset fields take their defaults).
+    overrides or signal receivers (unset fields take their defaults). `.create_unless_conflict(**values)`
+    inserts nothing where the row would break a unique constraint (`ON CONFLICT DO NOTHING`, as
+    bulk_create's ignore_conflicts) and returns None then: the check and the write in one statement.
 
     An insert's parameters are its fields' values in order, one each, so nothing needs a stand-in: the first
     row's statement is kept, and later rows only prepare their values, by the fields' own pre_save and
@@ -254,9 +262,9 @@ class PreparedInsert(Generic[M]):
             raise PreparedQueryError(f"{meta.label} has fields the database fills: save it through the ORM.")
         self._local = threading.local()
 
-    def _prepare(self, instance: M, using: str) -> _Insert:
+    def _prepare(self, instance: M, using: str, ignore_conflicts: bool) -> _Insert:
         connection = connections[using]
-        query = InsertQuery(self.model)
+        query = InsertQuery(self.model, on_conflict=OnConflict.IGNORE if ignore_conflicts else None)
         query.insert_values(self.fields, [instance])
         compiler = query.get_compiler(using=using)
         returns_pk = bool(connection.features.can_return_columns_from_insert)
@@ -267,17 +275,31 @@ class PreparedInsert(Generic[M]):
         return _Insert(connection, sql, returns_pk)
 
     def create(self, using: str = "default", **values: Any) -> M:
+        instance = self._insert(using, False, values)
+        assert instance is not None  # only an insert that ignores conflicts inserts nothing
+        return instance
+
+    def create_unless_conflict(self, using: str = "default", **values: Any) -> M | None:
+        return self._insert(using, True, values)
+
+    def _insert(self, using: str, ignore_conflicts: bool, values: dict[str, Any]) -> M | None:
         instance = self.model(**values)
-        statement = _cached(self._local, using, (), lambda: self._prepare(instance, using))
+        statement = _cached(
+            self._local, using, (ignore_conflicts,), lambda: self._prepare(instance, using, ignore_conflicts)
+        )
         connection = statement.connection
         params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self.fields]
         meta = self.model._meta
         with connection.cursor() as cursor:
             cursor.execute(statement.sql, params)
             if statement.returns_pk:
-                pk = cursor.fetchone()[0]
+                row = cursor.fetchone()  # none where a conflict was ignored
+                pk = None if row is None else row[0]
             else:
-                pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+                inserted = cursor.rowcount != 0
+                pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column) if inserted else None
+        if pk is None:
+            return None
         instance.pk = pk
         instance._state.adding = False
         instance._state.db = using

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -11,14 +10,13 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.core.signals import setting_changed
-from django.db.models import Case, Exists, Q, QuerySet, Sum, When
+from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Sum, When
 from django.dispatch import receiver
 
 from experiments.models import (
     MAX_PX_PER_MM,
     MIN_PX_PER_MM,
     Event,
-    Response,
     Session,
     SessionTrial,
     SessionUnit,
@@ -59,7 +57,6 @@ class Upcoming:
 
     current: SessionTrial | None
     ahead: list[SessionTrial]
-    replayed: bool | None = False  # the session has an answer with this client_id (with replay_of; None: not known)
 
     @property
     def following(self) -> SessionTrial | None:
@@ -72,35 +69,70 @@ def _unanswered(limit: int, session: int, start: int) -> QuerySet[SessionTrial]:
     return SessionTrial.objects.filter(session_id=session, index__gte=start).order_by("index")[:limit]
 
 
-def _unanswered_and_replay(limit: int, session: int, start: int, client_id: uuid.UUID) -> QuerySet[SessionTrial]:
-    replay = Response.objects.filter(session_id=session, client_id=client_id)
-    return _unanswered(limit, session, start).annotate(replayed=Exists(replay))
+def _unanswered_by_token(limit: int, lock: bool, token: str) -> QuerySet[SessionTrial]:
+    found = (
+        SessionTrial.objects.select_related("session")
+        .filter(session__token=token, index__gte=F("session__next_index"))
+        # next_index as the statement's snapshot saw it: PostgreSQL hands a row locked after waiting for another
+        # transaction in its newest version, and the trials read with it are the snapshot's.
+        .annotate(read_next_index=Subquery(Session.objects.filter(pk=OuterRef("session_id")).values("next_index")))
+        .order_by("index")
+    )
+    # Only the session's row: locking the trials too would make this an outer lock of many rows.
+    return (found.select_for_update(of=("session",)) if lock else found)[:limit]
 
 
 # Every trial fetch and answer reads these (experiments.prepared); the limit picks the compiled statement.
 _UNANSWERED = PreparedSelect(
     _unanswered, session=SessionTrial._meta.get_field("session"), start=SessionTrial._meta.get_field("index")
 )
-_UNANSWERED_AND_REPLAY = PreparedSelect(
-    _unanswered_and_replay,
-    session=SessionTrial._meta.get_field("session"),
-    start=SessionTrial._meta.get_field("index"),
-    client_id=Response._meta.get_field("client_id"),
+_UNANSWERED_BY_TOKEN = PreparedSelect(_unanswered_by_token, token=Session._meta.get_field("token"))
+_BY_TOKEN = PreparedSelect(
+    lambda token: Session.objects.filter(token=token)[:1], token=Session._meta.get_field("token")
+)
+_BY_TOKEN_LOCKED = PreparedSelect(
+    lambda token: Session.objects.filter(token=token).select_for_update()[:1], token=Session._meta.get_field("token")
 )
 
+# Where session_by_token leaves the trials it read with the session, for upcoming() to take (once).
+_READ_AHEAD = "_unanswered_read_with_it"
 
-def upcoming(session: Session, replay_of: uuid.UUID | None = None, ahead: int = 1) -> Upcoming:
-    """The current trial and up to `ahead` after it in one query (each knows its place in its round); with
-    replay_of, whether the session has an answer with that client_id, in the same query. With no trial
-    left the replay is not known (replayed None)."""
-    if replay_of is None:
-        found = _UNANSWERED.all(1 + ahead, session=session.pk, start=session.next_index)
+
+@dataclass(frozen=True)
+class _ReadAhead:
+    trials: list[SessionTrial]  # from the session's next_index on, in order
+    complete: bool  # fewer than the limit: every unanswered trial
+
+
+def session_by_token(token: str, *, lock: bool = False, ahead: int | None = None) -> Session | None:
+    """The session whose token this is, its row locked (in the caller's transaction) with lock; with ahead, read
+    in the same statement as its current trial and up to `ahead` after it, which the next upcoming() call on it
+    takes instead of querying (a trial fetch or an answer is then one statement fewer)."""
+    if ahead is not None:
+        found = _UNANSWERED_BY_TOKEN.all(1 + ahead, lock, token=token)
+        if found:
+            session = found[0].session
+            # Another transaction answered while this one waited for the lock: its trials are not this row's.
+            if all(trial.read_next_index == session.next_index for trial in found):  # type: ignore[attr-defined]
+                for trial in found:
+                    trial.session = session
+                session.__dict__[_READ_AHEAD] = _ReadAhead(found, complete=len(found) < 1 + ahead)
+            return session
+    # No trial left (or none asked for): the session alone.
+    return (_BY_TOKEN_LOCKED if lock else _BY_TOKEN).first(token=token)
+
+
+def upcoming(session: Session, ahead: int = 1) -> Upcoming:
+    """The current trial and up to `ahead` after it in one query (each knows its place in its round), or none
+    where session_by_token read them with the session."""
+    read: _ReadAhead | None = session.__dict__.pop(_READ_AHEAD, None)
+    if read is not None and (read.complete or len(read.trials) > ahead):
+        found = read.trials[: 1 + ahead]
     else:
-        found = _UNANSWERED_AND_REPLAY.all(1 + ahead, session=session.pk, start=session.next_index, client_id=replay_of)
+        found = _UNANSWERED.all(1 + ahead, session=session.pk, start=session.next_index)
     if not found:
-        return Upcoming(None, [], replayed=None if replay_of is not None else False)
-    current: Any = found[0]  # a SessionTrial, with the replay annotation where asked for
-    return Upcoming(current, found[1:], bool(current.replayed) if replay_of is not None else False)
+        return Upcoming(None, [])
+    return Upcoming(found[0], found[1:])
 
 
 def has_completed_instructions(session: Session) -> bool:

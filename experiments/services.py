@@ -152,15 +152,19 @@ def _result(response: Response, following: SessionTrial | None) -> AnswerResult:
     return AnswerResult(answered.index, response.correct, done, practice, feedback)
 
 
-def _replayed(response: Response) -> AnswerResult:
-    """The stored answer's reply again, as it was given."""
-    answered = response.session_trial
+def _stored_answer(session: Session, client_id: uuid.UUID) -> AnswerResult | None:
+    """The reply to the session's answer with this client_id, as it was first given; None if there is none."""
+    stored = Response.objects.filter(session=session, client_id=client_id).select_related("session_trial").first()
+    if stored is None:
+        return None
+    stored.session = session  # with its study already read
+    answered = stored.session_trial
     following = (
-        SessionTrial.objects.filter(session=response.session, index=answered.index + 1)
+        SessionTrial.objects.filter(session=session, index=answered.index + 1)
         .filter(phase=answered.phase, attempt=answered.attempt)
         .first()
     )
-    return _result(response, following)
+    return _result(stored, following)
 
 
 def _check_timing(current: SessionTrial, lock_ms: int, now: datetime) -> int:
@@ -197,17 +201,16 @@ def answer_trial(
         raise RuntimeError("answer_trial runs in the transaction that locked the session.")
     with transaction.atomic(savepoint=False):
         study = session.study
-        trials = upcoming(session, replay_of=client_id)
-        if trials.replayed is not False:
-            replay = Response.objects.filter(session=session, client_id=client_id).select_related("session_trial")
-            stored = replay.first()
-            if stored:
-                stored.session = session  # with its study already read
-                return _replayed(stored), False
+        trials = upcoming(session)
+        current = trials.current
+        if current is None or current.index != index:
+            # A page's retry of an answer already stored names the trial it answered, before the current one.
+            replayed = _stored_answer(session, client_id)
+            if replayed is not None:
+                return replayed, False
         resumable(session)
         if session.consented_at is None:
             raise WrongStage("Please give your consent first.")
-        current = trials.current
         if current is None or current.index != index:
             expected = "none" if current is None else current.index
             raise NotCurrentTrial(f"Trial {index} is not the current trial (current: {expected}).")
@@ -220,7 +223,7 @@ def answer_trial(
             raise InvalidAnswer(str(exc)) from exc
         maps = kept_maps(protocol.maps_read(current.key))
         verdict = protocol.judge(answer, current.key, study.protocol_params, maps)
-        response = _RESPONSE.create(
+        response = _RESPONSE.create_unless_conflict(
             session=session,
             session_trial=current,
             client_id=client_id,
@@ -233,6 +236,12 @@ def answer_trial(
             details=verdict.details,
             created_at=now,
         )
+        if response is None:
+            # The client_id answered an earlier trial (the session's row is locked, so not this one): that answer
+            # is what the client_id names, and nothing was written.
+            stored = _stored_answer(session, client_id)
+            assert stored is not None
+            return stored, False
         result = _result(response, trials.following)
         passed = result.practice is not None and result.practice["passed"]
         session.last_seen_at = session.last_answer_at = now

@@ -71,6 +71,17 @@ def test_replaying_a_client_id_returns_the_same_answer_and_stores_nothing(consen
     assert Response.objects.count() == 1
 
 
+def test_a_client_id_sent_again_for_the_next_trial_returns_the_answer_it_named_and_stores_nothing(consented):
+    index = consented.trial().json()["index"]
+    client_id = str(uuid.uuid4())
+    first = consented.answer(index, consented.correct_choice(index), client_id=client_id)
+    consented.trial()
+    again = consented.answer(index + 1, consented.correct_choice(index + 1), client_id=client_id)
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert Response.objects.count() == 1 and consented.session.next_index == index + 1
+
+
 def test_an_answer_for_another_trial_is_a_conflict(consented):
     index = consented.trial().json()["index"]
     response = consented.answer(index + 1, 0)
@@ -179,3 +190,19 @@ def test_no_api_call_answers_with_a_server_error_on_odd_input(consented):
     for body in odd + ['{"study": 1, "source": "local"}', '{"study": "x", "source": null}']:
         response = consented.client.post("/api/v1/sessions", body, content_type="application/json")
         assert response.status_code < 500, body
+
+
+def test_a_trial_is_sent_as_json_whatever_the_browser_says_it_accepts(consented):
+    response = consented.client.get(consented.url("/trial"), HTTP_ACCEPT="text/html")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.json()["index"] == 0
+
+
+def test_a_refused_answer_leaves_nothing_behind_for_the_next_one(consented):
+    # The answer's serializer is kept per thread: one call's errors and values must not reach the next.
+    index = consented.trial().json()["index"]
+    bad = {"index": index, "choice": 0, "confidence": 9, "rt_ms": 5, "client_id": str(uuid.uuid4())}
+    first = consented.client.post(consented.url("/responses"), bad, format="json")
+    second = consented.client.post(consented.url("/responses"), bad, format="json")
+    assert first.status_code == second.status_code == 400 and first.json() == second.json()
+    assert consented.answer(index, consented.correct_choice(index)).status_code == 201

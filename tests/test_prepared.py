@@ -179,3 +179,26 @@ def test_a_uuid_value_is_prepared_for_the_database_as_the_orm_prepares_it(db):
     )
     assert [found.pk for found in answered_with.all(session=participant.id, client_id=client_id)] == [participant.id]
     assert answered_with.all(session=participant.id, client_id=uuid.uuid4()) == []
+
+
+def test_a_prepared_select_related_makes_the_related_instances_the_orm_makes(db):
+    session = _started(build_2afc_study(), "p")
+    with_session = PreparedSelect(
+        lambda session: SessionTrial.objects.select_related("session").filter(session_id=session).order_by("index"),
+        session=SessionTrial._meta.get_field("session"),
+    )
+    prepared = with_session.all(session=session.pk)
+    through_orm = list(SessionTrial.objects.select_related("session").filter(session_id=session.pk).order_by("index"))
+    assert [_fields(trial.session) for trial in prepared] == [_fields(trial.session) for trial in through_orm]
+    assert [trial.pk for trial in prepared] == [trial.pk for trial in through_orm]
+
+
+def test_an_insert_unless_conflict_stores_nothing_where_the_row_breaks_a_unique_constraint(db):
+    session = _started(build_2afc_study(), "p")
+    trials = list(SessionTrial.objects.filter(session=session).order_by("index")[:2])
+    answers = PreparedInsert(Response)
+    client_id = uuid.uuid4()
+    first = answers.create_unless_conflict(session=session, session_trial=trials[0], client_id=client_id, rt_ms=900)
+    again = answers.create_unless_conflict(session=session, session_trial=trials[1], client_id=client_id, rt_ms=800)
+    assert first is not None and first.pk is not None and again is None
+    assert list(Response.objects.filter(session=session).values_list("session_trial", "rt_ms")) == [(trials[0].pk, 900)]

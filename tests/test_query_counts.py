@@ -48,6 +48,7 @@ def test_an_event_takes_3_queries(consented, django_assert_num_queries):
 
 
 def test_fetching_a_trial_takes_4_queries(consented, django_assert_num_queries):
+    # A practice round's first trial brings the whole round, more than the token's lookup reads with it.
     with django_assert_num_queries(4):
         assert consented.trial().status_code == 200
 
@@ -58,24 +59,31 @@ def test_fetching_a_trial_whose_images_the_process_has_read_takes_3_queries(cons
         assert consented.trial().status_code == 200
 
 
-def test_answering_a_practice_trial_takes_6_queries(consented, django_assert_num_queries):
+def test_fetching_a_main_trial_takes_2_queries(in_main_block, django_assert_num_queries):
+    # The session by its token with its current trials, then when the trial was served.
+    in_main_block.trial()
+    with django_assert_num_queries(2):
+        assert in_main_block.trial().status_code == 200
+
+
+def test_answering_a_practice_trial_takes_5_queries(consented, django_assert_num_queries):
     index = consented.trial().json()["index"]
     choice = consented.correct_choice(index)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         assert consented.answer(index, choice).status_code == 201
 
 
-def test_answering_a_main_trial_takes_6_queries(in_main_block, django_assert_num_queries):
+def test_answering_a_main_trial_takes_5_queries(in_main_block, django_assert_num_queries):
     index = in_main_block.trial().json()["index"]
     choice = in_main_block.correct_choice(index)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         assert in_main_block.answer(index, choice).status_code == 201
 
 
-def test_a_replayed_answer_takes_6_queries(consented, django_assert_num_queries):
+def test_a_replayed_answer_takes_5_queries(consented, django_assert_num_queries):
     index = consented.trial().json()["index"]
     consented.answer(index, 0, client_id="00000000-0000-4000-8000-000000000001")
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         replay = consented.answer(index, 0, client_id="00000000-0000-4000-8000-000000000001")
     assert replay.status_code == 200
 
@@ -99,9 +107,10 @@ def test_a_new_postgresql_connection_starts_in_the_sites_time_zone(db):
 
 
 @pytest.mark.postgres
-def test_an_answers_token_lookup_also_locks_the_session(consented):
+def test_an_answers_token_lookup_also_locks_the_session_and_reads_its_trials(consented):
     index = consented.trial().json()["index"]
     with CaptureQueriesContext(connection) as queries:
         assert consented.answer(index, consented.correct_choice(index)).status_code == 201
     lookups = [q["sql"] for q in queries.captured_queries if '"token" =' in q["sql"]]
-    assert len(lookups) == 1 and lookups[0].endswith("FOR UPDATE")
+    assert len(lookups) == 1
+    assert lookups[0].endswith('FOR UPDATE OF "experiments_session"') and '"experiments_sessiontrial"' in lookups[0]

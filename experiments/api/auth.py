@@ -11,15 +11,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from experiments.models import Session, Study
-from experiments.prepared import PreparedSelect
-
-# Every participant call starts here, so its statement is compiled once (experiments.prepared).
-SESSION_BY_TOKEN = PreparedSelect(
-    lambda token: Session.objects.filter(token=token)[:1], token=Session._meta.get_field("token")
-)
-SESSION_BY_TOKEN_LOCKED = PreparedSelect(
-    lambda token: Session.objects.filter(token=token).select_for_update()[:1], token=Session._meta.get_field("token")
-)
+from experiments.selectors import session_by_token
 
 
 class SessionTokenAuthentication(BaseAuthentication):
@@ -33,10 +25,12 @@ class SessionTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Use the header 'Authorization: Bearer <token>'.")
         token = header[1].decode(errors="replace")
         # A view that writes in the transaction it opens (an answer) has the session's row locked by the lookup
-        # itself: one statement that both authenticates and locks.
+        # itself, and a view that reads the current trial has it read there too: one statement that
+        # authenticates, locks and reads.
         view = (request.parser_context or {}).get("view")
-        by_token = SESSION_BY_TOKEN_LOCKED if getattr(view, "locks_session", False) else SESSION_BY_TOKEN
-        session = by_token.first(token=token)
+        session = session_by_token(
+            token, lock=getattr(view, "locks_session", False), ahead=getattr(view, "reads_trials_ahead", None)
+        )
         if session is None:
             raise exceptions.AuthenticationFailed("Invalid session token.")
         session.study = Study.cached(session.study_id)

@@ -15,8 +15,9 @@ from experiments import arrivals, selectors, services
 from experiments.addresses import address_key
 from experiments.api import serializers as s
 from experiments.api.auth import OwnsSession, SessionTokenAuthentication
+from experiments.api.negotiation import JSONOnly
 from experiments.errors import WrongStage
-from experiments.models import Session
+from experiments.models import Session, Study
 
 ERRORS = {
     400: OpenApiResponse(description="Malformed input: {'error': message, 'detail': ...}"),
@@ -27,7 +28,11 @@ ERRORS = {
 }
 
 
-class SessionView(APIView):
+class ParticipantView(APIView):
+    content_negotiation_class = JSONOnly
+
+
+class SessionView(ParticipantView):
     """Base for calls on one session, authorized by its bearer token."""
 
     authentication_classes = [SessionTokenAuthentication]
@@ -39,7 +44,7 @@ class SessionView(APIView):
         return cast(Session, self.request.auth)
 
 
-class StartSession(APIView):
+class StartSession(ParticipantView):
     @extend_schema(
         request=s.SessionStartSerializer,
         responses={
@@ -66,6 +71,10 @@ class SessionDetail(SessionView):
 
 
 class CurrentTrial(SessionView):
+    # The current trial and the trials whose images it preloads (the default number; a study that preloads
+    # more, or a practice round's first trial, reads them again) come with the session.
+    reads_trials_ahead = Study._meta.get_field("preload_trials").get_default()
+
     @extend_schema(
         responses={200: s.TRIAL_SCHEMA, **ERRORS},
         summary="The first unanswered trial in the study's protocol's shape, or {'done': true}.",
@@ -80,6 +89,7 @@ class AnswerTrial(SessionView):
     # The session is read by its token and locked in the transaction that stores the answer: one statement
     # fewer than reading it, then locking it (answers are half of all calls).
     locks_session = True
+    reads_trials_ahead = 1  # the answered trial and the one after it (none at the round's end)
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         with transaction.atomic():
@@ -91,9 +101,7 @@ class AnswerTrial(SessionView):
         summary="Answer the current trial in its protocol's shape; a replayed client_id returns the stored answer.",
     )
     def post(self, request: Request, session_id: int) -> Response:
-        body = s.answer_serializer(self.session.study.protocol)(data=request.data)
-        body.is_valid(raise_exception=True)
-        answer = dict(body.validated_data)
+        answer = s.validated_answer(self.session.study.protocol, request.data)
         result, created = services.answer_trial(
             self.session,
             index=answer.pop("index"),

@@ -1,0 +1,80 @@
+"""The session found by its token, with its current trials read in the same statement."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from experiments.models import Session
+from experiments.selectors import session_by_token, upcoming
+from tests.builders import build_2afc_study
+from tests.conftest import Participant
+
+
+def _consented(name: str) -> Session:
+    participant = Participant(build_2afc_study(), name)
+    participant.start()
+    participant.through_instructions()
+    return participant.session
+
+
+def test_the_trials_read_with_the_session_are_those_upcoming_reads(db):
+    session = _consented("p")
+    found = session_by_token(session.token, ahead=2)
+    assert found is not None and found.pk == session.pk
+    with_it = upcoming(found, ahead=2)
+    alone = upcoming(Session.objects.get(pk=session.pk), ahead=2)
+    assert [trial.pk for trial in [with_it.current, *with_it.ahead]] == [alone.current.pk, *[t.pk for t in alone.ahead]]
+
+
+def test_a_session_with_no_trial_left_is_found_alone(db):
+    session = _consented("p")
+    session.session_trials.all().delete()
+    found = session_by_token(session.token, ahead=1)
+    assert found is not None and found.pk == session.pk and upcoming(found).current is None
+
+
+def test_an_unknown_token_finds_no_session(db):
+    assert session_by_token("no-such-token", lock=True, ahead=1) is None
+
+
+def _waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_lookup_that_waited_for_an_answers_lock_reads_the_round_that_answer_planned():
+    # PostgreSQL hands the waiting statement the session's newest row but only the trials its snapshot saw, not
+    # those the other transaction added: the trials read with it are then dropped, and upcoming() reads afresh.
+    session = _consented("p")
+    last = session.session_trials.order_by("index").last()
+    assert last is not None
+    seen: dict[str, object] = {}
+
+    def answer_in_another_tab() -> None:
+        try:
+            with transaction.atomic():
+                found = session_by_token(session.token, lock=True, ahead=1)
+                assert found is not None
+                trials = upcoming(found)
+                seen["current"], seen["following"] = trials.current.index, trials.following.index
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        Session.objects.select_for_update().get(pk=session.pk)
+        tab = threading.Thread(target=answer_in_another_tab)
+        tab.start()
+        deadline = time.monotonic() + 10
+        while not _waiting_on_a_lock() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # As the first tab's answer to the round's last trial but one does, had it planned another round.
+        Session.objects.filter(pk=session.pk).update(next_index=last.index)
+        last.pk, last.index = None, last.index + 1
+        last.save()
+    tab.join()
+    assert seen == {"current": last.index - 1, "following": last.index}
