@@ -109,6 +109,13 @@ class PrivatePostgres:
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
+    def pids(self) -> list[int]:
+        """The postmaster (its backends are its children), or none while stopped."""
+        try:
+            return [int((self.data / "postmaster.pid").read_text().split()[0])]
+        except (FileNotFoundError, IndexError, ValueError):
+            return []
+
     def restart(self) -> None:
         """A fast restart: every connection is cut, in-flight transactions are rolled back."""
         self.stop()

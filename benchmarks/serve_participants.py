@@ -18,7 +18,8 @@ Redis for the cache). For each size N (50, 100, 200 by default):
 
 Prints one line per scenario, then one JSON object last: `requests_per_s` (the full-speed cycle at the
 largest N) and `bare_requests_per_s`, `ratio` (the smallest over the sizes of the cycle's requests/s
-to the bare view's; target >= 0.5), `paced_p99_ms` (the cycle's p99 at the protocol's pace with the
+to the bare view's; target >= 0.5), `cpu_ms_per_request_by_size` (gunicorn's and PostgreSQL's processes' CPU
+milliseconds per request in the same spans, the cycle's against the bare view's: benchmarks/server_cpu.py), `paced_p99_ms` (the cycle's p99 at the protocol's pace with the
 largest paced N; target < 100 ms), `endpoints` (p50/p95/p99 ms per call at the largest N), `errors`
 (non-2xx other than "no places left"), and from the database `lost`, `duplicated`,
 `units_over_target`, `units_twice_in_a_session` (all must be 0).
@@ -60,6 +61,7 @@ from benchmarks.harness import (  # noqa: E402
     integrity,
     migrate,
 )
+from benchmarks.server_cpu import ServerCpu, roots_with  # noqa: E402
 
 CYCLE = ("trial", "answer")
 N_UNITS = 44
@@ -90,7 +92,9 @@ def own_errors(stats: Stats, participants: list[Participant]) -> int:
     return sum(stats.errors.values()) - sum(p.full for p in participants)
 
 
-def full_speed(port: int, env: dict[str, str], keys: Keys, size: int) -> tuple[dict[str, Any], Stats, list[Any]]:
+def full_speed(
+    port: int, env: dict[str, str], keys: Keys, size: int, cpu: ServerCpu
+) -> tuple[dict[str, Any], Stats, list[Any]]:
     study = study_for(env, f"full-{size}", size, lock_ms=0)
     stats = Stats()
     people = [Participant(port, study, name, keys, stats, FULL_SPEED) for name in study["signatures"]]
@@ -105,11 +109,16 @@ def full_speed(port: int, env: dict[str, str], keys: Keys, size: int) -> tuple[d
     until = min(p.trials_done_at for p in taking_part)
     cycles = stats.served_between(CYCLE, started, until)
     elapsed = until - started
-    result = {"cycle_requests": cycles, "cycle_s": round(elapsed, 2), "requests_per_s": round(cycles / elapsed, 1)}
+    result = {
+        "cycle_requests": cycles,
+        "cycle_s": round(elapsed, 2),
+        "requests_per_s": round(cycles / elapsed, 1),
+        "cpu_ms_per_request": cpu.ms_per_request(started, until, cycles),
+    }
     return result | {"study": study}, stats, people
 
 
-def bare(port: int, size: int, seconds: float, session_ids: list[int]) -> tuple[float, Stats]:
+def bare(port: int, size: int, seconds: float, session_ids: list[int], cpu: ServerCpu) -> tuple[float, Stats, Any]:
     stats = Stats()
     stop = time.monotonic() + seconds
     count = [0] * size
@@ -124,7 +133,8 @@ def bare(port: int, size: int, seconds: float, session_ids: list[int]) -> tuple[
     started = time.perf_counter()
     with ThreadPoolExecutor(size) as pool:
         run_all(pool, [lambda w=w: loop(w) for w in range(size)])
-    return sum(count) / (time.perf_counter() - started), stats
+    ended = time.perf_counter()
+    return sum(count) / (ended - started), stats, cpu.ms_per_request(started, ended, sum(count))
 
 
 def paced(
@@ -171,7 +181,7 @@ def main() -> None:
         )
         migrate(env)
         keys = Keys(database_url)
-        summary = measure(env, keys, database_url, sizes, paced_sizes, args)
+        summary = measure(env, keys, database_url, postgres, sizes, paced_sizes, args)
         keys.close()
     finally:
         redis.stop()
@@ -180,7 +190,13 @@ def main() -> None:
 
 
 def measure(
-    env: dict[str, str], keys: Keys, database_url: str, sizes: list[int], paced_sizes: list[int], args: Any
+    env: dict[str, str],
+    keys: Keys,
+    database_url: str,
+    postgres: PrivatePostgres,
+    sizes: list[int],
+    paced_sizes: list[int],
+    args: Any,
 ) -> dict[str, Any]:
     checks = {"lost": 0, "duplicated": 0, "units_over_target": 0, "units_twice_in_a_session": 0}
     errors = 0
@@ -194,19 +210,24 @@ def measure(
             checks[key] += found[key]
         return found
 
-    with gunicorn(env) as port:
+    cpu_by_size: dict[int, dict[str, Any]] = {}
+    with gunicorn(env) as port, ServerCpu(
+        {"gunicorn": lambda: roots_with(f"127.0.0.1:{port}"), "postgres": postgres.pids}
+    ) as cpu:
         for size in sizes:
-            result, stats, people = full_speed(port, env, keys, size)
+            result, stats, people = full_speed(port, env, keys, size, cpu)
             study = result.pop("study")
             found = account(study, stats)
             errors += own_errors(stats, people)
-            bare_rps, bare_stats = bare(port, size, args.bare_s, [p.session_id for p in people])
+            bare_rps, bare_stats, bare_cpu = bare(port, size, args.bare_s, [p.session_id for p in people], cpu)
+            cpu_by_size[size] = {"cycle": result["cpu_ms_per_request"], "bare": bare_cpu}
             errors += sum(bare_stats.errors.values())
             ratios[size] = result["requests_per_s"] / bare_rps
             endpoints = {call: stats.percentiles(call) for call in ("start", "event", *CYCLE, "complete")}
             full[size] = {
                 **result,
                 "bare_requests_per_s": round(bare_rps, 1),
+                "bare_cpu_ms_per_request": bare_cpu,
                 "ratio": round(ratios[size], 3),
                 "endpoints": {**endpoints, "bare": bare_stats.percentiles("bare")},
                 "full": sum(p.full for p in people),
@@ -244,6 +265,7 @@ def measure(
         "bare_requests_per_s_by_size": {n: r["bare_requests_per_s"] for n, r in full.items()},
         "ratio_by_size": {n: round(r, 3) for n, r in ratios.items()},
         "ratio": round(min(ratios.values()), 3) if ratios else None,
+        "cpu_ms_per_request_by_size": cpu_by_size,
         "endpoints": full[largest]["endpoints"] if largest else None,
         "paced_p99_ms": paced_results[largest_paced]["cycle"].get("p99") if largest_paced else None,
         "paced_arrival_s": args.arrival_s,
