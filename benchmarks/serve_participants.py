@@ -18,9 +18,10 @@ Redis for the cache). For each size N (50, 100, 200 by default):
 
 Prints one line per scenario, then one JSON object last: `requests_per_s` (the full-speed cycle at the
 largest N) and `bare_requests_per_s`, `ratio` (the smallest over the sizes of the cycle's requests/s
-to the bare view's; target >= 0.5), `cpu_ms_per_request_by_size` (gunicorn's and PostgreSQL's processes' CPU
-milliseconds per request in the same spans, the cycle's against the bare view's: benchmarks/server_cpu.py), `paced_p99_ms` (the cycle's p99 at the protocol's pace with the
-largest paced N; target < 100 ms), `endpoints` (p50/p95/p99 ms per call at the largest N), `errors`
+to the bare view's; target >= 0.5), `cpu_ms_per_request_by_size` (gunicorn's and PostgreSQL's
+processes' CPU milliseconds per request in the same spans, the cycle's against the bare view's:
+benchmarks/server_cpu.py), `paced_p99_ms` (the cycle's p99 at the protocol's pace with the largest paced
+N; target < 100 ms), `endpoints` (p50/p95/p99 ms per call at the largest N), `errors`
 (non-2xx other than "no places left"), and from the database `lost`, `duplicated`,
 `units_over_target`, `units_twice_in_a_session` (all must be 0).
 

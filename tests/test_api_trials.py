@@ -206,3 +206,14 @@ def test_a_refused_answer_leaves_nothing_behind_for_the_next_one(consented):
     second = consented.client.post(consented.url("/responses"), bad, format="json")
     assert first.status_code == second.status_code == 400 and first.json() == second.json()
     assert consented.answer(index, consented.correct_choice(index)).status_code == 201
+
+
+def test_replaying_the_last_answer_after_every_trial_is_answered_returns_it(consented):
+    consented.pass_practice()
+    consented.answer_all()
+    last = Response.objects.filter(session_id=consented.id).order_by("session_trial__index").last()
+    assert last is not None
+    index = last.session_trial.index
+    replay = consented.answer(index, last.answer["choice"], client_id=str(last.client_id))
+    assert replay.status_code == 200 and replay.json()["index"] == index and replay.json()["done"] is True
+    assert Response.objects.filter(session_id=consented.id).count() == index + 1

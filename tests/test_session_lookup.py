@@ -2,11 +2,14 @@
 
 import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 from django.db import connection, transaction
 
-from experiments.models import Session
+from experiments.models import Response, Session
 from experiments.selectors import session_by_token, upcoming
 from tests.builders import build_2afc_study
 from tests.conftest import Participant
@@ -78,3 +81,28 @@ def test_a_lookup_that_waited_for_an_answers_lock_reads_the_round_that_answer_pl
         last.save()
     tab.join()
     assert seen == {"current": last.index - 1, "following": last.index}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_tabs_answering_one_trial_at_once_store_one_answer_and_each_retry_gets_it(live_server):
+    session = _consented("tabs")
+    url = f"{live_server.url}/api/v1/sessions/{session.pk}"
+    headers = {"Authorization": f"Bearer {session.token}"}
+    trial = requests.get(f"{url}/trial", headers=headers, timeout=60).json()
+    choice = session.session_trials.get(index=trial["index"]).key["choice"]
+    client_ids = [str(uuid.uuid4()) for _ in range(4)]
+
+    def answer(client_id: str) -> int:
+        body = {"index": trial["index"], "choice": choice, "confidence": 3, "rt_ms": 900, "client_id": client_id}
+        return requests.post(f"{url}/responses", json=body, headers=headers, timeout=60).status_code
+
+    # Four tabs with their own client_ids, and each tab's retry of its own, all at once.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(answer, client_ids * 2))
+    stored = list(Response.objects.filter(session=session).values_list("client_id", flat=True))
+    assert len(stored) == 1
+    winner = client_ids.index(str(stored[0]))
+    assert sorted([statuses[winner], statuses[winner + 4]]) == [200, 201]  # stored once, replayed once
+    assert all(status == 409 for i, status in enumerate(statuses) if i % 4 != winner)
+    assert Session.objects.get(pk=session.pk).next_index == trial["index"] + 1
