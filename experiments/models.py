@@ -606,7 +606,8 @@ class SessionUnit(models.Model):
 class SessionTrial(models.Model):
     """The index-th screen of a session, with its layout fixed when it is planned."""
 
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="session_trials")
+    # No index of its own: the unique (session, index) index serves every lookup by session.
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="session_trials", db_index=False)
     index = models.PositiveIntegerField()
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="+")
     phase = models.CharField(max_length=20, choices=Session.Phase.choices)
@@ -644,7 +645,8 @@ class ResponseQuerySet(models.QuerySet):
 class Response(models.Model):
     """A participant's answer to a session trial: the protocol's validated answer and its verdict."""
 
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="responses")
+    # No index of its own: the unique (session, client_id) index serves every lookup by session.
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="responses", db_index=False)
     session_trial = models.OneToOneField(
         SessionTrial, on_delete=models.CASCADE, related_name="response"
     )

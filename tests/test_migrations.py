@@ -126,3 +126,17 @@ def test_sessions_under_way_go_on_after_their_last_answered_trial():
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.postgres
+def test_trials_and_answers_are_found_by_session_through_their_unique_indexes_alone(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename IN ('experiments_sessiontrial', 'experiments_response')"
+        )
+        by_session = [row[0] for row in cursor.fetchall() if "(session_id" in row[0]]
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'experiments_sessiontrial'")
+        options = cursor.fetchone()[0]
+    assert len(by_session) == 2 and all("UNIQUE" in index for index in by_session)
+    # Room on each page, so that a fetch's served_at write is a heap-only update.
+    assert options == ["fillfactor=80"]
