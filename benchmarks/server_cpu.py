@@ -62,20 +62,27 @@ def roots_with(text: str) -> list[int]:
 
 
 class ServerCpu:
-    """Samples, every `every_s`, the CPU seconds of each named group of process trees (roots found by a callable,
-    asked again at each sample: workers are replaced, PostgreSQL restarted)."""
+    """Samples, every `every_s`, the CPU seconds of each named group of process trees. Each group's roots are
+    found by its callable, asked again only once one of them is gone (a restarted PostgreSQL): finding
+    gunicorn's master reads every process's command line, too much to do on the benchmark's machine 20 times
+    a second. Workers and backends are found at each sample, as the roots' descendants."""
 
     def __init__(self, groups: dict[str, Callable[[], list[int]]], every_s: float = 0.05) -> None:
         self.groups, self.every_s = groups, every_s
         self.times: list[float] = []  # perf_counter
         self.samples: list[dict[str, float]] = []
+        self._roots: dict[str, list[int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _roots_of(self, name: str) -> list[int]:
+        roots = self._roots.get(name)
+        if not roots or not all(Path(f"/proc/{pid}").exists() for pid in roots):
+            roots = self._roots[name] = self.groups[name]()
+        return roots
+
     def _sample(self) -> dict[str, float]:
-        return {
-            name: sum(_cpu_s(pid) for root in roots() for pid in _tree(root)) for name, roots in self.groups.items()
-        }
+        return {name: sum(_cpu_s(pid) for root in self._roots_of(name) for pid in _tree(root)) for name in self.groups}
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -69,30 +69,32 @@ def _unanswered(limit: int, session: int, start: int) -> QuerySet[SessionTrial]:
     return SessionTrial.objects.filter(session_id=session, index__gte=start).order_by("index")[:limit]
 
 
+def _by_token(lock: bool, token: str) -> QuerySet[Session]:
+    found = Session.objects.filter(token=token)
+    return (found.select_for_update() if lock else found)[:1]
+
+
 def _unanswered_by_token(limit: int, lock: bool, token: str) -> QuerySet[SessionTrial]:
     found = (
         SessionTrial.objects.select_related("session")
         .filter(session__token=token, index__gte=F("session__next_index"))
-        # next_index as the statement's snapshot saw it: PostgreSQL hands a row locked after waiting for another
-        # transaction in its newest version, and the trials read with it are the snapshot's.
-        .annotate(read_next_index=Subquery(Session.objects.filter(pk=OuterRef("session_id")).values("next_index")))
         .order_by("index")
     )
-    # Only the session's row: locking the trials too would make this an outer lock of many rows.
-    return (found.select_for_update(of=("session",)) if lock else found)[:limit]
+    if not lock:
+        return found[:limit]  # one snapshot for the session and its trials
+    # next_index as the statement's snapshot saw it: PostgreSQL hands a row locked after waiting for another
+    # transaction in its newest version, but the trials read with it are the snapshot's. Only the session's
+    # row is locked: locking the trials too would lock many rows for one answer.
+    snapshot = Subquery(Session.objects.filter(pk=OuterRef("session_id")).values("next_index"))
+    return found.annotate(read_next_index=snapshot).select_for_update(of=("session",))[:limit]
 
 
-# Every trial fetch and answer reads these (experiments.prepared); the limit picks the compiled statement.
+# Every trial fetch and answer reads these (experiments.prepared); the limit and the lock pick the compiled statement.
 _UNANSWERED = PreparedSelect(
     _unanswered, session=SessionTrial._meta.get_field("session"), start=SessionTrial._meta.get_field("index")
 )
 _UNANSWERED_BY_TOKEN = PreparedSelect(_unanswered_by_token, token=Session._meta.get_field("token"))
-_BY_TOKEN = PreparedSelect(
-    lambda token: Session.objects.filter(token=token)[:1], token=Session._meta.get_field("token")
-)
-_BY_TOKEN_LOCKED = PreparedSelect(
-    lambda token: Session.objects.filter(token=token).select_for_update()[:1], token=Session._meta.get_field("token")
-)
+_BY_TOKEN = PreparedSelect(_by_token, token=Session._meta.get_field("token"))
 
 # Where session_by_token leaves the trials it read with the session, for upcoming() to take (once).
 _READ_AHEAD = "_unanswered_read_with_it"
@@ -111,15 +113,16 @@ def session_by_token(token: str, *, lock: bool = False, ahead: int | None = None
     if ahead is not None:
         found = _UNANSWERED_BY_TOKEN.all(1 + ahead, lock, token=token)
         if found:
-            session = found[0].session
+            first: Any = found[0]  # a SessionTrial, with read_next_index where locked
+            session = first.session
             # Another transaction answered while this one waited for the lock: its trials are not this row's.
-            if all(trial.read_next_index == session.next_index for trial in found):  # type: ignore[attr-defined]
+            if not lock or first.read_next_index == session.next_index:
                 for trial in found:
                     trial.session = session
                 session.__dict__[_READ_AHEAD] = _ReadAhead(found, complete=len(found) < 1 + ahead)
             return session
     # No trial left (or none asked for): the session alone.
-    return (_BY_TOKEN_LOCKED if lock else _BY_TOKEN).first(token=token)
+    return _BY_TOKEN.first(lock, token=token)
 
 
 def upcoming(session: Session, ahead: int = 1) -> Upcoming:

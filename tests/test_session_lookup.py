@@ -22,11 +22,14 @@ def _consented(name: str) -> Session:
     return participant.session
 
 
-def test_the_trials_read_with_the_session_are_those_upcoming_reads(db):
+def test_the_trials_read_with_the_session_are_those_upcoming_reads_and_it_reads_nothing_more(
+    db, django_assert_num_queries
+):
     session = _consented("p")
     found = session_by_token(session.token, ahead=2)
     assert found is not None and found.pk == session.pk
-    with_it = upcoming(found, ahead=2)
+    with django_assert_num_queries(0):
+        with_it = upcoming(found, ahead=2)
     alone = upcoming(Session.objects.get(pk=session.pk), ahead=2)
     assert [trial.pk for trial in [with_it.current, *with_it.ahead]] == [alone.current.pk, *[t.pk for t in alone.ahead]]
 
