@@ -10,5 +10,5 @@ COPY . .
 RUN DJANGO_SETTINGS_MODULE=psyplatform.settings SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 
 EXPOSE 8000
-# gunicorn.conf.py: gthread, 4 workers x 4 threads, on 0.0.0.0:8000 (README, "Serving participants").
+# gunicorn.conf.py: gthread, a process per core x 8 threads, on 0.0.0.0:8000 (README, "Serving participants").
 CMD ["gunicorn", "psyplatform.wsgi"]

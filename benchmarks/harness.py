@@ -289,6 +289,10 @@ class Stats:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     answered_at: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # perf_counter, per call
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # "call status" -> count
+    # Calls the server asked to send again later (503 with Retry-After: an arrival waiting its turn), by call,
+    # and each call's milliseconds from its first sending to its answer, turns waited included.
+    deferred: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    waited: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     retried: int = 0
     acknowledged: list[tuple[int, str]] = field(default_factory=list)  # (session id, client_id)
 
@@ -299,8 +303,9 @@ class Stats:
         """How many of these calls were answered in that span (perf_counter times)."""
         return sum(since <= at <= until for call in calls for at in self.answered_at.get(call, []))
 
-    def percentiles(self, call: str) -> dict[str, float]:
-        values = sorted(self.latencies.get(call, []))
+    def percentiles(self, call: str, of: dict[str, list[float]] | None = None) -> dict[str, float]:
+        """The call's latencies (of another list of milliseconds by call: waited)."""
+        values = sorted((self.latencies if of is None else of).get(call, []))
         if not values:
             return {}
 
@@ -319,7 +324,8 @@ class Http:
         self.last_used = 0.0
         self.token = ""
 
-    def _send(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+    def _send(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes, float]:
+        """The status, the body and the seconds of the reply's Retry-After (0 without one)."""
         # gunicorn closes a connection idle for longer than its keepalive; a browser would open another.
         if self.connection is None or time.monotonic() - self.last_used > 1.0:
             if self.connection is not None:
@@ -337,25 +343,33 @@ class Http:
             self.connection = None
             raise
         self.last_used = time.monotonic()
-        return response.status, data
+        retry_after = response.getheader("Retry-After") or "0"
+        return response.status, data, float(retry_after) if retry_after.isdigit() else 0.0
 
     def call(self, name: str, method: str, path: str, payload: Any = None) -> Any:
         """The call's JSON reply; network errors, 5xx and 429 are retried (as the page does, and then its
-        participant pressing Retry) with the same body, until patience_s runs out."""
+        participant pressing Retry) with the same body, until patience_s runs out. A 503 with Retry-After is
+        the server asking to come back later: waited out as the page does, and counted as deferred."""
         body = None if payload is None else json.dumps(payload).encode()
         deadline = time.monotonic() + self.patience_s
         pause = 0.1
+        first_sent = time.perf_counter()
         while True:
             started = time.perf_counter()
             try:
-                status, data = self._send(method, path, body)
+                status, data, retry_after = self._send(method, path, body)
             except (OSError, HTTPException):
-                status, data = 0, b""
+                status, data, retry_after = 0, b"", 0.0
             elapsed_ms = (time.perf_counter() - started) * 1000
             if 200 <= status < 300:
                 self.stats.latencies[name].append(elapsed_ms)
                 self.stats.answered_at[name].append(time.perf_counter())
+                self.stats.waited[name].append((time.perf_counter() - first_sent) * 1000)
                 return json.loads(data)
+            if status == 503 and retry_after and time.monotonic() < deadline:
+                self.stats.deferred[name] += 1
+                time.sleep(retry_after * random.uniform(1.0, 1.5))  # spread, as the page spreads them
+                continue
             self.stats.errors[f"{name} {status}"] += 1
             if status and status < 500 and status != 429:
                 raise Refused(status, json.loads(data) if data else None)
@@ -417,7 +431,7 @@ class Participant:
         started = self.http.call("start", "POST", "/api/v1/sessions", body)
         self.session_id, self.http.token = started["id"], started["token"]
         try:
-            self.event("consent")
+            self.event("consent", call="consent")
         except Refused as refused:
             if refused.status == 409:
                 self.full = True
@@ -427,8 +441,8 @@ class Participant:
         self.event("instructions_end")
         return True
 
-    def event(self, type_: str) -> None:
-        self.http.call("event", "POST", f"/api/v1/sessions/{self.session_id}/events", {"type": type_, "payload": {}})
+    def event(self, type_: str, call: str = "event") -> None:
+        self.http.call(call, "POST", f"/api/v1/sessions/{self.session_id}/events", {"type": type_, "payload": {}})
 
     def answer_trials(self) -> None:
         """Fetch and answer trials until none is left (practice answered right, main answered right too)."""

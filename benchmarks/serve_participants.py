@@ -1,8 +1,8 @@
 """Serving participants: the participant API under gunicorn on PostgreSQL against a bare Django JSON view.
 
 Starts a private PostgreSQL and Redis (benchmarks/harness.py; the machine's own servers are never
-touched) and serves the site under gunicorn with the repository's gunicorn.conf.py (gthread, 4 workers x
-4 threads) and the production settings the README recommends (DB_CONN_MAX_AGE=60 with health checks,
+touched) and serves the site under gunicorn with the repository's gunicorn.conf.py (gthread, a process per
+core x 8 threads) and the production settings the README recommends (DB_CONN_MAX_AGE=60 with health checks,
 Redis for the cache). For each size N (50, 100, 200 by default):
 
 - full speed: N simulated participants (signed local links) start, consent, read the instructions,
@@ -21,12 +21,14 @@ largest N) and `bare_requests_per_s`, `ratio` (the smallest over the sizes of th
 to the bare view's; target >= 0.5), `cpu_ms_per_request_by_size` (gunicorn's and PostgreSQL's
 processes' CPU milliseconds per request in the same spans, the cycle's against the bare view's:
 benchmarks/server_cpu.py), `paced_p99_ms` (the cycle's p99 at the protocol's pace with the largest paced
-N; target < 100 ms), `endpoints` (p50/p95/p99 ms per call at the largest N), `errors`
-(non-2xx other than "no places left"), and from the database `lost`, `duplicated`,
+N; target < 100 ms), `paced_arrivals` (how many starts and consents were told to wait their turn, with a
+503 and Retry-After, and how long they took, turns waited included: experiments/api/admission.py),
+`endpoints` (p50/p95/p99 ms per call at the largest N, of the call's answered sending), `errors` (non-2xx
+other than "no places left" and turns waited), and from the database `lost`, `duplicated`,
 `units_over_target`, `units_twice_in_a_session` (all must be 0).
 
     .venv/bin/python benchmarks/serve_participants.py [--sizes 50,100,200] [--paced-sizes 50,100,200]
-        [--bare-s 10] [--arrival-s 5] [--workers 4] [--threads 4]
+        [--bare-s 10] [--arrival-s 5] [--workers CORES] [--threads 8]
 
 The load generator runs on the same machine as the server and takes its share of the CPU.
 """
@@ -38,6 +40,7 @@ import json
 import math
 import os
 import random
+import runpy
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +68,8 @@ from benchmarks.harness import (  # noqa: E402
 from benchmarks.server_cpu import ServerCpu, roots_with  # noqa: E402
 
 CYCLE = ("trial", "answer")
+CALLS = ("start", "consent", "event", *CYCLE, "complete")
+ARRIVAL = ("start", "consent")
 N_UNITS = 44
 MAIN_TRIALS = 40
 
@@ -86,6 +91,15 @@ def cycle_percentiles(stats: Stats) -> dict[str, float]:
     merged = Stats()
     merged.latencies["cycle"] = [ms for call in CYCLE for ms in stats.latencies.get(call, [])]
     return merged.percentiles("cycle")
+
+
+def arrival_turns(stats: Stats) -> dict[str, Any]:
+    """How often starts and consents were told to wait their turn (503, Retry-After), and how long they took
+    from first sent to answered, turns waited included."""
+    return {
+        "deferred": {call: stats.deferred.get(call, 0) for call in ARRIVAL},
+        "waited_ms": {call: stats.percentiles(call, of=stats.waited) for call in ARRIVAL},
+    }
 
 
 def own_errors(stats: Stats, participants: list[Participant]) -> int:
@@ -166,8 +180,9 @@ def main() -> None:
     parser.add_argument("--paced-sizes", default="50,100,200")
     parser.add_argument("--bare-s", type=float, default=10.0)
     parser.add_argument("--arrival-s", type=float, default=5.0, help="paced participants arrive over this long")
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4)
+    conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    parser.add_argument("--workers", type=int, default=conf["workers"], help="gunicorn.conf.py's by default")
+    parser.add_argument("--threads", type=int, default=conf["threads"], help="gunicorn.conf.py's by default")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",") if n]
     paced_sizes = [int(n) for n in args.paced_sizes.split(",") if n]
@@ -224,7 +239,7 @@ def measure(
             cpu_by_size[size] = {"cycle": result["cpu_ms_per_request"], "bare": bare_cpu}
             errors += sum(bare_stats.errors.values())
             ratios[size] = result["requests_per_s"] / bare_rps
-            endpoints = {call: stats.percentiles(call) for call in ("start", "event", *CYCLE, "complete")}
+            endpoints = {call: stats.percentiles(call) for call in CALLS}
             full[size] = {
                 **result,
                 "bare_requests_per_s": round(bare_rps, 1),
@@ -232,6 +247,7 @@ def measure(
                 "ratio": round(ratios[size], 3),
                 "endpoints": {**endpoints, "bare": bare_stats.percentiles("bare")},
                 "full": sum(p.full for p in people),
+                "arrivals": arrival_turns(stats),
                 "errors": own_errors(stats, people),
                 "failed_calls": dict(stats.errors),  # "call status" -> count; status 0: no HTTP answer
                 **found,
@@ -245,7 +261,8 @@ def measure(
             paced_results[size] = {
                 **result,
                 "cycle": cycle_percentiles(stats),
-                "endpoints": {call: stats.percentiles(call) for call in ("start", "event", *CYCLE, "complete")},
+                "endpoints": {call: stats.percentiles(call) for call in CALLS},
+                "arrivals": arrival_turns(stats),
                 "completed": sum(p.completed for p in people),
                 "full": sum(p.full for p in people),
                 "errors": own_errors(stats, people),
@@ -270,6 +287,7 @@ def measure(
         "endpoints": full[largest]["endpoints"] if largest else None,
         "paced_p99_ms": paced_results[largest_paced]["cycle"].get("p99") if largest_paced else None,
         "paced_arrival_s": args.arrival_s,
+        "paced_arrivals": paced_results[largest_paced]["arrivals"] if largest_paced else None,
         "paced_cycle_by_size": {n: r["cycle"] for n, r in paced_results.items()},
         "errors": errors,
         **checks,

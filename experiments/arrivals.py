@@ -88,7 +88,10 @@ def _limit_starts(study: Study, address: str) -> None:
         raise _refuse(
             study,
             StartRefusal.Reason.RATE,
-            TooManyRequests(f"Too many studies were started from your network. Please try again in {wait} seconds."),
+            TooManyRequests(
+                f"Too many studies were started from your network. Please try again in {wait} seconds.",
+                retry_after=wait,
+            ),
         )
 
 

@@ -2,10 +2,12 @@
 
 
 class SessionError(Exception):
-    """Base class: the message is shown to the participant; extra fields go into the reply."""
+    """Base class: the message is shown to the participant; extra fields go into the reply. retry_after: the
+    seconds after which the same call may succeed (the reply's Retry-After header)."""
 
-    def __init__(self, message: str, **extra: object) -> None:
+    def __init__(self, message: str, retry_after: int | None = None, **extra: object) -> None:
         super().__init__(message)
+        self.retry_after = retry_after
         self.extra = extra
 
 
@@ -43,3 +45,7 @@ class TooEarly(SessionError):
 
 class TooManyRequests(SessionError):
     """Too many starts or events from one address, or too many sessions at once (429)."""
+
+
+class ServerBusy(SessionError):
+    """The server is serving as many arrivals as it takes at once; the same call succeeds later (503)."""

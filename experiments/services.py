@@ -36,15 +36,22 @@ def record_event(session: Session, type_: str, payload: dict[str, Any], address:
     if not session.signed_link:
         wait = retry_after("events", address, settings.RATE_LIMIT_EVENTS)
         if wait is not None:
-            raise TooManyRequests(f"Too many requests from your network. Please try again in {wait} seconds.")
+            raise TooManyRequests(
+                f"Too many requests from your network. Please try again in {wait} seconds.", retry_after=wait
+            )
     now = timezone.now()
-    if type_ == Event.Type.CONSENT and session.consented_at is None:
+    if consents(session, type_):
         return _consent(session, payload, now)
     # The event's row and the session's last call need not be one transaction: two statements fewer.
     event = Event.objects.create(session=session, type=type_, payload=payload, created_at=now)
     session.last_seen_at = now
     session.save(update_fields=["last_seen_at"])
     return event
+
+
+def consents(session: Session, type_: str) -> bool:
+    """Whether an event of this type is the session's consent (a replayed consent is an ordinary event)."""
+    return type_ == Event.Type.CONSENT and session.consented_at is None
 
 
 def _consent(session: Session, payload: dict[str, Any], now: datetime) -> Event:

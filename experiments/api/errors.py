@@ -22,6 +22,7 @@ STATUS_OF: dict[type[Exception], int] = {
     errors.WrongStage: status.HTTP_409_CONFLICT,
     errors.TooEarly: status.HTTP_409_CONFLICT,
     errors.TooManyRequests: status.HTTP_429_TOO_MANY_REQUESTS,
+    errors.ServerBusy: status.HTTP_503_SERVICE_UNAVAILABLE,
     errors.InvalidArrival: status.HTTP_400_BAD_REQUEST,
     errors.InvalidAnswer: status.HTTP_400_BAD_REQUEST,
     ArrivalRefused: status.HTTP_403_FORBIDDEN,
@@ -34,7 +35,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = BodyTooLarge()
     for kind, code in STATUS_OF.items():
         if isinstance(exc, kind):
-            return Response({"error": str(exc), **getattr(exc, "extra", {})}, status=code)
+            wait = getattr(exc, "retry_after", None)
+            headers = {"Retry-After": str(wait)} if wait is not None else None
+            return Response({"error": str(exc), **getattr(exc, "extra", {})}, status=code, headers=headers)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, cast
 
 from django.db import transaction
@@ -14,6 +15,7 @@ from rest_framework.views import APIView
 from experiments import arrivals, selectors, services
 from experiments.addresses import address_key
 from experiments.api import serializers as s
+from experiments.api.admission import ARRIVALS
 from experiments.api.auth import OwnsSession, SessionTokenAuthentication
 from experiments.api.negotiation import JSONOnly
 from experiments.errors import WrongStage
@@ -26,6 +28,7 @@ ERRORS = {
     409: OpenApiResponse(description="Not possible in the session's state now, or an answer sooner than the lock."),
     429: OpenApiResponse(description="Too many starts or events from one address, or sessions open at once."),
 }
+BUSY = {503: OpenApiResponse(description="Others are starting right now: send the same call after Retry-After.")}
 
 
 class ParticipantView(APIView):
@@ -52,6 +55,7 @@ class StartSession(ParticipantView):
             200: s.SessionStartedSerializer,
             404: OpenApiResponse(description="Unknown or closed study."),
             **ERRORS,
+            **BUSY,
         },
         summary="Start a session, or resume the participant's session.",
     )
@@ -59,7 +63,8 @@ class StartSession(ParticipantView):
         arrival = s.SessionStartSerializer(data=request.data)
         arrival.is_valid(raise_exception=True)
         data = arrival.validated_data
-        session, created = arrivals.start_session(data["study"], data, address_key(request))
+        with ARRIVALS.turn():
+            session, created = arrivals.start_session(data["study"], data, address_key(request))
         body = {**selectors.session_state(session), "token": session.token}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -116,15 +121,17 @@ class AnswerTrial(SessionView):
 class RecordEvent(SessionView):
     @extend_schema(
         request=s.EventSerializer,
-        responses={201: s.EventRecordedSerializer, **ERRORS},
+        responses={201: s.EventRecordedSerializer, **ERRORS, **BUSY},
         summary="Record consent, instruction timing, or window focus changes.",
     )
     def post(self, request: Request, session_id: int) -> Response:
         event = s.EventSerializer(data=request.data)
         event.is_valid(raise_exception=True)
-        recorded = services.record_event(
-            self.session, event.validated_data["type"], event.validated_data["payload"], address_key(request)
-        )
+        type_ = event.validated_data["type"]
+        # A consent assigns units: an arrival's work, which takes its turn.
+        turn = ARRIVALS.turn() if services.consents(self.session, type_) else nullcontext()
+        with turn:
+            recorded = services.record_event(self.session, type_, event.validated_data["payload"], address_key(request))
         return Response(s.EventRecordedSerializer(recorded).data, status=status.HTTP_201_CREATED)
 
 

@@ -124,6 +124,9 @@
     429: "Too many requests. Please wait a moment and try again.",
   };
 
+  // How many times a call waits its turn (a 503 with Retry-After) before the participant is told: minutes.
+  var MAX_TURNS_WAITED = 120;
+
   function request(method, path, body, options) {
     options = options || {};
     var retries = options.retries === undefined ? 3 : options.retries;
@@ -139,6 +142,7 @@
       keepalive: !!options.keepalive,
     };
     var attempt = 0;
+    var turnsWaited = 0;
 
     function again(error) {
       if (attempt >= retries) return Promise.reject(error);
@@ -159,6 +163,13 @@
             var retryable = res.status >= 500 || res.status === 429;
             var error = new ApiError(res.status, message, retryable);
             error.data = data;
+            var wait = Number(res.headers.get("Retry-After"));
+            if (res.status === 503 && wait > 0 && turnsWaited < MAX_TURNS_WAITED) {
+              // Others are starting right now: come back when the server asked, spread a little so that
+              // the people waiting do not all come back at the same moment. Nothing was done: no retry spent.
+              turnsWaited += 1;
+              return sleep(wait * 1000 * (1 + Math.random() / 2)).then(go);
+            }
             return retryable ? again(error) : Promise.reject(error);
           });
         },
