@@ -7,11 +7,12 @@ purpose string, so a session can be replayed exactly.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef, QuerySet
 
+from experiments.kept import KeptById
 from experiments.models import Session, SessionTrial, SessionUnit, Study, Trial, TrialImage, cached_for_study
 from protocols.base import ShownImage
 
@@ -20,18 +21,31 @@ def session_rng(session: Session, purpose: str) -> random.Random:
     return random.Random(f"{session.seed}:{purpose}")
 
 
-def shown_images_of(trials: Iterable[Trial]) -> dict[int, list[ShownImage]]:
-    """Each trial's images with the sizes a layout needs, by trial id, in one query for all of them (rows, not
-    model instances: a session's main block lays out some 900 images)."""
+def _read_shown_images(trial_ids: list[int]) -> dict[int, tuple[ShownImage, ...]]:
+    """Rows, not model instances: a session's main block lays out some 900 images."""
     rows = (
-        TrialImage.objects.filter(trial__in=[trial.pk for trial in trials])
+        TrialImage.objects.filter(trial__in=trial_ids)
         .order_by("trial_id", "role", "rank")
         .values_list("trial_id", "image_id", "role", "rank", "kept_map_id", "image__width", "image__height")
     )
-    found: dict[int, list[ShownImage]] = {trial.pk: [] for trial in trials}
+    found: dict[int, list[ShownImage]] = {pk: [] for pk in trial_ids}
     for trial_id, image_id, role, rank, map_id, width, height in rows:
         found[trial_id].append(ShownImage(image_id, role, rank, map_id, width, height))
-    return found
+    return {pk: tuple(images) for pk, images in found.items()}
+
+
+# A trial's images, kept by the process: the next sessions of the same units lay them out without reading
+# them again (reading and making them was half of planning a main block).
+_SHOWN_IMAGES = KeptById(_read_shown_images, limit=50_000)
+
+
+def forget_shown_images() -> None:
+    _SHOWN_IMAGES.forget()
+
+
+def shown_images_of(trials: Iterable[Trial]) -> dict[int, tuple[ShownImage, ...]]:
+    """Each trial's images with the sizes a layout needs, by trial id, in one query for those not kept."""
+    return _SHOWN_IMAGES.of(trial.pk for trial in trials)
 
 
 @dataclass(frozen=True)
@@ -39,7 +53,7 @@ class TrialPool:
     """Trials a round is drawn from, in a fixed order, with the images their layouts need (by trial id)."""
 
     trials: tuple[Trial, ...]
-    images: dict[int, list[ShownImage]]
+    images: dict[int, tuple[ShownImage, ...]]
 
 
 def _pool(trials: QuerySet[Trial]) -> TrialPool:
@@ -50,7 +64,7 @@ def _pool(trials: QuerySet[Trial]) -> TrialPool:
 def _append(
     session: Session,
     trials: list[Trial],
-    images: dict[int, list[ShownImage]],
+    images: Mapping[int, Sequence[ShownImage]],
     *,
     phase: str,
     attempt: int,

@@ -8,6 +8,11 @@ value sits among the statement's parameters, and afterwards only puts the new va
 model instances the way the ORM makes them (`Model.from_db`, the fields' converters), and statements go
 through Django's cursor, so query logging and counting see them as any other.
 
+On PostgreSQL, with DB_PREPARED_STATEMENTS (on with persistent connections), each statement is also
+prepared on the server, once per connection (PREPARE, then EXECUTE at every call): for these short
+statements parsing and planning were most of the server's work (the token lookup: 0.7 ms of planning
+against 0.2 ms of executing).
+
 Values are declared by the model field they are compared with or stored in, and prepared for the database
 by that field, as the ORM does. Only values that the ORM passes as parameters can be declared: slicing
 bounds are written into the SQL, so a query's limit is one of the `shape` arguments that pick a compiled
@@ -16,6 +21,9 @@ statement.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import re
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -24,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar, cast
 
+from django.conf import settings
 from django.db import connections, models
 from django.db.models.constants import OnConflict
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]  # not in the stubs
@@ -107,6 +116,42 @@ class _Rows:
 
 S = TypeVar("S")
 
+_PLACEHOLDER = re.compile(r"%(%|s)")
+
+
+def _numbered(sql: str) -> str:
+    """The statement with the server's $1, $2, ... in place of the driver's %s (a literal %% stays the driver's)."""
+    numbers = itertools.count(1)
+    return _PLACEHOLDER.sub(lambda found: "%%" if found[1] == "%" else f"${next(numbers)}", sql)
+
+
+def _prepared_on_server(connection: Any) -> set[str] | None:
+    """The names of the statements prepared on the connection's current database session; None where
+    statements are not prepared on the server. A new session (a reconnection) has none."""
+    if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
+        return None
+    raw = connection.connection
+    known = connection.__dict__.get("_prepared_on_server")
+    if known is None or known[0] is not raw:
+        known = connection.__dict__["_prepared_on_server"] = (raw, set())
+    return cast(set[str], known[1])
+
+
+def _execute(connection: Any, cursor: Any, sql: str, params: list[Any]) -> None:
+    """Run the statement; where statements are prepared on the server, PREPAREd at its first run on this
+    database session, then EXECUTEd with the values."""
+    prepared = _prepared_on_server(connection)
+    if prepared is None:
+        cursor.execute(sql, params)
+        return
+    name = "psy_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+    if name not in prepared:
+        # Apart from the EXECUTE, so that a failing EXECUTE cannot leave it unknown whether this one ran
+        # (a prepared statement outlives a rolled-back transaction).
+        cursor.execute(f"PREPARE {name} AS {_numbered(sql)}")
+        prepared.add(name)
+    cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}", params)
+
 
 def _cached(local: threading.local, using: str, shape: tuple[Hashable, ...], prepare: Callable[[], S]) -> S:
     """The thread's statement for this database and shape, prepared again for a new connection."""
@@ -183,7 +228,7 @@ class PreparedSelect(_Prepared, Generic[M]):
         statement = self._statement(using, shape)
         assert statement.rows is not None
         with statement.connection.cursor() as cursor:
-            cursor.execute(statement.sql, self._params(statement, values))
+            _execute(statement.connection, cursor, statement.sql, self._params(statement, values))
             rows = cursor.fetchall()
         return statement.rows.instances(rows, using)
 
@@ -232,7 +277,7 @@ class PreparedUpdate(_Prepared):
     def run(self, *shape: Hashable, using: str = "default", **values: Any) -> int:
         statement = self._statement(using, shape)
         with statement.connection.cursor() as cursor:
-            cursor.execute(statement.sql, self._params(statement, values))
+            _execute(statement.connection, cursor, statement.sql, self._params(statement, values))
             return int(cursor.rowcount)
 
 
@@ -291,7 +336,7 @@ class PreparedInsert(Generic[M]):
         params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self.fields]
         meta = self.model._meta
         with connection.cursor() as cursor:
-            cursor.execute(statement.sql, params)
+            _execute(connection, cursor, statement.sql, params)
             if statement.returns_pk:
                 row = cursor.fetchone()  # none where a conflict was ignored
                 pk = None if row is None else row[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -13,6 +13,7 @@ from django.core.signals import setting_changed
 from django.db.models import Case, F, OuterRef, Q, QuerySet, Subquery, Sum, When
 from django.dispatch import receiver
 
+from experiments.kept import KeptById
 from experiments.models import (
     MAX_PX_PER_MM,
     MIN_PX_PER_MM,
@@ -195,11 +196,13 @@ def session_state(session: Session) -> dict[str, Any]:
     return state
 
 
-# Stored images' URLs by id, kept by the process: a stored image never changes (its name is the hash of its
-# bytes), so once read its URL holds for as long as the storage settings do. Bounded, as a study has a few
-# thousand images.
-_URLS: dict[int, str] = {}
-_URLS_KEPT = 200_000
+def _read_urls(ids: list[int]) -> dict[int, str]:
+    files = StimulusImage.objects.filter(pk__in=ids).values_list("pk", "file")
+    return {pk: default_storage.url(name) for pk, name in files}
+
+
+# Stored images' URLs, kept as long as the storage settings hold; a study has a few thousand images.
+_URLS = KeptById(_read_urls, limit=200_000)
 
 
 @receiver(setting_changed)
@@ -209,17 +212,11 @@ def _forget_urls(setting: str, **kwargs: Any) -> None:
 
 
 def forget_image_urls() -> None:
-    _URLS.clear()
+    _URLS.forget()
 
 
 def image_urls(ids: list[int]) -> dict[int, str]:
-    missing = [pk for pk in ids if pk not in _URLS]
-    if missing:
-        if len(_URLS) > _URLS_KEPT:
-            _URLS.clear()
-        files = StimulusImage.objects.filter(pk__in=missing).values_list("pk", "file")
-        _URLS.update({pk: default_storage.url(name) for pk, name in files})
-    return {pk: _URLS[pk] for pk in ids if pk in _URLS}
+    return _URLS.of(ids)
 
 
 class StoredImageURLs(Mapping[int, str]):
@@ -307,7 +304,7 @@ class TrialScreen:
     key: dict[str, Any]
 
 
-def trial_screen(study: Study, trial: Trial, images: list[ShownImage] | None = None) -> TrialScreen:
+def trial_screen(study: Study, trial: Trial, images: Sequence[ShownImage] | None = None) -> TrialScreen:
     """Laid out with the study's seed, so that the same trial always looks the same here; images are the
     trial's (shown_images_of), read here if not given."""
     protocol, params = study.protocol_plugin, study.protocol_params

@@ -136,6 +136,11 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The session's time zone set at connect, so Django need not send SET TIME ZONE on each new connection.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", f"-c timezone={TIME_ZONE}")
+# The participant API's few hot statements (experiments/prepared.py) are prepared on the PostgreSQL server
+# once per connection, so that the server parses and plans them once, not at every call: on by default
+# with persistent connections, off without (a connection per request would prepare each for one use, and a
+# transaction-pooling PgBouncer, the README's other setup, cannot keep them).
+DB_PREPARED_STATEMENTS = envbool("DB_PREPARED_STATEMENTS", str(DATABASES["default"]["CONN_MAX_AGE"] != 0))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a Celery worker thread in the tests sees the
     # same test database; a timeout so that concurrent writers wait, not fail.

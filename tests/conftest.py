@@ -17,6 +17,7 @@ from moto import mock_aws
 from rest_framework.test import APIClient
 
 from experiments.models import Session, SessionTrial, Study
+from experiments.planning import forget_shown_images
 from experiments.selectors import forget_image_urls
 from psyplatform.celery import app
 from recruitment.mturk.client import ENDPOINTS
@@ -157,8 +158,10 @@ def generous_limits(settings):
 
 @pytest.fixture(autouse=True)
 def fresh_image_urls():
-    """A rolled-back test database may give its ids to other images (SQLite): each test reads URLs afresh."""
+    """A rolled-back test database may give its ids to other images and trials (SQLite): each test reads
+    URLs and trials' images afresh."""
     forget_image_urls()
+    forget_shown_images()
 
 
 @pytest.fixture

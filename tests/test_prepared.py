@@ -4,18 +4,25 @@ import threading
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from experiments.models import Event, Response, Session, SessionTrial, Study
-from experiments.prepared import PreparedInsert, PreparedQueryError, PreparedSelect, PreparedUpdate
+from experiments.prepared import PreparedInsert, PreparedQueryError, PreparedSelect, PreparedUpdate, _numbered
 from tests.builders import build_2afc_study
 from tests.conftest import Participant
 from tests.factories import StudyFactory
 
 STUDY_BY_SLUG = PreparedSelect(lambda slug: Study.objects.filter(slug=slug), slug=Study._meta.get_field("slug"))
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["sent-whole", "prepared-on-server"])
+def on_server(request, settings) -> bool:
+    """Every behaviour holds with statements sent whole and, on PostgreSQL, prepared on the server."""
+    settings.DB_PREPARED_STATEMENTS = request.param
+    return bool(request.param) and connection.vendor == "postgresql"
 
 
 def _fields(instance: object) -> dict[str, object]:
@@ -119,11 +126,60 @@ def test_a_prepared_insert_gives_unset_fields_their_defaults(db):
     assert stored.payload == {} and stored.created_at >= before
 
 
-def test_statements_go_through_djangos_cursor(db):
+def test_statements_go_through_djangos_cursor(db, on_server):
     study = StudyFactory()
     with CaptureQueriesContext(connection) as queries:
         STUDY_BY_SLUG.get(slug=study.slug)
-    assert len(queries) == 1 and study.slug in queries[0]["sql"]
+    # Prepared on the server, its first run on a connection (maybe an earlier test's) sent the PREPARE first.
+    assert len(queries) == 1 or (on_server and len(queries) == 2)
+    assert study.slug in queries[-1]["sql"]
+
+
+def _first_run_here(order: str) -> PreparedSelect[Study]:
+    """A statement no other test runs (its own order), so that its first run here is its first on the connection."""
+    return PreparedSelect(lambda slug: Study.objects.filter(slug=slug).order_by(order), slug=Study._meta.get_field("slug"))
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_statement_is_prepared_once_then_only_executed(db, on_server):
+    if not on_server:
+        pytest.skip("statements are sent whole")
+    study, by_slug = StudyFactory(), _first_run_here("name")
+    with CaptureQueriesContext(connection) as queries:
+        by_slug.get(slug=study.slug)
+        assert by_slug.get(slug=study.slug).pk == study.pk
+    sent = [query["sql"] for query in queries]
+    assert sent[0].startswith("PREPARE psy_") and '"experiments_study"."slug" = $1' in sent[0]
+    assert sent[1:] == [f"EXECUTE {sent[0].split()[1]} ('{study.slug}')"] * 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_new_database_session_prepares_its_statements_again(on_server):
+    if not on_server:
+        pytest.skip("statements are sent whole")
+    study = StudyFactory()
+    STUDY_BY_SLUG.get(slug=study.slug)
+    connection.close()  # as a database restart does; the next statement opens another session
+    with CaptureQueriesContext(connection) as queries:
+        assert STUDY_BY_SLUG.get(slug=study.slug).pk == study.pk
+    assert queries[0]["sql"].startswith("PREPARE")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_first_run_in_a_rolled_back_transaction_runs_after_it(on_server):
+    study, by_slug = StudyFactory(), _first_run_here("-name")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        by_slug.get(slug=study.slug)
+        raise RuntimeError("rolled back")
+    with CaptureQueriesContext(connection) as queries:
+        assert by_slug.get(slug=study.slug).pk == study.pk
+    assert len(queries) == 1  # still prepared: a prepared statement outlives the transaction it came in
+
+
+def test_the_servers_numbered_parameters_leave_literal_percent_signs_to_the_driver():
+    assert _numbered("a = %s AND b LIKE '%%x%%' AND c IN (%s, %s)") == "a = $1 AND b LIKE '%%x%%' AND c IN ($2, $3)"
 
 
 def test_a_declared_value_the_query_does_not_use_is_refused_when_compiled(db):
@@ -202,3 +258,14 @@ def test_an_insert_unless_conflict_stores_nothing_where_the_row_breaks_a_unique_
     again = answers.create_unless_conflict(session=session, session_trial=trials[1], client_id=client_id, rt_ms=800)
     assert first is not None and first.pk is not None and again is None
     assert list(Response.objects.filter(session=session).values_list("session_trial", "rt_ms")) == [(trials[0].pk, 900)]
+
+
+def test_a_whole_session_stores_every_answer_once(db):
+    participant = Participant(build_2afc_study(n_units=44), "p")
+    participant.start()
+    participant.through_instructions()
+    participant.answer_all(right=True)
+    assert participant.complete().status_code == 200
+    session = participant.session
+    assert session.status == Session.Status.COMPLETED
+    assert Response.objects.filter(session=session).count() == SessionTrial.objects.filter(session=session).count()
