@@ -135,41 +135,15 @@ def test_statements_go_through_djangos_cursor(db, on_server):
     assert study.slug in queries[-1]["sql"]
 
 
-def _first_run_here(order: str) -> PreparedSelect[Study]:
+def first_run_here(order: str) -> PreparedSelect[Study]:
     """A statement no other test runs (its own order), so that its first run here is its first on the connection."""
     return PreparedSelect(lambda slug: Study.objects.filter(slug=slug).order_by(order), slug=Study._meta.get_field("slug"))
 
 
 @pytest.mark.postgres
-def test_on_postgresql_a_statement_is_prepared_once_then_only_executed(db, on_server):
-    if not on_server:
-        pytest.skip("statements are sent whole")
-    study, by_slug = StudyFactory(), _first_run_here("name")
-    with CaptureQueriesContext(connection) as queries:
-        by_slug.get(slug=study.slug)
-        assert by_slug.get(slug=study.slug).pk == study.pk
-    sent = [query["sql"] for query in queries]
-    assert sent[0].startswith("PREPARE psy_") and '"experiments_study"."slug" = $1' in sent[0]
-    assert sent[1:] == [f"EXECUTE {sent[0].split()[1]} ('{study.slug}')"] * 2
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_new_database_session_prepares_its_statements_again(on_server):
-    if not on_server:
-        pytest.skip("statements are sent whole")
-    study = StudyFactory()
-    STUDY_BY_SLUG.get(slug=study.slug)
-    connection.close()  # as a database restart does; the next statement opens another session
-    with CaptureQueriesContext(connection) as queries:
-        assert STUDY_BY_SLUG.get(slug=study.slug).pk == study.pk
-    assert queries[0]["sql"].startswith("PREPARE")
-
-
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_statement_first_run_in_a_rolled_back_transaction_runs_after_it(on_server):
-    study, by_slug = StudyFactory(), _first_run_here("-name")
+    study, by_slug = StudyFactory(), first_run_here("-name")
     with pytest.raises(RuntimeError), transaction.atomic():
         by_slug.get(slug=study.slug)
         raise RuntimeError("rolled back")
