@@ -25,7 +25,7 @@ the cycle's requests/s to the bare view's; target >= 0.5; `ratio_runs_by_size` l
 same spans, the cycle's against the bare view's: benchmarks/server_cpu.py), `paced_p99_ms` (the
 cycle's p99 at the protocol's pace with the largest paced N; target < 100 ms), `paced_arrivals` (how many
 starts and consents were told to wait their turn, with a 503 and Retry-After, and how long they took,
-turns waited included: experiments/api/admission.py), `endpoints` (p50/p95/p99 ms per call at the
+turns waited included: experiments/admission.py), `endpoints` (p50/p95/p99 ms per call at the
 largest N, of the call's answered sending), `errors` (non-2xx other than "no places left" and turns
 waited), and from the database `lost`, `duplicated`,
 `units_over_target`, `units_twice_in_a_session` (all must be 0).

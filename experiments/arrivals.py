@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from experiments.admission import ARRIVALS
 from experiments.assignment import NO_PLACES_LEFT, has_open_places, release_abandoned
 from experiments.errors import AlreadyTakenPart, InvalidArrival, NoPlacesLeft, StudyUnavailable, TooManyRequests
 from experiments.limits import retry_after
@@ -107,6 +108,7 @@ def _limit_sessions(study: Study, address: str) -> None:
         )
 
 
+@ARRIVALS.turn()
 def start_session(slug: str, data: dict[str, Any], address: str) -> tuple[Session, bool]:
     """Start a session for an arriving participant, or resume theirs; returns (session, created).
 

@@ -9,9 +9,10 @@ its transaction, and never again) hold for as long as the row exists, and an id 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 V = TypeVar("V")
+_ABSENT = object()
 
 
 class KeptById(Generic[V]):
@@ -21,10 +22,16 @@ class KeptById(Generic[V]):
 
     def of(self, ids: Iterable[int]) -> dict[int, V]:
         """The value of each id that has one, read for those the process does not hold yet."""
-        wanted = list(ids)
-        # Read before merging: another thread may start again from none meanwhile.
-        found = {pk: self._kept[pk] for pk in wanted if pk in self._kept}
-        missing = [pk for pk in wanted if pk not in found]
+        # One lookup per id, and what is read returned as read: another thread may start the process's values
+        # again from none at any moment.
+        found: dict[int, V] = {}
+        missing = []
+        for pk in ids:
+            value = self._kept.get(pk, _ABSENT)
+            if value is _ABSENT:
+                missing.append(pk)
+            else:
+                found[pk] = cast(V, value)
         if missing:
             read = self._read(missing)
             if len(self._kept) > self._limit:

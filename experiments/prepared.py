@@ -69,6 +69,7 @@ class _Statement:
     params: tuple[Any, ...]
     slots: tuple[tuple[int, str], ...]  # (position among the parameters, value's name)
     rows: _Rows | None  # for a select: how its rows become instances
+    server: _OnServer
 
 
 @dataclass(frozen=True)
@@ -137,20 +138,36 @@ def _prepared_on_server(connection: Any) -> set[str] | None:
     return cast(set[str], known[1])
 
 
-def _execute(connection: Any, cursor: Any, sql: str, params: list[Any]) -> None:
+@dataclass(frozen=True)
+class _OnServer:
+    """A statement as the server prepares it and then runs it, named by its SQL: made once per compiled
+    statement, not at every call."""
+
+    name: str
+    prepare: str
+    execute: str
+
+    @classmethod
+    def of(cls, sql: str, n_params: int) -> _OnServer:
+        name = "psy_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
+        execute = f"EXECUTE {name} ({', '.join(['%s'] * n_params)})" if n_params else f"EXECUTE {name}"
+        return cls(name, f"PREPARE {name} AS {_numbered(sql)}", execute)
+
+
+def _execute(statement: _Statement | _Insert, cursor: Any, params: list[Any]) -> None:
     """Run the statement; where statements are prepared on the server, PREPAREd at its first run on this
     database session, then EXECUTEd with the values."""
-    prepared = _prepared_on_server(connection)
+    prepared = _prepared_on_server(statement.connection)
+    server = statement.server
     if prepared is None:
-        cursor.execute(sql, params)
+        cursor.execute(statement.sql, params)
         return
-    name = "psy_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()
-    if name not in prepared:
+    if server.name not in prepared:
         # Apart from the EXECUTE, so that a failing EXECUTE cannot leave it unknown whether this one ran
         # (a prepared statement outlives a rolled-back transaction).
-        cursor.execute(f"PREPARE {name} AS {_numbered(sql)}")
-        prepared.add(name)
-    cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}", params)
+        cursor.execute(server.prepare)
+        prepared.add(server.name)
+    cursor.execute(server.execute, params)
 
 
 def _cached(local: threading.local, using: str, shape: tuple[Hashable, ...], prepare: Callable[[], S]) -> S:
@@ -193,7 +210,8 @@ class _Prepared(ABC):
             if not places:
                 raise PreparedQueryError(f"The value {name!r} is not a parameter of: {sql}")
             slots += [(place, name) for place in places]
-        return _Statement(connection, sql, tuple(params), tuple(slots), self._rows(compiler, using))
+        rows = self._rows(compiler, using)
+        return _Statement(connection, sql, tuple(params), tuple(slots), rows, _OnServer.of(sql, len(params)))
 
     def _params(self, statement: _Statement, values: Mapping[str, Any]) -> list[Any]:
         if values.keys() != self.fields.keys():
@@ -228,7 +246,7 @@ class PreparedSelect(_Prepared, Generic[M]):
         statement = self._statement(using, shape)
         assert statement.rows is not None
         with statement.connection.cursor() as cursor:
-            _execute(statement.connection, cursor, statement.sql, self._params(statement, values))
+            _execute(statement, cursor, self._params(statement, values))
             rows = cursor.fetchall()
         return statement.rows.instances(rows, using)
 
@@ -277,7 +295,7 @@ class PreparedUpdate(_Prepared):
     def run(self, *shape: Hashable, using: str = "default", **values: Any) -> int:
         statement = self._statement(using, shape)
         with statement.connection.cursor() as cursor:
-            _execute(statement.connection, cursor, statement.sql, self._params(statement, values))
+            _execute(statement, cursor, self._params(statement, values))
             return int(cursor.rowcount)
 
 
@@ -286,6 +304,7 @@ class _Insert:
     connection: Any
     sql: str
     returns_pk: bool  # INSERT ... RETURNING the primary key (else the backend's last insert id)
+    server: _OnServer
 
 
 class PreparedInsert(Generic[M]):
@@ -317,7 +336,7 @@ class PreparedInsert(Generic[M]):
         (sql, params), *more = compiler.as_sql()
         if more or len(params) != len(self.fields):
             raise PreparedQueryError(f"An insert of {len(self.fields)} plain values was expected, not: {sql}")
-        return _Insert(connection, sql, returns_pk)
+        return _Insert(connection, sql, returns_pk, _OnServer.of(sql, len(params)))
 
     def create(self, using: str = "default", **values: Any) -> M:
         instance = self._insert(using, False, values)
@@ -336,7 +355,7 @@ class PreparedInsert(Generic[M]):
         params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self.fields]
         meta = self.model._meta
         with connection.cursor() as cursor:
-            _execute(connection, cursor, statement.sql, params)
+            _execute(statement, cursor, params)
             if statement.returns_pk:
                 row = cursor.fetchone()  # none where a conflict was ignored
                 pk = None if row is None else row[0]

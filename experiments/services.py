@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from experiments import checks
+from experiments.admission import ARRIVALS
 from experiments.arrivals import count_refusal, resumable
 from experiments.assignment import assign_units, release_slots
 from experiments.comparisons import compare_session
@@ -40,7 +41,7 @@ def record_event(session: Session, type_: str, payload: dict[str, Any], address:
                 f"Too many requests from your network. Please try again in {wait} seconds.", retry_after=wait
             )
     now = timezone.now()
-    if consents(session, type_):
+    if type_ == Event.Type.CONSENT and session.consented_at is None:
         return _consent(session, payload, now)
     # The event's row and the session's last call need not be one transaction: two statements fewer.
     event = Event.objects.create(session=session, type=type_, payload=payload, created_at=now)
@@ -49,11 +50,7 @@ def record_event(session: Session, type_: str, payload: dict[str, Any], address:
     return event
 
 
-def consents(session: Session, type_: str) -> bool:
-    """Whether an event of this type is the session's consent (a replayed consent is an ordinary event)."""
-    return type_ == Event.Type.CONSENT and session.consented_at is None
-
-
+@ARRIVALS.turn()  # it assigns units: an arrival's work
 def _consent(session: Session, payload: dict[str, Any], now: datetime) -> Event:
     try:
         with transaction.atomic():

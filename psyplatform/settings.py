@@ -243,7 +243,7 @@ CACHES = {
 RATE_LIMIT_STARTS = os.getenv("RATE_LIMIT_STARTS", "20/hour")
 RATE_LIMIT_EVENTS = os.getenv("RATE_LIMIT_EVENTS", "120/minute")
 MAX_ACTIVE_SESSIONS_PER_ADDRESS = envint("MAX_ACTIVE_SESSIONS_PER_ADDRESS", 3)
-# Session starts and consents one server process serves at once (experiments/api/admission.py); more wait
+# Session starts and consents one server process serves at once (experiments/admission.py); more wait
 # their turn with a 503 and Retry-After, so that a burst of arrivals leaves threads for trials. 0: no limit.
 ARRIVALS_AT_ONCE = envint("ARRIVALS_AT_ONCE", 1)
 # Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated), e.g. the

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from experiments.api.admission import ARRIVALS
+from experiments.admission import ARRIVALS
 from experiments.models import Event, Session
 from tests.builders import build_2afc_study
 from tests.conftest import Participant

@@ -5,6 +5,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from experiments.models import Response
+from tests.builders import build_2afc_study
+from tests.conftest import Participant
 from tests.factories import StudyFactory
 from tests.test_prepared import STUDY_BY_SLUG, first_run_here
 
@@ -35,3 +38,21 @@ def test_a_new_database_session_prepares_its_statements_again():
     with CaptureQueriesContext(connection) as queries:
         assert STUDY_BY_SLUG.get(slug=study.slug).pk == study.pk
     assert queries[0]["sql"].startswith("PREPARE")
+
+
+def test_a_participants_trial_fetch_and_answer_execute_their_prepared_statements(db):
+    participant = Participant(build_2afc_study(n_units=44), "p")
+    participant.start()
+    participant.through_instructions()
+    participant.pass_practice()
+    participant.answer_current()  # the main block's first fetch and answer prepare what they have not yet
+    index = participant.trial().json()["index"]
+    choice = participant.correct_choice(index)
+    with CaptureQueriesContext(connection) as fetching:
+        assert participant.trial().json()["index"] == index
+    with CaptureQueriesContext(connection) as answering:
+        assert participant.answer(index, choice).status_code == 201
+    # The token lookup and the served-at write; the locked lookup, the answer's insert and its session's update.
+    assert [query["sql"].split()[0] for query in fetching] == ["EXECUTE"] * 2
+    assert [query["sql"].split()[0] for query in answering if "SAVEPOINT" not in query["sql"]] == ["EXECUTE"] * 3
+    assert Response.objects.get(session=participant.session, session_trial__index=index).answer["choice"] == choice

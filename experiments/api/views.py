@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any, cast
 
 from django.db import transaction
@@ -15,7 +14,6 @@ from rest_framework.views import APIView
 from experiments import arrivals, selectors, services
 from experiments.addresses import address_key
 from experiments.api import serializers as s
-from experiments.api.admission import ARRIVALS
 from experiments.api.auth import OwnsSession, SessionTokenAuthentication
 from experiments.api.negotiation import JSONOnly
 from experiments.errors import WrongStage
@@ -63,8 +61,7 @@ class StartSession(ParticipantView):
         arrival = s.SessionStartSerializer(data=request.data)
         arrival.is_valid(raise_exception=True)
         data = arrival.validated_data
-        with ARRIVALS.turn():
-            session, created = arrivals.start_session(data["study"], data, address_key(request))
+        session, created = arrivals.start_session(data["study"], data, address_key(request))
         body = {**selectors.session_state(session), "token": session.token}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -127,11 +124,9 @@ class RecordEvent(SessionView):
     def post(self, request: Request, session_id: int) -> Response:
         event = s.EventSerializer(data=request.data)
         event.is_valid(raise_exception=True)
-        type_ = event.validated_data["type"]
-        # A consent assigns units: an arrival's work, which takes its turn.
-        turn = ARRIVALS.turn() if services.consents(self.session, type_) else nullcontext()
-        with turn:
-            recorded = services.record_event(self.session, type_, event.validated_data["payload"], address_key(request))
+        recorded = services.record_event(
+            self.session, event.validated_data["type"], event.validated_data["payload"], address_key(request)
+        )
         return Response(s.EventRecordedSerializer(recorded).data, status=status.HTTP_201_CREATED)
 
 

@@ -5,7 +5,9 @@ lays out the practice round, a consent assigns units). A burst of arrivals, such
 crowd, would fill every thread of every server process, and participants already answering trials would
 wait behind it. So one process serves at most ARRIVALS_AT_ONCE arrivals at a time; another gets a 503 with
 Retry-After, which the page waits out and sends again (nothing was done, so nothing is lost). Counted per
-process: what runs out is that process's threads, and the count needs no shared store.
+process: what runs out is that process's threads, and the count needs no shared store. The arrivals'
+services take their turn themselves (`@ARRIVALS.turn()` on experiments.arrivals.start_session and on the
+consent in experiments.services), so that no view need know which calls are arrivals.
 """
 
 from __future__ import annotations
