@@ -154,7 +154,7 @@ class _OnServer:
         return cls(name, f"PREPARE {name} AS {_numbered(sql)}", execute)
 
 
-def _execute(statement: _Statement | _Insert, cursor: Any, params: list[Any]) -> None:
+def _execute(statement: _Statement | _Insert | _UpdateThenInsert, cursor: Any, params: list[Any]) -> None:
     """Run the statement; where statements are prepared on the server, PREPAREd at its first run on this
     database session, then EXECUTEd with the values."""
     prepared = _prepared_on_server(statement.connection)
@@ -267,6 +267,63 @@ class PreparedSelect(_Prepared, Generic[M]):
         raise rows.model.MultipleObjectsReturned(f"{len(found)} {meta.object_name} rows match {values}.")
 
 
+def writes_in_a_with(using: str = "default") -> bool:
+    """Whether the database runs a data-modifying WITH (PostgreSQL does; SQLite does not), which the prepared
+    statements that write in the same statement as they read or write elsewhere need."""
+    return bool(connections[using].vendor == "postgresql")
+
+
+def _needs_writes_in_a_with(using: str) -> None:
+    if not writes_in_a_with(using):
+        raise PreparedQueryError(f"{connections[using].vendor} cannot write in a WITH: check writes_in_a_with().")
+
+
+class PreparedSelectMarkingFirst(PreparedSelect[M]):
+    """A select that also sets the `mark` field of its first row, in `first_by`'s order, to the value named by the
+    mark's name, where that row's `only_if` column is set: one statement (a data-modifying WITH) where a read and
+    then an update were two. The rows are as the select alone reads them: the first row's mark as it was.
+
+    `mark` is a field of the select's model; `first_by` and `only_if` are fields whose columns the select reads
+    (`only_if` may be a select_related model's)."""
+
+    def __init__(
+        self,
+        build: Callable[..., models.QuerySet[M]],
+        *,
+        mark: models.Field[Any, Any],
+        first_by: models.Field[Any, Any],
+        only_if: models.Field[Any, Any],
+        **fields: models.Field[Any, Any],
+    ) -> None:
+        super().__init__(build, **fields, **{mark.name: mark})
+        self.mark, self.first_by, self.only_if = mark, first_by, only_if
+
+    def _compile(self, stand_ins: dict[str, Any], shape: tuple[Hashable, ...], using: str) -> Compiled:
+        _needs_writes_in_a_with(using)
+        connection = connections[using]
+        marked = {name: value for name, value in stand_ins.items() if name != self.mark.name}
+        compiler, sql, params = super()._compile(marked, shape, using)
+        model = self.mark.model._meta
+        quote = connection.ops.quote_name
+        targets = [column[0].target for column in compiler.select]
+
+        def column(field: models.Field[Any, Any]) -> str:
+            if field not in targets:
+                raise PreparedQueryError(f"The select reads no column of {field!r}.")
+            return quote(f"c{targets.index(field)}")
+
+        names = ", ".join(quote(f"c{number}") for number in range(len(targets)))
+        wrapped = (
+            f"WITH {quote('found')} ({names}) AS ({sql}), {quote('marked')} AS ("
+            f"UPDATE {quote(model.db_table)} SET {quote(self.mark.column)} = %s WHERE {quote(model.pk.column)} = ("
+            f"SELECT {column(model.pk)} FROM {quote('found')} WHERE {column(self.only_if)} IS NOT NULL "
+            f"ORDER BY {column(self.first_by)} LIMIT 1)) "
+            f"SELECT * FROM {quote('found')} ORDER BY {column(self.first_by)}"
+        )
+        mark = self.mark.get_db_prep_value(stand_ins[self.mark.name], connection, prepared=False)
+        return compiler, wrapped, (*params, mark)
+
+
 class PreparedUpdate(_Prepared):
     """`UPDATE ... SET` the `assign` fields `WHERE` the queryset `build(**stand_ins)`; `.run()` returns the
     number of rows changed."""
@@ -352,19 +409,74 @@ class PreparedInsert(Generic[M]):
             self._local, using, (ignore_conflicts,), lambda: self._prepare(instance, using, ignore_conflicts)
         )
         connection = statement.connection
-        params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self.fields]
         meta = self.model._meta
         with connection.cursor() as cursor:
-            _execute(statement, cursor, params)
+            _execute(statement, cursor, self._params(instance, connection))
             if statement.returns_pk:
                 row = cursor.fetchone()  # none where a conflict was ignored
                 pk = None if row is None else row[0]
             else:
                 inserted = cursor.rowcount != 0
                 pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column) if inserted else None
-        if pk is None:
-            return None
+        return None if pk is None else self._saved(instance, pk, using)
+
+    def _params(self, instance: M, connection: Any) -> list[Any]:
+        """The row's values as the database takes them, in the fields' order."""
+        return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self.fields]
+
+    @staticmethod
+    def _saved(instance: M, pk: Any, using: str) -> M:
         instance.pk = pk
         instance._state.adding = False
         instance._state.db = using
         return instance
+
+
+@dataclass(frozen=True)
+class _UpdateThenInsert:
+    connection: Any
+    update: _Statement
+    sql: str
+    server: _OnServer
+
+
+class PreparedUpdateThenInsert(Generic[M]):
+    """`update`, then `insert` one row only if the update changed a row, in one statement (PostgreSQL's
+    data-modifying WITH): the two writes are one, atomic without a transaction, so three round trips
+    (BEGIN, the second write, COMMIT) fewer than writing them in one. `.run(where, **values)` returns the
+    inserted instance, or None where the update matched nothing and nothing was written.
+
+    The update matches at most one row (by its primary key): one inserted row for each row it changed. The
+    inserted values are cast to their columns' types, as the server cannot infer a parameter's type from an
+    INSERT ... SELECT as it does from VALUES. Where the row breaks a unique constraint the statement fails
+    whole, the update with it (the ORM's IntegrityError)."""
+
+    def __init__(self, update: PreparedUpdate, insert: PreparedInsert[M]) -> None:
+        self.update, self.insert = update, insert
+        self._local = threading.local()
+
+    def _prepare(self, using: str) -> _UpdateThenInsert:
+        connection = connections[using]
+        update = self.update._statement(using, ())
+        insert = self.insert
+        quote = connection.ops.quote_name
+        meta = insert.model._meta
+        columns = ", ".join(quote(field.column) for field in insert.fields)
+        values = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in insert.fields)
+        sql = (
+            f"WITH {quote('updated')} AS ({update.sql} RETURNING 1) "
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {values} FROM {quote('updated')} "
+            f"RETURNING {quote(meta.db_table)}.{quote(meta.pk.column)}"
+        )
+        return _UpdateThenInsert(connection, update, sql, _OnServer.of(sql, len(update.params) + len(insert.fields)))
+
+    def run(self, where: Mapping[str, Any], using: str = "default", **values: Any) -> M | None:
+        _needs_writes_in_a_with(using)
+        statement = _cached(self._local, using, (), lambda: self._prepare(using))
+        instance = self.insert.model(**values)
+        connection = statement.connection
+        params = self.update._params(statement.update, where) + self.insert._params(instance, connection)
+        with connection.cursor() as cursor:
+            _execute(statement, cursor, params)
+            row = cursor.fetchone()
+        return None if row is None else self.insert._saved(instance, row[0], using)

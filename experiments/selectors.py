@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -28,7 +29,7 @@ from experiments.models import (
     TrialImage,
 )
 from experiments.planning import practice_trials, shown_images_of
-from experiments.prepared import PreparedSelect
+from experiments.prepared import PreparedSelect, PreparedSelectMarkingFirst, writes_in_a_with
 from experiments.recruiters import recruiter_for
 from protocols.base import DesignError, ShownImage
 from stimuli.models import StimulusImage
@@ -58,6 +59,7 @@ class Upcoming:
 
     current: SessionTrial | None
     ahead: list[SessionTrial]
+    served_at: datetime | None = None  # when the read marked the current trial served (None where it did not)
 
     @property
     def following(self) -> SessionTrial | None:
@@ -95,6 +97,14 @@ _UNANSWERED = PreparedSelect(
     _unanswered, session=SessionTrial._meta.get_field("session"), start=SessionTrial._meta.get_field("index")
 )
 _UNANSWERED_BY_TOKEN = PreparedSelect(_unanswered_by_token, token=Session._meta.get_field("token"))
+# A trial fetch's: the current trial marked served (once the session is consented) in the same statement.
+_SERVED_BY_TOKEN = PreparedSelectMarkingFirst(
+    lambda limit, token: _unanswered_by_token(limit, False, token),
+    mark=SessionTrial._meta.get_field("served_at"),
+    first_by=SessionTrial._meta.get_field("index"),
+    only_if=Session._meta.get_field("consented_at"),
+    token=Session._meta.get_field("token"),
+)
 _BY_TOKEN = PreparedSelect(_by_token, token=Session._meta.get_field("token"))
 
 # Where session_by_token leaves the trials it read with the session, for upcoming() to take (once).
@@ -105,14 +115,25 @@ _READ_AHEAD = "_unanswered_read_with_it"
 class _ReadAhead:
     trials: list[SessionTrial]  # from the session's next_index on, in order
     complete: bool  # fewer than the limit: every unanswered trial
+    served_at: datetime | None  # when the read marked the first of them served
 
 
-def session_by_token(token: str, *, lock: bool = False, ahead: int | None = None) -> Session | None:
+def session_by_token(
+    token: str, *, lock: bool = False, ahead: int | None = None, serve_at: datetime | None = None
+) -> Session | None:
     """The session whose token this is, its row locked (in the caller's transaction) with lock; with ahead, read
     in the same statement as its current trial and up to `ahead` after it, which the next upcoming() call on it
-    takes instead of querying (a trial fetch or an answer is then one statement fewer)."""
+    takes instead of querying (a trial fetch or an answer is then one statement fewer). With serve_at, where the
+    database writes in a WITH and the session is consented, the same statement marks the current trial served
+    then (a trial fetch is one statement)."""
     if ahead is not None:
-        found = _UNANSWERED_BY_TOKEN.all(1 + ahead, lock, token=token)
+        served_at = None
+        if serve_at is not None and not lock and writes_in_a_with():
+            found = _SERVED_BY_TOKEN.all(1 + ahead, token=token, served_at=serve_at)
+            if found and found[0].session.consented_at is not None:
+                found[0].served_at = served_at = serve_at
+        else:
+            found = _UNANSWERED_BY_TOKEN.all(1 + ahead, lock, token=token)
         if found:
             first: Any = found[0]  # a SessionTrial, with read_next_index where locked
             session = first.session
@@ -120,7 +141,7 @@ def session_by_token(token: str, *, lock: bool = False, ahead: int | None = None
             if not lock or first.read_next_index == session.next_index:
                 for trial in found:
                     trial.session = session
-                session.__dict__[_READ_AHEAD] = _ReadAhead(found, complete=len(found) < 1 + ahead)
+                session.__dict__[_READ_AHEAD] = _ReadAhead(found, len(found) < 1 + ahead, served_at)
             return session
     # No trial left (or none asked for): the session alone.
     return _BY_TOKEN.first(lock, token=token)
@@ -130,13 +151,14 @@ def upcoming(session: Session, ahead: int = 1) -> Upcoming:
     """The current trial and up to `ahead` after it in one query (each knows its place in its round), or none
     where session_by_token read them with the session."""
     read: _ReadAhead | None = session.__dict__.pop(_READ_AHEAD, None)
+    served_at = None if read is None else read.served_at  # the current trial's, whichever read finds it
     if read is not None and (read.complete or len(read.trials) > ahead):
         found = read.trials[: 1 + ahead]
     else:
         found = _UNANSWERED.all(1 + ahead, session=session.pk, start=session.next_index)
     if not found:
         return Upcoming(None, [])
-    return Upcoming(found[0], found[1:])
+    return Upcoming(found[0], found[1:], served_at)
 
 
 def has_completed_instructions(session: Session) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from experiments import checks
@@ -23,9 +24,17 @@ from experiments.errors import InvalidAnswer, NoPlacesLeft, NotCurrentTrial, Too
 from experiments.limits import retry_after
 from experiments.models import Event, Response, Session, SessionTrial, Study, Trial
 from experiments.planning import plan_main_block, plan_practice_round
-from experiments.prepared import PreparedInsert, PreparedUpdate
+from experiments.prepared import PreparedInsert, PreparedUpdate, PreparedUpdateThenInsert, writes_in_a_with
 from experiments.recruiters import ArrivalRefused, recruiter_for
-from experiments.selectors import StoredImageURLs, first_unanswered, trial_payload, trials_ahead, upcoming
+from experiments.selectors import (
+    StoredImageURLs,
+    Upcoming,
+    first_unanswered,
+    session_by_token,
+    trial_payload,
+    trials_ahead,
+    upcoming,
+)
 from protocols.base import AnswerRefused, Score
 from stimuli.kept_maps import kept_maps
 
@@ -88,23 +97,17 @@ def calibrate_size(session: Session, px_per_mm: float) -> float:
     return px_per_mm
 
 
-# The statements every trial fetch and answer sends, compiled once (experiments.prepared).
+# The statement every trial fetch sends, compiled once (experiments.prepared).
 _SERVED = PreparedUpdate(
     SessionTrial, lambda pk: SessionTrial.objects.filter(pk=pk), ("served_at",), pk=SessionTrial._meta.pk
 )
-_ANSWERED = PreparedUpdate(
-    Session,
-    lambda pk: Session.objects.filter(pk=pk),
-    ("last_seen_at", "last_answer_at", "phase", "practice_attempts", "next_index"),
-    pk=Session._meta.pk,
-)
-_RESPONSE = PreparedInsert(Response)
 
 
 def serve_trial(session: Session) -> dict[str, Any]:
-    """The current trial's payload, noting when it was sent: the answer lock counts from then."""
+    """The current trial's payload, noting when it was sent: the answer lock counts from then (the trial fetch's
+    lookup noted it where it could: selectors.session_by_token's serve_at)."""
     trials = upcoming(session, ahead=trials_ahead(session))
-    if trials.current is not None:
+    if trials.current is not None and trials.served_at is None:
         trials.current.served_at = timezone.now()
         _SERVED.run(pk=trials.current.pk, served_at=trials.current.served_at)
     return trial_payload(session, trials)
@@ -185,6 +188,45 @@ def _check_timing(current: SessionTrial, lock_ms: int, now: datetime) -> int:
     return elapsed
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """An answer as the page sent it: the protocol's validated fields and what the page says of them."""
+
+    index: int
+    client_id: uuid.UUID
+    rt_ms: int
+    fields: dict[str, Any]
+    geometry: dict[str, Any]
+
+
+# An answer is written as a Response and a Session update (experiments.prepared). Where it does not end its round,
+# the two are one statement, in which the session only moves on if it is still where the answer was judged: on
+# the answered trial, active, the client_id unused (a concurrent answer that got there first moved it on).
+_RESPONSE = PreparedInsert(Response)
+_ANSWERED = PreparedUpdate(
+    Session,
+    lambda pk: Session.objects.filter(pk=pk),
+    ("last_seen_at", "last_answer_at", "phase", "practice_attempts", "next_index"),
+    pk=Session._meta.pk,
+)
+_ANSWERED_IF_CURRENT = PreparedUpdateThenInsert(
+    PreparedUpdate(
+        Session,
+        lambda pk, answering, client_id: Session.objects.filter(
+            ~Exists(Response.objects.filter(session=OuterRef("pk"), client_id=client_id)),
+            pk=pk,
+            next_index=answering,
+            status=Session.Status.ACTIVE,
+        ),
+        ("last_seen_at", "last_answer_at", "next_index"),
+        pk=Session._meta.pk,
+        answering=Session._meta.get_field("next_index"),
+        client_id=Response._meta.get_field("client_id"),
+    ),
+    _RESPONSE,
+)
+
+
 def answer_trial(
     session: Session,
     *,
@@ -196,78 +238,146 @@ def answer_trial(
 ) -> tuple[AnswerResult, bool]:
     """Store the answer (the protocol's validated fields) to the current trial; returns (result, created).
 
-    A replayed client_id returns the stored result and writes nothing. The caller read the session with its
-    row locked, in the transaction it has open (the answer view: locks_session), so that two tabs cannot both
-    answer a trial; only the session's row, as joining the study would lock it too and serialize every
-    session's answers. This joins that transaction: a refusal rolls it back.
+    A replayed client_id returns the stored result and writes nothing; two tabs cannot both answer a trial.
+    Mostly the answer is judged on the session as it was read (the answer view reads it with its current trial
+    and the one after) and stored with a single statement that moves the session on only if nothing else has.
+    An answer that ends its round (the next round is planned with it), or whose single statement found the
+    session moved on, is judged again and stored in a transaction with the session's row locked: only the
+    session's, as joining the study would lock it too and serialize every session's answers.
     """
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("answer_trial runs in the transaction that locked the session.")
-    with transaction.atomic(savepoint=False):
-        study = session.study
-        trials = upcoming(session)
-        current = trials.current
-        if current is None or current.index != index:
-            # A page's retry of an answer already stored names the trial it answered, before the current one.
-            replayed = _stored_answer(session, client_id)
-            if replayed is not None:
-                return replayed, False
-        resumable(session)
-        if session.consented_at is None:
-            raise WrongStage("Please give your consent first.")
-        if current is None or current.index != index:
-            expected = "none" if current is None else current.index
-            raise NotCurrentTrial(f"Trial {index} is not the current trial (current: {expected}).")
-        now = timezone.now()
-        server_ms = _check_timing(current, study.lock_ms, now)
-        protocol = study.protocol_plugin
-        try:
-            answer = protocol.complete_answer(answer, study.protocol_params)
-        except AnswerRefused as exc:
-            raise InvalidAnswer(str(exc)) from exc
-        maps = kept_maps(protocol.maps_read(current.key))
-        verdict = protocol.judge(answer, current.key, study.protocol_params, maps)
-        response = _RESPONSE.create_unless_conflict(
-            session=session,
-            session_trial=current,
-            client_id=client_id,
-            answer=answer,
-            rt_ms=rt_ms,
-            server_ms=server_ms,
-            correct=verdict.correct,
-            score=verdict.score,
-            geometry=_with_scale(geometry or {}, session),
-            details=verdict.details,
-            created_at=now,
-        )
-        if response is None:
-            # The client_id answered an earlier trial (the session's row is locked, so not this one): that answer
-            # is what the client_id names, and nothing was written.
-            stored = _stored_answer(session, client_id)
-            assert stored is not None
-            return stored, False
-        result = _result(response, trials.following)
-        passed = result.practice is not None and result.practice["passed"]
-        session.last_seen_at = session.last_answer_at = now
-        session.next_index = current.index + 1
-        if passed:
-            session.phase = Session.Phase.MAIN
-        elif result.practice is not None:
-            session.practice_attempts += 1  # another round
-        _ANSWERED.run(
-            pk=session.pk,
-            last_seen_at=now,
-            last_answer_at=now,
-            phase=session.phase,
-            practice_attempts=session.practice_attempts,
-            next_index=session.next_index,
-        )
-        # The answered trial was its round's last, so the next round starts right after it.
-        if passed:
-            plan_main_block(session, start=current.index + 1)
-        elif result.practice is not None:
-            plan_practice_round(session, start=current.index + 1)
-        return result, True
+    given = _Answer(index, client_id, rt_ms, answer, geometry or {})
+    trials = upcoming(session)
+    replayed = _replayed(session, trials, given)
+    if replayed is not None:
+        return replayed, False
+    if trials.following is not None and writes_in_a_with():
+        stored = _store_if_current(session, trials, given, _judged(session, trials, given))
+        if stored is not None:
+            return stored, True
+    with transaction.atomic():
+        locked = session_by_token(session.token, lock=True, ahead=1)
+        if locked is None:
+            raise WrongStage("This session no longer exists.")
+        locked.study = session.study
+        trials = upcoming(locked)
+        replayed = _replayed(locked, trials, given)
+        if replayed is not None:
+            return replayed, False
+        return _store_locked(locked, trials, given, _judged(locked, trials, given))
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """The answer as judged against its trial, at `at`: what is stored of it."""
+
+    trial: SessionTrial
+    verdict: Score
+    fields: dict[str, Any]  # the protocol's completed answer
+    server_ms: int
+    at: datetime
+
+
+def _replayed(session: Session, trials: Upcoming, given: _Answer) -> AnswerResult | None:
+    """The stored reply where the page sends an answer again (its retry names the trial it answered, before the
+    current one); None where the answer is to the current trial. Otherwise why it cannot be taken."""
+    current = trials.current
+    answers_current = current is not None and current.index == given.index
+    if not answers_current:
+        replayed = _stored_answer(session, given.client_id)
+        if replayed is not None:
+            return replayed
+    resumable(session)
+    if session.consented_at is None:
+        raise WrongStage("Please give your consent first.")
+    if not answers_current:
+        expected = "none" if current is None else current.index
+        raise NotCurrentTrial(f"Trial {given.index} is not the current trial (current: {expected}).")
+    return None
+
+
+def _judged(session: Session, trials: Upcoming, given: _Answer) -> _Judged:
+    """The answer judged against the current trial (the one it answers); refused sooner than the lock."""
+    current = trials.current
+    assert current is not None  # _replayed refuses an answer to no trial
+    now = timezone.now()
+    study = session.study
+    server_ms = _check_timing(current, study.lock_ms, now)
+    protocol = study.protocol_plugin
+    try:
+        fields = protocol.complete_answer(given.fields, study.protocol_params)
+    except AnswerRefused as exc:
+        raise InvalidAnswer(str(exc)) from exc
+    maps = kept_maps(protocol.maps_read(current.key))
+    return _Judged(current, protocol.judge(fields, current.key, study.protocol_params, maps), fields, server_ms, now)
+
+
+def _response_fields(session: Session, given: _Answer, judged: _Judged) -> dict[str, Any]:
+    return {
+        "session": session,
+        "session_trial": judged.trial,
+        "client_id": given.client_id,
+        "answer": judged.fields,
+        "rt_ms": given.rt_ms,
+        "server_ms": judged.server_ms,
+        "correct": judged.verdict.correct,
+        "score": judged.verdict.score,
+        "geometry": _with_scale(given.geometry, session),
+        "details": judged.verdict.details,
+        "created_at": judged.at,
+    }
+
+
+def _store_if_current(session: Session, trials: Upcoming, given: _Answer, judged: _Judged) -> AnswerResult | None:
+    """Stored with one statement, if the session is still where the answer was judged; None otherwise."""
+    current, now = judged.trial, judged.at
+    where = {
+        "pk": session.pk,
+        "answering": current.index,
+        "client_id": given.client_id,
+        "last_seen_at": now,
+        "last_answer_at": now,
+        "next_index": current.index + 1,
+    }
+    response = _ANSWERED_IF_CURRENT.run(where, **_response_fields(session, given, judged))
+    if response is None:
+        return None
+    session.last_seen_at = session.last_answer_at = now
+    session.next_index = current.index + 1
+    return _result(response, trials.following)
+
+
+def _store_locked(session: Session, trials: Upcoming, given: _Answer, judged: _Judged) -> tuple[AnswerResult, bool]:
+    """Stored with the session's row locked; the next round planned where the answer ends its round."""
+    current, now = judged.trial, judged.at
+    response = _RESPONSE.create_unless_conflict(**_response_fields(session, given, judged))
+    if response is None:
+        # The client_id answered an earlier trial (the session's row is locked, so not this one): that answer
+        # is what the client_id names, and nothing was written.
+        stored = _stored_answer(session, given.client_id)
+        assert stored is not None
+        return stored, False
+    result = _result(response, trials.following)
+    passed = result.practice is not None and result.practice["passed"]
+    session.last_seen_at = session.last_answer_at = now
+    session.next_index = current.index + 1
+    if passed:
+        session.phase = Session.Phase.MAIN
+    elif result.practice is not None:
+        session.practice_attempts += 1  # another round
+    _ANSWERED.run(
+        pk=session.pk,
+        last_seen_at=now,
+        last_answer_at=now,
+        phase=session.phase,
+        practice_attempts=session.practice_attempts,
+        next_index=session.next_index,
+    )
+    # The answered trial was its round's last, so the next round starts right after it.
+    if passed:
+        plan_main_block(session, start=current.index + 1)
+    elif result.practice is not None:
+        plan_practice_round(session, start=current.index + 1)
+    return result, True
 
 
 def _with_scale(geometry: dict[str, Any], session: Session) -> dict[str, Any]:

@@ -4,13 +4,21 @@ import threading
 import uuid
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from experiments.models import Event, Response, Session, SessionTrial, Study
-from experiments.prepared import PreparedInsert, PreparedQueryError, PreparedSelect, PreparedUpdate, _numbered
+from experiments.prepared import (
+    PreparedInsert,
+    PreparedQueryError,
+    PreparedSelect,
+    PreparedSelectMarkingFirst,
+    PreparedUpdate,
+    PreparedUpdateThenInsert,
+    _numbered,
+)
 from tests.builders import build_2afc_study
 from tests.conftest import Participant
 from tests.factories import StudyFactory
@@ -232,6 +240,93 @@ def test_an_insert_unless_conflict_stores_nothing_where_the_row_breaks_a_unique_
     again = answers.create_unless_conflict(session=session, session_trial=trials[1], client_id=client_id, rt_ms=800)
     assert first is not None and first.pk is not None and again is None
     assert list(Response.objects.filter(session=session).values_list("session_trial", "rt_ms")) == [(trials[0].pk, 900)]
+
+
+# The session moves on to the answered trial's successor only if it is still on that trial, and the answer is
+# stored only if it did.
+MOVED_ON_WITH_ITS_ANSWER = PreparedUpdateThenInsert(
+    PreparedUpdate(
+        Session,
+        lambda pk, on: Session.objects.filter(pk=pk, next_index=on),
+        ("next_index",),
+        pk=Session._meta.pk,
+        on=Session._meta.get_field("next_index"),
+    ),
+    PreparedInsert(Response),
+)
+
+
+def _move_on(session: Session, trial: SessionTrial, on: int, client_id: uuid.UUID) -> Response | None:
+    where = {"pk": session.pk, "on": on, "next_index": on + 1}
+    return MOVED_ON_WITH_ITS_ANSWER.run(
+        where, session=session, session_trial=trial, client_id=client_id, answer={"choice": 1}, rt_ms=900
+    )
+
+
+@pytest.mark.postgres
+def test_an_update_then_insert_inserts_the_row_where_the_update_changed_one(db):
+    session = _started(build_2afc_study(), "p")
+    trial = SessionTrial.objects.get(session=session, index=0)
+    inserted = _move_on(session, trial, on=0, client_id=uuid.uuid4())
+    assert inserted is not None and inserted._state.adding is False
+    stored = Response.objects.get(pk=inserted.pk)
+    assert (stored.session_trial_id, stored.answer, stored.rt_ms) == (trial.pk, {"choice": 1}, 900)
+    assert Session.objects.get(pk=session.pk).next_index == 1
+
+
+@pytest.mark.postgres
+def test_an_update_then_insert_writes_nothing_where_the_update_matched_nothing(db):
+    session = _started(build_2afc_study(), "p")
+    trial = SessionTrial.objects.get(session=session, index=0)
+    assert _move_on(session, trial, on=3, client_id=uuid.uuid4()) is None
+    assert not Response.objects.filter(session=session).exists()
+    assert Session.objects.get(pk=session.pk).next_index == 0
+
+
+@pytest.mark.postgres
+def test_an_update_then_insert_whose_row_breaks_a_unique_constraint_undoes_the_update_too(db):
+    session = _started(build_2afc_study(), "p")
+    first, second = SessionTrial.objects.filter(session=session).order_by("index")[:2]
+    client_id = uuid.uuid4()
+    _move_on(session, first, on=0, client_id=client_id)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _move_on(session, second, on=1, client_id=client_id)
+    assert Session.objects.get(pk=session.pk).next_index == 1
+    assert list(Response.objects.filter(session=session).values_list("session_trial", flat=True)) == [first.pk]
+
+
+# A session's trials from an index on, the first marked served where the session is consented.
+TRIALS_THE_FIRST_SERVED = PreparedSelectMarkingFirst(
+    lambda session, start: (
+        SessionTrial.objects.select_related("session").filter(session_id=session, index__gte=start).order_by("index")
+    ),
+    mark=SessionTrial._meta.get_field("served_at"),
+    first_by=SessionTrial._meta.get_field("index"),
+    only_if=Session._meta.get_field("consented_at"),
+    session=SessionTrial._meta.get_field("session"),
+    start=SessionTrial._meta.get_field("index"),
+)
+
+
+@pytest.mark.postgres
+def test_a_marking_select_reads_the_rows_and_marks_the_first_in_its_order(db):
+    session = _started(build_2afc_study(), "p")
+    SessionTrial.objects.filter(session=session).update(served_at=None)
+    at = timezone.now()
+    found = TRIALS_THE_FIRST_SERVED.all(session=session.pk, start=1, served_at=at)
+    assert [trial.index for trial in found] == list(range(1, session.session_trials.count()))
+    assert found[0].served_at is None and found[0].session.pk == session.pk  # as the select read them
+    served = dict(SessionTrial.objects.filter(session=session).values_list("index", "served_at"))
+    assert served[1] == at and all(when is None for index, when in served.items() if index != 1)
+
+
+@pytest.mark.postgres
+def test_a_marking_select_marks_nothing_where_the_condition_column_is_unset(db):
+    session = _started(build_2afc_study(), "p")
+    SessionTrial.objects.filter(session=session).update(served_at=None)
+    Session.objects.filter(pk=session.pk).update(consented_at=None)
+    assert TRIALS_THE_FIRST_SERVED.all(session=session.pk, start=0, served_at=timezone.now())
+    assert not SessionTrial.objects.filter(session=session, served_at__isnull=False).exists()
 
 
 def test_a_whole_session_stores_every_answer_once(db):

@@ -1,4 +1,5 @@
-"""The session found by its token, with its current trials read in the same statement."""
+"""The session found by its token, with its current trials read in the same statement, and answers judged on
+what that read found."""
 
 import threading
 import time
@@ -9,8 +10,10 @@ import pytest
 import requests
 from django.db import connection, transaction
 
-from experiments.models import Response, Session
+from experiments.errors import NotCurrentTrial
+from experiments.models import Response, Session, Study
 from experiments.selectors import session_by_token, upcoming
+from experiments.services import answer_trial
 from tests.builders import build_2afc_study
 from tests.conftest import Participant
 
@@ -109,3 +112,37 @@ def test_tabs_answering_one_trial_at_once_store_one_answer_and_each_retry_gets_i
     assert sorted([statuses[winner], statuses[winner + 4]]) == [200, 201]  # stored once, replayed once
     assert all(status == 409 for i, status in enumerate(statuses) if i % 4 != winner)
     assert Session.objects.get(pk=session.pk).next_index == trial["index"] + 1
+
+
+def _read_before_another_tab_answers(participant: Participant) -> tuple[Session, int, int]:
+    """The session as an answer's lookup read it, just before another tab's answer to the same trial."""
+    index = participant.trial().json()["index"]
+    choice = participant.correct_choice(index)
+    stale = session_by_token(participant.session.token, ahead=1)
+    assert stale is not None
+    stale.study = Study.cached(stale.study_id)
+    return stale, index, choice
+
+
+@pytest.mark.postgres
+def test_an_answer_judged_on_a_session_another_tab_moved_on_is_refused_and_stores_nothing(participant):
+    participant.through_instructions()
+    stale, index, choice = _read_before_another_tab_answers(participant)
+    assert participant.answer(index, choice).status_code == 201
+    with pytest.raises(NotCurrentTrial):
+        answer_trial(stale, index=index, client_id=uuid.uuid4(), rt_ms=900, answer={"choice": choice, "confidence": 3})
+    assert Response.objects.filter(session_id=stale.pk).count() == 1
+    assert Session.objects.get(pk=stale.pk).next_index == index + 1
+
+
+@pytest.mark.postgres
+def test_an_answer_judged_on_a_session_its_own_first_try_moved_on_gets_the_stored_answer(participant):
+    participant.through_instructions()
+    stale, index, choice = _read_before_another_tab_answers(participant)
+    client_id = uuid.uuid4()
+    assert participant.answer(index, choice, client_id=str(client_id)).status_code == 201
+    result, created = answer_trial(
+        stale, index=index, client_id=client_id, rt_ms=900, answer={"choice": choice, "confidence": 3}
+    )
+    assert (created, result.index, result.correct) == (False, index, True)
+    assert Response.objects.filter(session_id=stale.pk).count() == 1

@@ -230,6 +230,13 @@ def test_an_answer_sooner_than_the_lock_after_the_trial_was_served_is_refused():
     assert Response.objects.get().server_ms >= 2000
 
 
+def test_a_fetch_before_consent_is_refused_and_marks_no_trial_served(participant):
+    assert SessionTrial.objects.filter(session_id=participant.id).exists()  # its practice round is planned
+    response = participant.trial()
+    assert response.status_code == 409 and "consent" in response.json()["error"]
+    assert not SessionTrial.objects.filter(session_id=participant.id, served_at__isnull=False).exists()
+
+
 def test_an_answer_to_a_trial_never_fetched_is_refused(participant):
     participant.through_instructions()
     index = SessionTrial.objects.filter(session_id=participant.id).order_by("index").first().index

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -24,13 +25,11 @@ class SessionTokenAuthentication(BaseAuthentication):
         if header[0].decode(errors="replace") != self.keyword or len(header) != 2:
             raise exceptions.AuthenticationFailed("Use the header 'Authorization: Bearer <token>'.")
         token = header[1].decode(errors="replace")
-        # A view that writes in the transaction it opens (an answer) has the session's row locked by the lookup
-        # itself, and a view that reads the current trial has it read there too: one statement that
-        # authenticates, locks and reads.
+        # A view that reads the current trial (a fetch, an answer) has it read with the session, and one that
+        # serves it has it marked served: one statement that authenticates, reads and marks.
         view = (request.parser_context or {}).get("view")
-        session = session_by_token(
-            token, lock=getattr(view, "locks_session", False), ahead=getattr(view, "reads_trials_ahead", None)
-        )
+        serve_at = timezone.now() if getattr(view, "serves_trial", False) else None
+        session = session_by_token(token, ahead=getattr(view, "reads_trials_ahead", None), serve_at=serve_at)
         if session is None:
             raise exceptions.AuthenticationFailed("Invalid session token.")
         session.study = Study.cached(session.study_id)

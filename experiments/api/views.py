@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -76,6 +75,7 @@ class CurrentTrial(SessionView):
     # The current trial and the trials whose images it preloads (the default number; a study that preloads
     # more, or a practice round's first trial, reads them again) come with the session.
     reads_trials_ahead = Study._meta.get_field("preload_trials").get_default()
+    serves_trial = True  # the lookup marks the current trial served (services.serve_trial)
 
     @extend_schema(
         responses={200: s.TRIAL_SCHEMA, **ERRORS},
@@ -88,14 +88,9 @@ class CurrentTrial(SessionView):
 
 
 class AnswerTrial(SessionView):
-    # The session is read by its token and locked in the transaction that stores the answer: one statement
-    # fewer than reading it, then locking it (answers are half of all calls).
-    locks_session = True
-    reads_trials_ahead = 1  # the answered trial and the one after it (none at the round's end)
-
-    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        with transaction.atomic():
-            return super().dispatch(request, *args, **kwargs)
+    # The answered trial and the one after it (none at the round's end) come with the session: whether the answer
+    # ends its round decides how it is stored (services.answer_trial).
+    reads_trials_ahead = 1
 
     @extend_schema(
         request=s.ANSWER_SCHEMA,
