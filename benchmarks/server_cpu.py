@@ -33,11 +33,12 @@ def _tree(root: int) -> list[int]:
     while queue:
         pid = queue.pop()
         found.append(pid)
-        for children in Path(f"/proc/{pid}/task").glob("*/children"):
-            try:
+        try:
+            # A process may exit while it is read (a database connection closing): it then has no children.
+            for children in Path(f"/proc/{pid}/task").glob("*/children"):
                 queue += [int(child) for child in children.read_text().split()]
-            except FileNotFoundError:
-                pass
+        except FileNotFoundError:
+            pass
     return found
 
 

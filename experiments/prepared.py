@@ -102,17 +102,38 @@ class _Rows:
         )
 
     def instances(self, rows: list[Any], using: str) -> list[Any]:
-        """The rows as instances, with their select_related instances and annotations set as attributes."""
+        """The rows as instances, with their select_related instances and annotations set as attributes.
+
+        Rows that read the same related row share one instance of it (the ORM makes one per row): a session's
+        trials read with their session are one session, made once."""
         found = []
         converted = self.compiler.apply_converters(rows, self.converters) if self.converters else rows
+        made: dict[tuple[int, Any], Any] = {}
         for row in converted:
             instance = self.model.from_db(using, self.names, row[self.start : self.end])
             for populator in self.related:
-                populator.populate(row, instance)
+                _populate(populator, row, instance, made)
             for name, position in self.annotations.items():
                 setattr(instance, name, row[position])
             found.append(instance)
         return found
+
+
+def _populate(populator: Any, row: Any, instance: Any, made: dict[tuple[int, Any], Any]) -> None:
+    """The ORM's RelatedPopulator.populate, but the related instance made once per related row."""
+    reorder = populator.reorder_for_init
+    data = reorder(row) if reorder else row[populator.cols_start : populator.cols_end]
+    pk = data[populator.pk_idx]
+    related = None
+    if pk is not None:
+        related = made.get((id(populator), pk))
+        if related is None:
+            related = made[(id(populator), pk)] = populator.model_cls.from_db(populator.db, populator.init_list, data)
+            for nested in populator.related_populators:
+                _populate(nested, row, related, made)
+    populator.local_setter(instance, related)
+    if related is not None:
+        populator.remote_setter(related, instance)
 
 
 S = TypeVar("S")

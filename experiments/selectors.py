@@ -138,9 +138,8 @@ def session_by_token(
             first: Any = found[0]  # a SessionTrial, with read_next_index where locked
             session = first.session
             # Another transaction answered while this one waited for the lock: its trials are not this row's.
+            # (The trials read with it share it: experiments.prepared makes a related row's instance once.)
             if not lock or first.read_next_index == session.next_index:
-                for trial in found:
-                    trial.session = session
                 session.__dict__[_READ_AHEAD] = _ReadAhead(found, len(found) < 1 + ahead, served_at)
             return session
     # No trial left (or none asked for): the session alone.

@@ -231,6 +231,22 @@ def test_a_prepared_select_related_makes_the_related_instances_the_orm_makes(db)
     assert [trial.pk for trial in prepared] == [trial.pk for trial in through_orm]
 
 
+def test_rows_that_read_the_same_related_row_share_one_instance_of_it(db):
+    study = build_2afc_study()
+    mine, other = _started(study, "p1"), _started(study, "p2")
+    with_session = PreparedSelect(
+        lambda first, second: SessionTrial.objects.select_related("session")
+        .filter(session_id__in=[first, second])
+        .order_by("session_id", "index"),
+        first=SessionTrial._meta.get_field("session"),
+        second=SessionTrial._meta.get_field("session"),
+    )
+    trials = with_session.all(first=mine.pk, second=other.pk)
+    sessions = {trial.session_id: {id(t.session) for t in trials if t.session_id == trial.session_id} for trial in trials}
+    assert len(trials) > 2 and sessions.keys() == {mine.pk, other.pk}
+    assert all(len(instances) == 1 for instances in sessions.values())
+
+
 def test_an_insert_unless_conflict_stores_nothing_where_the_row_breaks_a_unique_constraint(db):
     session = _started(build_2afc_study(), "p")
     trials = list(SessionTrial.objects.filter(session=session).order_by("index")[:2])
