@@ -14,6 +14,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from experiments.kept import KeptById
 from experiments.models import Session, SessionTrial, SessionUnit, Study, Trial, TrialImage, cached_for_study
+from experiments.prepared import PreparedInsert
 from protocols.base import ShownImage
 
 
@@ -61,6 +62,10 @@ def _pool(trials: QuerySet[Trial]) -> TrialPool:
     return TrialPool(found, shown_images_of(found))
 
 
+# A session's rounds are written with one statement each, prepared once (experiments.prepared).
+_SESSION_TRIALS = PreparedInsert(SessionTrial)
+
+
 def _append(
     session: Session,
     trials: list[Trial],
@@ -90,7 +95,7 @@ def _append(
                 key=layout.key,
             )
         )
-    SessionTrial.objects.bulk_create(rows)
+    _SESSION_TRIALS.create_many(rows)
 
 
 def practice_trials(study: Study) -> QuerySet[Trial]:

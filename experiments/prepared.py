@@ -441,6 +441,29 @@ class PreparedInsert(Generic[M]):
                 pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column) if inserted else None
         return None if pk is None else self._saved(instance, pk, using)
 
+    def create_many(self, rows: list[M], using: str = "default") -> None:
+        """Insert the unsaved instances, as `bulk_create` does (their primary keys are not read back). On
+        PostgreSQL one statement whatever their number, prepared once: `INSERT ... SELECT * FROM UNNEST` of one
+        array per column, where the ORM compiles the statement for every call."""
+        if not rows:
+            return
+        if not writes_in_a_with(using):  # the databases with data-modifying WITH are those with UNNEST
+            self.model._default_manager.using(using).bulk_create(rows)
+            return
+        statement = _cached(self._local, using, ("many",), lambda: self._prepare_many(using))
+        connection = statement.connection
+        columns = [list(values) for values in zip(*(self._params(row, connection) for row in rows), strict=True)]
+        with connection.cursor() as cursor:
+            _execute(statement, cursor, columns)
+
+    def _prepare_many(self, using: str) -> _Insert:
+        connection = connections[using]
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(field.column) for field in self.fields)
+        arrays = ", ".join(f"CAST(%s AS {field.db_type(connection)}[])" for field in self.fields)
+        sql = f"INSERT INTO {quote(self.model._meta.db_table)} ({columns}) SELECT * FROM UNNEST({arrays})"
+        return _Insert(connection, sql, False, _OnServer.of(sql, len(self.fields)))
+
     def _params(self, instance: M, connection: Any) -> list[Any]:
         """The row's values as the database takes them, in the fields' order."""
         return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in self.fields]

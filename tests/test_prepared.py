@@ -127,6 +127,26 @@ def test_a_prepared_insert_stores_the_row_the_orms_create_stores(db):
     assert _fields(stored) | {"id": None} == _fields(Event.objects.get(pk=through_orm.pk)) | {"id": None}
 
 
+def test_a_prepared_insert_of_many_rows_stores_the_rows_the_orms_bulk_create_stores(db):
+    mine, theirs = (_started(build_2afc_study(), name) for name in ("p1", "p2"))
+    at = timezone.now()
+
+    def events(session: Session) -> list[Event]:
+        return [
+            Event(session=session, type=Event.Type.BLUR, payload={"n": [number, "é"]}, created_at=at)
+            for number in range(3)
+        ] + [Event(session=session, type=Event.Type.FOCUS)]
+
+    EVENT.create_many(events(mine))
+    Event.objects.bulk_create(events(theirs))
+
+    def stored(session: Session) -> list[dict[str, object]]:
+        rows = Event.objects.filter(session=session, type__in=[Event.Type.BLUR, Event.Type.FOCUS]).order_by("pk")
+        return [_fields(event) | {"id": None, "session_id": None, "created_at": None} for event in rows]
+
+    assert len(stored(mine)) == 4 and stored(mine) == stored(theirs)
+
+
 def test_a_prepared_insert_gives_unset_fields_their_defaults(db):
     session = _started(build_2afc_study(), "p")
     before = timezone.now()
