@@ -12,7 +12,7 @@ Redis for the cache). For each size N (50, 100, 200 by default):
   while all N are in the loop (as all N are throughout the baseline's run);
 - baseline: in the same gunicorn processes, the same N clients call a bare Django JSON view doing one
   primary-key query (benchmarks/bench_urls.py) in a closed loop for --bare-s seconds. The two run
-  --repeats times one after the other (3 by default), and the pair of median ratio stands for the size:
+  --repeats times one after the other (5 by default), and the pair of median ratio stands for the size:
   this machine's speed drifts by a third and more between runs a minute apart;
 - at the protocol's pace: N participants, arriving over the first --arrival-s seconds (5 by default: a
   burst, all of them within a tenth of a session), take whole sessions at about 3-5 s a trial (the study's
@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="50,100,200")
     parser.add_argument("--paced-sizes", default="50,100,200")
     parser.add_argument("--bare-s", type=float, default=10.0)
-    parser.add_argument("--repeats", type=int, default=3, help="full-speed and bare runs per size (the median)")
+    parser.add_argument("--repeats", type=int, default=5, help="full-speed and bare runs per size (the median)")
     parser.add_argument("--arrival-s", type=float, default=5.0, help="paced participants arrive over this long")
     conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
     parser.add_argument("--workers", type=int, default=conf["workers"], help="gunicorn.conf.py's by default")
