@@ -302,10 +302,11 @@ def _needs_writes_in_a_with(using: str) -> None:
 class PreparedSelectMarkingFirst(PreparedSelect[M]):
     """A select that also sets the `mark` field of its first row, in `first_by`'s order, to the value named by the
     mark's name, where that row's `only_if` column is set: one statement (a data-modifying WITH) where a read and
-    then an update were two. The rows are as the select alone reads them: the first row's mark as it was.
+    then an update were two, and those two where the database cannot write in a WITH. The rows are as the select
+    alone reads them: the first row's mark as it was.
 
     `mark` is a field of the select's model; `first_by` and `only_if` are fields whose columns the select reads
-    (`only_if` may be a select_related model's)."""
+    (`only_if` may be a select_related model's), and the select is ordered by `first_by` first."""
 
     def __init__(
         self,
@@ -318,6 +319,29 @@ class PreparedSelectMarkingFirst(PreparedSelect[M]):
     ) -> None:
         super().__init__(build, **fields, **{mark.name: mark})
         self.mark, self.first_by, self.only_if = mark, first_by, only_if
+        # Where the database cannot write in a WITH: the select alone, then the first row's update by its key.
+        self._apart = PreparedSelect(build, **fields)
+        model = mark.model
+        self._mark_apart = PreparedUpdate(
+            model, lambda pk: model._default_manager.filter(pk=pk), (mark.name,), pk=model._meta.pk
+        )
+
+    def all(self, *shape: Hashable, using: str = "default", **values: Any) -> list[M]:
+        if writes_in_a_with(using):
+            return super().all(*shape, using=using, **values)
+        mark = values.pop(self.mark.name)
+        found = self._apart.all(*shape, using=using, **values)
+        if found and self._holds(found[0]):
+            self._mark_apart.run(using=using, pk=found[0].pk, **{self.mark.name: mark})
+        return found
+
+    def _holds(self, first: M) -> bool:
+        """Whether the row's `only_if` column is set, on the row's own instance or the related one it read."""
+        owner: Any = first
+        if self.only_if.model is not type(first):
+            link = next(f for f in first._meta.fields if f.is_relation and f.related_model is self.only_if.model)
+            owner = getattr(first, link.name)
+        return getattr(owner, self.only_if.attname) is not None
 
     def _compile(self, stand_ins: dict[str, Any], shape: tuple[Hashable, ...], using: str) -> Compiled:
         _needs_writes_in_a_with(using)
@@ -447,7 +471,7 @@ class PreparedInsert(Generic[M]):
         array per column, where the ORM compiles the statement for every call."""
         if not rows:
             return
-        if not writes_in_a_with(using):  # the databases with data-modifying WITH are those with UNNEST
+        if connections[using].vendor != "postgresql":  # UNNEST of one array per column is PostgreSQL's
             self.model._default_manager.using(using).bulk_create(rows)
             return
         statement = _cached(self._local, using, ("many",), lambda: self._prepare_many(using))

@@ -29,7 +29,7 @@ from experiments.models import (
     TrialImage,
 )
 from experiments.planning import practice_trials, shown_images_of
-from experiments.prepared import PreparedSelect, PreparedSelectMarkingFirst, writes_in_a_with
+from experiments.prepared import PreparedSelect, PreparedSelectMarkingFirst
 from experiments.recruiters import recruiter_for
 from protocols.base import DesignError, ShownImage
 from stimuli.models import StimulusImage
@@ -59,7 +59,6 @@ class Upcoming:
 
     current: SessionTrial | None
     ahead: list[SessionTrial]
-    served_at: datetime | None = None  # when the read marked the current trial served (None where it did not)
 
     @property
     def following(self) -> SessionTrial | None:
@@ -115,7 +114,6 @@ _READ_AHEAD = "_unanswered_read_with_it"
 class _ReadAhead:
     trials: list[SessionTrial]  # from the session's next_index on, in order
     complete: bool  # fewer than the limit: every unanswered trial
-    served_at: datetime | None  # when the read marked the first of them served
 
 
 def session_by_token(
@@ -123,15 +121,14 @@ def session_by_token(
 ) -> Session | None:
     """The session whose token this is, its row locked (in the caller's transaction) with lock; with ahead, read
     in the same statement as its current trial and up to `ahead` after it, which the next upcoming() call on it
-    takes instead of querying (a trial fetch or an answer is then one statement fewer). With serve_at, where the
-    database writes in a WITH and the session is consented, the same statement marks the current trial served
-    then (a trial fetch is one statement)."""
+    takes instead of querying (a trial fetch or an answer is then one statement fewer). With serve_at (and no
+    lock), where the session is consented, the current trial is marked served then, in the same statement where
+    the database writes in a WITH (a trial fetch is one statement)."""
     if ahead is not None:
-        served_at = None
-        if serve_at is not None and not lock and writes_in_a_with():
+        if serve_at is not None and not lock:
             found = _SERVED_BY_TOKEN.all(1 + ahead, token=token, served_at=serve_at)
             if found and found[0].session.consented_at is not None:
-                found[0].served_at = served_at = serve_at
+                found[0].served_at = serve_at
         else:
             found = _UNANSWERED_BY_TOKEN.all(1 + ahead, lock, token=token)
         if found:
@@ -140,7 +137,7 @@ def session_by_token(
             # Another transaction answered while this one waited for the lock: its trials are not this row's.
             # (The trials read with it share it: experiments.prepared makes a related row's instance once.)
             if not lock or first.read_next_index == session.next_index:
-                session.__dict__[_READ_AHEAD] = _ReadAhead(found, len(found) < 1 + ahead, served_at)
+                session.__dict__[_READ_AHEAD] = _ReadAhead(found, complete=len(found) < 1 + ahead)
             return session
     # No trial left (or none asked for): the session alone.
     return _BY_TOKEN.first(lock, token=token)
@@ -150,14 +147,13 @@ def upcoming(session: Session, ahead: int = 1) -> Upcoming:
     """The current trial and up to `ahead` after it in one query (each knows its place in its round), or none
     where session_by_token read them with the session."""
     read: _ReadAhead | None = session.__dict__.pop(_READ_AHEAD, None)
-    served_at = None if read is None else read.served_at  # the current trial's, whichever read finds it
     if read is not None and (read.complete or len(read.trials) > ahead):
         found = read.trials[: 1 + ahead]
     else:
         found = _UNANSWERED.all(1 + ahead, session=session.pk, start=session.next_index)
     if not found:
         return Upcoming(None, [])
-    return Upcoming(found[0], found[1:], served_at)
+    return Upcoming(found[0], found[1:])
 
 
 def has_completed_instructions(session: Session) -> bool:

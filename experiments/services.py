@@ -97,20 +97,10 @@ def calibrate_size(session: Session, px_per_mm: float) -> float:
     return px_per_mm
 
 
-# The statement every trial fetch sends, compiled once (experiments.prepared).
-_SERVED = PreparedUpdate(
-    SessionTrial, lambda pk: SessionTrial.objects.filter(pk=pk), ("served_at",), pk=SessionTrial._meta.pk
-)
-
-
 def serve_trial(session: Session) -> dict[str, Any]:
-    """The current trial's payload, noting when it was sent: the answer lock counts from then (the trial fetch's
-    lookup noted it where it could: selectors.session_by_token's serve_at)."""
-    trials = upcoming(session, ahead=trials_ahead(session))
-    if trials.current is not None and trials.served_at is None:
-        trials.current.served_at = timezone.now()
-        _SERVED.run(pk=trials.current.pk, served_at=trials.current.served_at)
-    return trial_payload(session, trials)
+    """The current trial's payload. The session was looked up with the trial marked served
+    (selectors.session_by_token's serve_at: the trial fetch's lookup), so that the answer lock counts from then."""
+    return trial_payload(session, upcoming(session, ahead=trials_ahead(session)))
 
 
 @dataclass(frozen=True)
@@ -341,14 +331,19 @@ def _store_if_current(session: Session, trials: Upcoming, given: _Answer, judged
     response = _ANSWERED_IF_CURRENT.run(where, **_response_fields(session, given, judged))
     if response is None:
         return None
-    session.last_seen_at = session.last_answer_at = now
-    session.next_index = current.index + 1
+    _moved_on(session, judged)
     return _result(response, trials.following)
+
+
+def _moved_on(session: Session, judged: _Judged) -> None:
+    """The session as an answer leaves it, on the trial after the answered one."""
+    session.last_seen_at = session.last_answer_at = judged.at
+    session.next_index = judged.trial.index + 1
 
 
 def _store_locked(session: Session, trials: Upcoming, given: _Answer, judged: _Judged) -> tuple[AnswerResult, bool]:
     """Stored with the session's row locked; the next round planned where the answer ends its round."""
-    current, now = judged.trial, judged.at
+    current = judged.trial
     response = _RESPONSE.create_unless_conflict(**_response_fields(session, given, judged))
     if response is None:
         # The client_id answered an earlier trial (the session's row is locked, so not this one): that answer
@@ -358,16 +353,15 @@ def _store_locked(session: Session, trials: Upcoming, given: _Answer, judged: _J
         return stored, False
     result = _result(response, trials.following)
     passed = result.practice is not None and result.practice["passed"]
-    session.last_seen_at = session.last_answer_at = now
-    session.next_index = current.index + 1
+    _moved_on(session, judged)
     if passed:
         session.phase = Session.Phase.MAIN
     elif result.practice is not None:
         session.practice_attempts += 1  # another round
     _ANSWERED.run(
         pk=session.pk,
-        last_seen_at=now,
-        last_answer_at=now,
+        last_seen_at=session.last_seen_at,
+        last_answer_at=session.last_answer_at,
         phase=session.phase,
         practice_attempts=session.practice_attempts,
         next_index=session.next_index,

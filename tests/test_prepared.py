@@ -344,7 +344,6 @@ TRIALS_THE_FIRST_SERVED = PreparedSelectMarkingFirst(
 )
 
 
-@pytest.mark.postgres
 def test_a_marking_select_reads_the_rows_and_marks_the_first_in_its_order(db):
     session = _started(build_2afc_study(), "p")
     SessionTrial.objects.filter(session=session).update(served_at=None)
@@ -356,7 +355,6 @@ def test_a_marking_select_reads_the_rows_and_marks_the_first_in_its_order(db):
     assert served[1] == at and all(when is None for index, when in served.items() if index != 1)
 
 
-@pytest.mark.postgres
 def test_a_marking_select_marks_nothing_where_the_condition_column_is_unset(db):
     session = _started(build_2afc_study(), "p")
     SessionTrial.objects.filter(session=session).update(served_at=None)
