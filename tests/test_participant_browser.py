@@ -18,7 +18,7 @@ import pytest
 
 from experiments.export.formats import csv_chunks
 from experiments.export.responses import responses_table
-from experiments.models import Event, Response, Session, SessionTrial, Study
+from experiments.models import Event, Response, Session, SessionTrial, Study, Trial
 from tests.builders import build_2afc_study
 from tests.factories import StudyFactory
 
@@ -172,7 +172,14 @@ def test_whole_session_in_browser(live_server, chromium):
 
         # Main block, with one reload in the middle.
         n_main = study.trials_per_session
-        wrong_positions = {7, 30}
+        # Two wrong answers, on main trials: a wrong catch trial would fail the session's catch check, and where the
+        # catch trial falls is the session's random seed's.
+        kinds = list(
+            SessionTrial.objects.filter(session=session(), phase=Session.Phase.MAIN)
+            .order_by("index")
+            .values_list("trial__kind", flat=True)
+        )
+        wrong_positions = {position if kinds[position - 1] != Trial.Kind.CATCH else position - 1 for position in (7, 30)}
         for position in range(1, n_main + 1):
             assert wait_ready(page)["screen"] == "trial"
             expect(page.locator("#trial-progress")).to_have_text(f"Trial {position} of {n_main}")
