@@ -7,7 +7,6 @@ the published value (docs/protocols.md).
 
 from __future__ import annotations
 
-import copy
 import secrets
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Count, Q
+from django.db.models.base import ModelState
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
@@ -35,6 +35,7 @@ from stimuli.models import ImagePool, KeptMap, SparseAutoencoder, StimulusImage,
 STUDY_CACHE_S = 2.0
 _CACHED_STUDIES: dict[tuple[str, int | str], tuple[float, Any]] = {}
 _T = TypeVar("_T")
+_M = TypeVar("_M", bound=models.Model)
 
 
 def cached_for_study(kind: str, study: int | str, read: Callable[[], _T]) -> _T:
@@ -62,6 +63,19 @@ class StudyQuerySet(models.QuerySet["Study"]):
         deleted = super().delete()
         forget_cached_studies()
         return deleted
+
+
+
+def _copy_of(instance: _M) -> _M:
+    """A shallow copy of the instance, as copy.copy makes one (Model.__getstate__: the instance's values, and
+    its state with a cache of related instances of its own), at a tenth of the cost (1 against 11 us): copy.copy
+    pickles and unpickles it, and every participant call copies its study."""
+    clone = instance.__class__.__new__(instance.__class__)
+    clone.__dict__.update(instance.__dict__)
+    state = clone._state = ModelState()
+    state.__dict__.update(instance._state.__dict__)
+    state.fields_cache = dict(instance._state.fields_cache)
+    return clone
 
 
 class Study(models.Model):
@@ -293,7 +307,7 @@ class Study(models.Model):
     def cached(cls, pk: int) -> Study:
         """The study as this process read it at most STUDY_CACHE_S ago: a copy, so that what a caller
         changes on it stays the caller's."""
-        return copy.copy(cached_for_study("study", pk, lambda: cls.objects.get(pk=pk)))
+        return _copy_of(cached_for_study("study", pk, lambda: cls.objects.get(pk=pk)))
 
     @classmethod
     def cached_by_slug(cls, slug: str) -> Study | None:

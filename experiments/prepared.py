@@ -34,8 +34,11 @@ from typing import Any, Generic, TypeVar, cast
 
 from django.conf import settings
 from django.db import connections, models
+from django.db.models.base import ModelState
 from django.db.models.constants import OnConflict
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]  # not in the stubs
+from django.db.models.signals import post_init, pre_init
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.subqueries import InsertQuery, UpdateQuery
 
@@ -84,21 +87,34 @@ class _Rows:
     converters: dict[int, Any]
     annotations: dict[str, int]
     related: list[Any]  # the ORM's RelatedPopulators, one per select_related model
+    # By id of this statement's RelatedPopulators (which it keeps), and None for its own model: whether a row
+    # of that model is made without Model.__init__ (_made).
+    plain: dict[int | None, bool]
 
     @classmethod
     def of(cls, compiler: SQLCompiler, using: str) -> _Rows:
         assert compiler.klass_info is not None
         select_fields = compiler.klass_info["select_fields"]
         start, end = select_fields[0], select_fields[-1] + 1
+        model = compiler.klass_info["model"]
+        names = [column[0].target.attname for column in compiler.select[start:end]]
+        related = get_related_populators(compiler.klass_info, compiler.select, using)
+        plain: dict[int | None, bool] = {None: _sets_only(model, names)}
+        populators = list(related)
+        while populators:
+            populator = populators.pop()
+            plain[id(populator)] = _sets_only(populator.model_cls, populator.init_list)
+            populators += populator.related_populators
         return cls(
             compiler,
-            compiler.klass_info["model"],
-            [column[0].target.attname for column in compiler.select[start:end]],
+            model,
+            names,
             start,
             end,
             compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]]),
             dict(compiler.annotation_col_map or {}),
-            get_related_populators(compiler.klass_info, compiler.select, using),
+            related,
+            plain,
         )
 
     def instances(self, rows: list[Any], using: str) -> list[Any]:
@@ -110,16 +126,45 @@ class _Rows:
         converted = self.compiler.apply_converters(rows, self.converters) if self.converters else rows
         made: dict[tuple[int, Any], Any] = {}
         for row in converted:
-            instance = self.model.from_db(using, self.names, row[self.start : self.end])
+            instance = _made(self.model, using, self.names, row[self.start : self.end], self.plain[None])
             for populator in self.related:
-                _populate(populator, row, instance, made)
+                _populate(populator, row, instance, made, self.plain)
             for name, position in self.annotations.items():
                 setattr(instance, name, row[position])
             found.append(instance)
         return found
 
 
-def _populate(populator: Any, row: Any, instance: Any, made: dict[tuple[int, Any], Any]) -> None:
+def _sets_only(model: type[models.Model], names: list[str]) -> bool:
+    """Whether Model.__init__, given a row of these columns, would only set each field's attribute to its value:
+    every concrete field is read, in the model's order, and none has an attribute that does more with a value
+    than store it (a ForeignKey's id clears a cached related instance, which a new instance has none of)."""
+    fields = model._meta.concrete_fields
+    if names != [field.attname for field in fields]:
+        return False
+    for name in names:
+        attribute = next(klass.__dict__[name] for klass in model.__mro__ if name in klass.__dict__)
+        if hasattr(attribute, "__set__") and not isinstance(attribute, ForeignKeyDeferredAttribute):
+            return False
+    return True
+
+
+def _made(model: Any, using: str, names: list[str], values: Any, sets_only: bool) -> Any:
+    """model.from_db(using, names, values), without running Model.__init__ where it would only set the values
+    (sets_only) and no pre_init or post_init receiver listens: for a row of 20-odd columns, __init__ is most of
+    the cost of making the instance, and the participant API makes several per call."""
+    if not sets_only or pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return model.from_db(using, names, values)
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(names, values, strict=True))
+    state = instance._state = ModelState()
+    state.adding, state.db = False, using
+    return instance
+
+
+def _populate(
+    populator: Any, row: Any, instance: Any, made: dict[tuple[int, Any], Any], plain: dict[int | None, bool]
+) -> None:
     """The ORM's RelatedPopulator.populate, but the related instance made once per related row."""
     reorder = populator.reorder_for_init
     data = reorder(row) if reorder else row[populator.cols_start : populator.cols_end]
@@ -128,9 +173,11 @@ def _populate(populator: Any, row: Any, instance: Any, made: dict[tuple[int, Any
     if pk is not None:
         related = made.get((id(populator), pk))
         if related is None:
-            related = made[(id(populator), pk)] = populator.model_cls.from_db(populator.db, populator.init_list, data)
+            related = made[(id(populator), pk)] = _made(
+                populator.model_cls, populator.db, populator.init_list, data, plain[id(populator)]
+            )
             for nested in populator.related_populators:
-                _populate(nested, row, related, made)
+                _populate(nested, row, related, made, plain)
     populator.local_setter(instance, related)
     if related is not None:
         populator.remote_setter(related, instance)

@@ -6,6 +6,7 @@ import uuid
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
+from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -372,3 +373,20 @@ def test_a_whole_session_stores_every_answer_once(db):
     session = participant.session
     assert session.status == Session.Status.COMPLETED
     assert Response.objects.filter(session=session).count() == SessionTrial.objects.filter(session=session).count()
+
+
+def test_a_prepared_select_makes_its_instances_through_init_where_a_post_init_receiver_listens(db):
+    study = StudyFactory()
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=Study)
+    try:
+        prepared = STUDY_BY_SLUG.get(slug=study.slug)
+    finally:
+        post_init.disconnect(receiver, sender=Study)
+    assert seen == [prepared]
+    assert _fields(prepared) == _fields(Study.objects.get(slug=study.slug))
+

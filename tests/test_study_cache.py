@@ -52,6 +52,17 @@ def test_a_caller_changing_its_copy_leaves_the_cached_study_as_stored(db):
     assert Study.cached(study.pk).lock_ms == 0
 
 
+def test_a_cached_copy_holds_the_studys_values_and_a_cache_of_related_rows_of_its_own(db):
+    study = build_2afc_study()
+    first = Study.cached(study.pk)
+    assert first.model is not None  # now in the first copy's cache of related rows
+    second = Study.cached(study.pk)
+    stored = Study.objects.get(pk=study.pk)
+    assert {k: v for k, v in vars(second).items() if k != "_state"} == {k: v for k, v in vars(stored).items() if k != "_state"}
+    assert (second._state.adding, second._state.db) == (False, "default")
+    assert second._state.fields_cache == {}
+
+
 def _practised_on(study: Study, participant: str) -> set[int]:
     started = Participant(study, participant)
     started.start()
