@@ -35,9 +35,11 @@ def _tree(root: int) -> list[int]:
         found.append(pid)
         try:
             # A process may exit while it is read (a database connection closing): it then has no children.
+            # Which error says so depends on the moment: FileNotFoundError, or ProcessLookupError (ESRCH) from
+            # the stat of a /proc folder whose process is going.
             for children in Path(f"/proc/{pid}/task").glob("*/children"):
                 queue += [int(child) for child in children.read_text().split()]
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             pass
     return found
 
@@ -87,9 +89,15 @@ class ServerCpu:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            sample = self._sample()
-            self.times.append(time.perf_counter())
-            self.samples.append(sample)
+            try:
+                sample = self._sample()
+            except OSError:
+                # /proc changing under the reading in a way not foreseen: this sample is lost, not the rest of
+                # the run's (a sampler that stopped would give 0 ms per request for every later span).
+                pass
+            else:
+                self.times.append(time.perf_counter())
+                self.samples.append(sample)
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> ServerCpu:

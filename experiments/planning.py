@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from experiments.kept import KeptById
 from experiments.models import Session, SessionTrial, SessionUnit, Study, Trial, TrialImage, cached_for_study
-from experiments.prepared import PreparedInsert
+from experiments.prepared import PreparedInsert, PreparedSelect
 from protocols.base import ShownImage
 
 
@@ -133,14 +133,24 @@ def plan_practice_round(session: Session, start: int) -> None:
     )
 
 
+def _held_main_trials(session: int, study: int) -> QuerySet[Trial]:
+    # Only the held batches' trials, not every batch of the held units: each trial brings its images.
+    held = SessionUnit.objects.filter(
+        session_id=session, study_unit__unit_id=OuterRef("unit_id"), batch=OuterRef("batch")
+    )
+    return Trial.objects.filter(Exists(held), study_id=study, kind=Trial.Kind.MAIN).order_by()
+
+
+# Every session's main block reads its trials with this statement, compiled once (experiments.prepared).
+_HELD_MAIN_TRIALS = PreparedSelect(
+    _held_main_trials, session=SessionUnit._meta.get_field("session"), study=Trial._meta.get_field("study")
+)
+
+
 def plan_main_block(session: Session, start: int) -> None:
     """Append, from index start, the main trials of the session's units with the catch trials at random
     positions."""
-    # Only the held batches' trials, not every batch of the held units: each trial brings its images.
-    held = SessionUnit.objects.filter(session=session, study_unit__unit_id=OuterRef("unit_id"), batch=OuterRef("batch"))
-    main_trials = list(
-        Trial.objects.filter(Exists(held), study=session.study_id, kind=Trial.Kind.MAIN).order_by()
-    )
+    main_trials = _HELD_MAIN_TRIALS.all(session=session.pk, study=session.study_id)
     rng = session_rng(session, "main:order")
     main_trials.sort(key=lambda t: t.unit_id)
     rng.shuffle(main_trials)

@@ -32,3 +32,17 @@ def test_a_busy_child_of_the_tree_is_counted_and_an_idle_span_is_not(tmp_path):
         parent.wait()
     assert cpu.ms_per_request(started, busy_until, 1)["tree"] >= 500
     assert cpu.ms_per_request(busy_until, idle_until, 1)["tree"] < 50
+
+
+def test_a_sample_that_fails_to_read_proc_is_skipped_and_sampling_goes_on():
+    failures = iter([ProcessLookupError(3, "No such process")])
+
+    def roots() -> list[int]:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure  # as a /proc folder of a process that is going may answer
+        return [0]  # no such process: 0 CPU seconds, read without error
+
+    with ServerCpu({"tree": roots}, every_s=0.01) as cpu:
+        time.sleep(0.2)
+    assert len(cpu.samples) >= 5
