@@ -22,6 +22,7 @@ statement.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import re
 import threading
@@ -87,9 +88,9 @@ class _Rows:
     converters: dict[int, Any]
     annotations: dict[str, int]
     related: list[Any]  # the ORM's RelatedPopulators, one per select_related model
-    # By id of this statement's RelatedPopulators (which it keeps), and None for its own model: whether a row
-    # of that model is made without Model.__init__ (_made).
-    plain: dict[int | None, bool]
+    sets_only: bool  # whether the model's rows are made without Model.__init__ (_made)
+    # The same for each RelatedPopulator's model, by the populator's id (this statement keeps them alive).
+    related_sets_only: dict[int, bool]
 
     @classmethod
     def of(cls, compiler: SQLCompiler, using: str) -> _Rows:
@@ -99,11 +100,11 @@ class _Rows:
         model = compiler.klass_info["model"]
         names = [column[0].target.attname for column in compiler.select[start:end]]
         related = get_related_populators(compiler.klass_info, compiler.select, using)
-        plain: dict[int | None, bool] = {None: _sets_only(model, names)}
+        related_sets_only = {}
         populators = list(related)
         while populators:
             populator = populators.pop()
-            plain[id(populator)] = _sets_only(populator.model_cls, populator.init_list)
+            related_sets_only[id(populator)] = _sets_only(populator.model_cls, populator.init_list)
             populators += populator.related_populators
         return cls(
             compiler,
@@ -114,7 +115,8 @@ class _Rows:
             compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]]),
             dict(compiler.annotation_col_map or {}),
             related,
-            plain,
+            _sets_only(model, names),
+            related_sets_only,
         )
 
     def instances(self, rows: list[Any], using: str) -> list[Any]:
@@ -126,9 +128,9 @@ class _Rows:
         converted = self.compiler.apply_converters(rows, self.converters) if self.converters else rows
         made: dict[tuple[int, Any], Any] = {}
         for row in converted:
-            instance = _made(self.model, using, self.names, row[self.start : self.end], self.plain[None])
+            instance = _made(self.model, using, self.names, row[self.start : self.end], self.sets_only)
             for populator in self.related:
-                _populate(populator, row, instance, made, self.plain)
+                _populate(populator, row, instance, made, self.related_sets_only)
             for name, position in self.annotations.items():
                 setattr(instance, name, row[position])
             found.append(instance)
@@ -143,7 +145,7 @@ def _sets_only(model: type[models.Model], names: list[str]) -> bool:
     if names != [field.attname for field in fields]:
         return False
     for name in names:
-        attribute = next(klass.__dict__[name] for klass in model.__mro__ if name in klass.__dict__)
+        attribute = inspect.getattr_static(model, name)
         if hasattr(attribute, "__set__") and not isinstance(attribute, ForeignKeyDeferredAttribute):
             return False
     return True
@@ -163,7 +165,7 @@ def _made(model: Any, using: str, names: list[str], values: Any, sets_only: bool
 
 
 def _populate(
-    populator: Any, row: Any, instance: Any, made: dict[tuple[int, Any], Any], plain: dict[int | None, bool]
+    populator: Any, row: Any, instance: Any, made: dict[tuple[int, Any], Any], sets_only: dict[int, bool]
 ) -> None:
     """The ORM's RelatedPopulator.populate, but the related instance made once per related row."""
     reorder = populator.reorder_for_init
@@ -174,10 +176,10 @@ def _populate(
         related = made.get((id(populator), pk))
         if related is None:
             related = made[(id(populator), pk)] = _made(
-                populator.model_cls, populator.db, populator.init_list, data, plain[id(populator)]
+                populator.model_cls, populator.db, populator.init_list, data, sets_only[id(populator)]
             )
             for nested in populator.related_populators:
-                _populate(nested, row, related, made, plain)
+                _populate(nested, row, related, made, sets_only)
     populator.local_setter(instance, related)
     if related is not None:
         populator.remote_setter(related, instance)

@@ -172,14 +172,15 @@ def test_whole_session_in_browser(live_server, chromium):
 
         # Main block, with one reload in the middle.
         n_main = study.trials_per_session
-        # Two wrong answers, on main trials: a wrong catch trial would fail the session's catch check, and where the
-        # catch trial falls is the session's random seed's.
-        kinds = list(
+        # Two wrong answers, on the 7th and 30th main trials: a wrong catch trial would fail the session's catch
+        # check, and where the catch trials fall is the session's random seed's.
+        kinds = (
             SessionTrial.objects.filter(session=session(), phase=Session.Phase.MAIN)
             .order_by("index")
             .values_list("trial__kind", flat=True)
         )
-        wrong_positions = {position if kinds[position - 1] != Trial.Kind.CATCH else position - 1 for position in (7, 30)}
+        main_positions = [position for position, kind in enumerate(kinds, start=1) if kind != Trial.Kind.CATCH]
+        wrong_positions = {main_positions[6], main_positions[29]}
         for position in range(1, n_main + 1):
             assert wait_ready(page)["screen"] == "trial"
             expect(page.locator("#trial-progress")).to_have_text(f"Trial {position} of {n_main}")

@@ -390,3 +390,12 @@ def test_a_prepared_select_makes_its_instances_through_init_where_a_post_init_re
     assert seen == [prepared]
     assert _fields(prepared) == _fields(Study.objects.get(slug=study.slug))
 
+
+def test_a_prepared_select_of_some_columns_leaves_the_others_deferred_as_the_orm_does(db):
+    study = StudyFactory(layers=["blocks.6"])
+    slugs_only = PreparedSelect(
+        lambda slug: Study.objects.filter(slug=slug).only("slug"), slug=Study._meta.get_field("slug")
+    )
+    prepared = slugs_only.get(slug=study.slug)
+    assert prepared.get_deferred_fields() == Study.objects.only("slug").get(slug=study.slug).get_deferred_fields()
+    assert prepared.layers == ["blocks.6"]  # read when asked for, as a deferred field is
